@@ -1,0 +1,1 @@
+"""QA pair generation (installed as tunewiz.generators): providers, prompts, chunking, the async runner."""

@@ -1,0 +1,5 @@
+import sys
+
+from tunewiz.cli import main
+
+sys.exit(main())

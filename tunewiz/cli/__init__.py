@@ -1,0 +1,61 @@
+"""The `tunewiz` command: one subcommand per step, each in its own module.
+
+Each module in COMMAND_MODULES has `register(subparsers)`; handlers import their
+heavy dependencies inside, so `tunewiz --help` and the data commands start fast
+and never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tunewiz import __version__
+from tunewiz.errors import TunewizError
+
+COMMAND_MODULES = (
+    "tunewiz.cli.project_cmds",   # new, status, config, open
+    "tunewiz.cli.data_cmds",      # import, export-data, pairs
+    "tunewiz.cli.generate_cmds",  # generate, providers
+    "tunewiz.cli.train_cmds",     # hardware, preview, train, runs, logs, stop
+    "tunewiz.cli.export_cmds",    # checkpoints, pick, export, chat
+    "tunewiz.cli.demo_cmds",      # demo
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tunewiz",
+        description="From a topic, documents or a CSV of questions to a fine-tuned model for llama.cpp "
+                    "and Ollama. With no command, opens the wizard.")
+    parser.add_argument("--version", action="version", version=f"tunewiz {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # a step not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["open", *([] if argv is None else argv)])
+    try:
+        return int(args.handler(args) or 0)
+    except TunewizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

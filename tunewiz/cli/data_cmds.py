@@ -1,0 +1,108 @@
+"""`tunewiz import`, `export-data` and `pairs`."""
+
+from __future__ import annotations
+
+import argparse
+
+from tunewiz.cli.common import add_project_arg, open_project, table
+from tunewiz.formats import EXPORT_FORMATS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="add pairs from CSV, JSONL, Alpaca JSON, ShareGPT or OpenAI chat files",
+                       description="Add pairs to the project. Bad rows are reported with their line and "
+                                   "skipped; duplicates of pairs already in the project are skipped.")
+    add_project_arg(p)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--status", default="pending", choices=("pending", "accepted"),
+                   help="status of the imported pairs (default: pending)")
+    p.set_defaults(handler=cmd_import)
+
+    p = sub.add_parser("export-data", help="write the pairs to a file")
+    add_project_arg(p)
+    p.add_argument("output", help="the file to write")
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p.add_argument("--status", default="accepted,pending",
+                   help="comma-separated statuses to include (default: accepted,pending)")
+    p.set_defaults(handler=cmd_export_data)
+
+    p = sub.add_parser("pairs", help="list pairs, or change their status")
+    add_project_arg(p)
+    p.add_argument("--status", help="only pairs with this status")
+    p.add_argument("--accept", nargs="*", metavar="ID", help="accept these pairs (no ids: all pending)")
+    p.add_argument("--reject", nargs="+", metavar="ID", help="reject these pairs")
+    p.add_argument("--duplicates", action="store_true", help="list groups of near-duplicate questions")
+    p.set_defaults(handler=cmd_pairs)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from tunewiz.dataset import PairStore
+    from tunewiz.imports import import_file
+
+    project = open_project(args, write=True, holder="tunewiz import")
+    store = PairStore(project.pairs_path)
+    bad = 0
+    for name in args.files:
+        report = import_file(store, name, status=args.status)
+        print(report.summary())
+        for problem in report.problems:
+            print(f"  {name}: {problem.where}: {problem.reason}")
+        bad += len(report.problems)
+    print(f"The project now has {len(store)} pairs.")
+    return 1 if bad else 0
+
+
+def cmd_export_data(args: argparse.Namespace) -> int:
+    from tunewiz.dataset import PairStore
+    from tunewiz.formats import write_pairs
+
+    project = open_project(args)
+    wanted = {s.strip() for s in args.status.split(",")}
+    pairs = [p for p in PairStore(project.pairs_path) if p.status in wanted]
+    count = write_pairs(pairs, args.output, args.format, project.config.template.system_prompt)
+    print(f"Wrote {count} pairs to {args.output} ({args.format}).")
+    return 0
+
+
+def cmd_pairs(args: argparse.Namespace) -> int:
+    from tunewiz.dataset import PairStore
+    from tunewiz.dedup import near_duplicate_groups
+
+    write = args.accept is not None or args.reject is not None
+    project = open_project(args, write=write, holder="tunewiz pairs")
+    store = PairStore(project.pairs_path)
+    if args.accept is not None:
+        ids = args.accept or [p.id for p in store if p.status == "pending"]
+        print(f"Accepted {store.set_status(_known(store, ids), 'accepted')} pairs.")
+    if args.reject is not None:
+        print(f"Rejected {store.set_status(_known(store, args.reject), 'rejected')} pairs.")
+    if write:
+        return 0
+    pairs = [p for p in store if args.status is None or p.status == args.status]
+    if args.duplicates:
+        groups = near_duplicate_groups([p.question for p in pairs])
+        for number, group in enumerate(groups, start=1):
+            print(f"group {number}:")
+            for index in group:
+                print(f"  {pairs[index].id}  {pairs[index].question[:90]}")
+        print(f"{len(groups)} groups of near-duplicate questions.")
+        return 0
+    rows = [[p.id, p.status, _clip(p.question, 50), _clip(p.answer, 40)] for p in pairs]
+    print(table(rows, ["id", "status", "question", "answer"]))
+    counts = store.counts()
+    print(f"{len(store)} pairs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0
+
+
+def _known(store, ids):
+    from tunewiz.errors import TunewizError
+
+    missing = [i for i in ids if i not in store]
+    if missing:
+        raise TunewizError(f"no pair with id {', '.join(missing)}")
+    return ids
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,154 @@
+"""`tunewiz new`, `status`, `config` and `open`."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from tunewiz.cli.common import add_project_arg, open_project
+from tunewiz.errors import TunewizError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("new", help="create a project folder",
+                       description="Create a project. On a terminal, asks for whatever the flags leave out.")
+    p.add_argument("dir", help="the folder to create")
+    p.add_argument("--name", help="project name (default: the folder's name)")
+    p.add_argument("--base-model", help="model to fine-tune: smollm2-135m, a model folder, a .gguf file or a hub id")
+    p.add_argument("--topic", help="generate pairs about this topic")
+    p.add_argument("--documents", nargs="+", metavar="PATH", help="generate pairs from these documents or folders")
+    p.add_argument("--import", dest="import_file", metavar="FILE", help="import pairs from a CSV/JSONL/JSON file")
+    p.add_argument("-y", "--yes", action="store_true", help="ask nothing; use the flags and defaults")
+    p.set_defaults(handler=cmd_new)
+
+    p = sub.add_parser("status", help="where a project stands, step by step")
+    p.add_argument("dir", nargs="?", default=".", help="the project folder (default: here)")
+    p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("config", help="show or change a project setting",
+                       description="With no KEY, print the whole project file; with KEY, print one "
+                                   "value; with KEY VALUE, check and save it. Keys are section.key.")
+    add_project_arg(p)
+    p.add_argument("key", nargs="?", help="e.g. hyperparameters.learning_rate")
+    p.add_argument("value", nargs="?", help="the new value (lists: comma-separated)")
+    p.set_defaults(handler=cmd_config)
+
+    p = sub.add_parser("open", help="open the wizard (the default with no command)")
+    p.add_argument("dir", nargs="?", default=None, help="a project folder to open")
+    p.set_defaults(handler=cmd_open)
+
+
+def _ask_missing(args: argparse.Namespace) -> None:
+    """Fill what the flags left out by asking on the terminal (questionary)."""
+    import questionary
+
+    if args.name is None:
+        args.name = questionary.text("Project name:", default=Path(args.dir).name).unsafe_ask()
+    if args.base_model is None:
+        args.base_model = questionary.text(
+            "Base model (smollm2-135m, a model folder, a .gguf file or a hub id):",
+            default="smollm2-135m").unsafe_ask()
+    if args.topic is None and args.documents is None and args.import_file is None:
+        source = questionary.select("Where do the questions and answers come from?", choices=[
+            "A topic (an LLM writes them)", "My documents (an LLM writes them)",
+            "A file I have (CSV, JSONL, JSON)", "Decide later"]).unsafe_ask()
+        if source.startswith("A topic"):
+            args.topic = questionary.text("Topic:").unsafe_ask()
+        elif source.startswith("My documents"):
+            args.documents = [questionary.path("Document or folder:").unsafe_ask()]
+        elif source.startswith("A file"):
+            args.import_file = questionary.path("File:").unsafe_ask()
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from tunewiz.dataset import PairStore
+    from tunewiz.imports import import_file
+    from tunewiz.project import PROJECT_FILE, ProjectError, create_project
+
+    root = Path(args.dir)
+    if (root / PROJECT_FILE).exists():
+        raise ProjectError(f"{root / PROJECT_FILE}: a project already exists here; nothing was changed")
+    if not args.yes and sys.stdin.isatty() and sys.stdout.isatty():
+        try:
+            _ask_missing(args)
+        except KeyboardInterrupt:
+            print("Cancelled: no changes were made.")
+            return 130
+    values: dict = {}
+    if args.name:
+        values["project.name"] = args.name
+    if args.base_model:
+        values["base_model.model"] = args.base_model
+    if args.topic:
+        values["generator.topic"] = args.topic
+    if args.documents:
+        values["generator.documents"] = [str(Path(d).resolve()) for d in args.documents]
+    existed = root.exists()
+    try:
+        project = create_project(root, values)
+        if args.import_file:
+            report = import_file(PairStore(project.pairs_path), args.import_file)
+            print(report.summary())
+            for problem in report.problems:
+                print(f"  {args.import_file}: {problem.where}: {problem.reason}")
+    except (KeyboardInterrupt, ValueError, TunewizError) as exc:
+        # Leave nothing half-made behind: remove what this command created.
+        if not existed:
+            shutil.rmtree(root, ignore_errors=True)
+        if isinstance(exc, KeyboardInterrupt):
+            print("Cancelled: no changes were made.")
+            return 130
+        raise TunewizError(f"{exc}; no project was created") from None
+    print(f"Created {project.file}")
+    print(f"Next: tunewiz status {root}   ·   tunewiz open {root}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from tunewiz.project import Project
+    from tunewiz.status import project_status
+
+    project = Project.load(Path(args.dir))
+    for step in project_status(project):
+        print(f"{step.title:<16} {step.state:<8} {step.summary}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    import tomli_w
+
+    from tunewiz.project import parse_value
+
+    if args.key is None:
+        project = open_project(args)
+        print(tomli_w.dumps(project.config.to_dict()), end="")
+        return 0
+    section, _, key = args.key.partition(".")
+    if args.value is None:
+        project = open_project(args)
+        try:
+            print(project.get(args.key))
+        except AttributeError:
+            raise TunewizError(f"unknown key '{args.key}'") from None
+        return 0
+    project = open_project(args, write=True)
+    try:
+        value = parse_value(section, key, args.value)
+    except ValueError as exc:
+        raise TunewizError(f"{project.file}: {exc}") from None
+    project.set(args.key, value)
+    if section == "hyperparameters" and key != "preset":
+        project.config.hyperparameters.preset = "custom"
+    project.save()
+    print(f"{args.key} = {value!r}")
+    return 0
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    try:
+        from tunewiz.tui.app import run_app
+    except ModuleNotFoundError as exc:
+        raise TunewizError(f"the wizard is not available ({exc})") from None
+    return run_app(args.dir)

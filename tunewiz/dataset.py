@@ -1,0 +1,215 @@
+"""The QA pairs of a project: `data/pairs.jsonl`, an append-only journal of pair records.
+
+Every change is one appended, flushed line: a new pair, an edited pair (same id,
+later line wins) or a deletion (`{"id": ..., "deleted": true}`). Appends are
+cheap and a crash at any moment loses at most the line being written; a torn
+last line is ignored on load. `compact()` rewrites the file atomically with one
+line per live pair when superseded lines pile up.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from tunewiz.project import atomic_write_text
+
+STATUSES = ("pending", "accepted", "rejected")
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def new_pair_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass
+class Pair:
+    """One question/answer pair and where it came from."""
+
+    question: str
+    answer: str
+    id: str = field(default_factory=new_pair_id)
+    system: str = ""
+    """A system prompt for this pair alone; empty means the project's."""
+    source: str = ""
+    """Where it came from: an imported file and line, or a document and chunk."""
+    status: str = "pending"
+    scores: dict[str, float] = field(default_factory=dict)
+    """Named scores, e.g. {"judge": 8}."""
+    created: str = field(default_factory=now_iso)
+    updated: str = field(default_factory=now_iso)
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Pair":
+        known = {k: record[k] for k in cls.__dataclass_fields__ if k in record}
+        return cls(**known)
+
+
+class PairStore:
+    """Reads and appends the pairs journal of one project."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._pairs: dict[str, Pair] = {}
+        self._lines = 0
+        self.torn_lines: list[int] = []
+        self.load()
+
+    # -- reading
+
+    def load(self) -> None:
+        self._pairs.clear()
+        self._lines = 0
+        self.torn_lines = []
+        if not self.path.exists():
+            return
+        with self.path.open("r", encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                self._lines += 1
+                try:
+                    record = json.loads(line)
+                    if record.get("deleted"):
+                        self._pairs.pop(record["id"], None)
+                    else:
+                        pair = Pair.from_record(record)
+                        self._pairs[pair.id] = pair
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    # A line cut short by a crash mid-write: skip it, keep the rest.
+                    self.torn_lines.append(number)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __iter__(self) -> Iterator[Pair]:
+        return iter(list(self._pairs.values()))
+
+    def __contains__(self, pair_id: str) -> bool:
+        return pair_id in self._pairs
+
+    def get(self, pair_id: str) -> Pair:
+        return self._pairs[pair_id]
+
+    def counts(self) -> dict[str, int]:
+        counts = {status: 0 for status in STATUSES}
+        for pair in self._pairs.values():
+            counts[pair.status] = counts.get(pair.status, 0) + 1
+        return counts
+
+    def dataframe(self):
+        """All live pairs as a pandas DataFrame (one row per pair)."""
+        import pandas as pd
+
+        columns = list(Pair.__dataclass_fields__)
+        return pd.DataFrame([p.to_record() for p in self._pairs.values()], columns=columns)
+
+    # -- writing
+
+    def _append_records(self, records: Iterable[dict[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        if not lines:
+            return
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._lines += lines.count("\n")
+
+    def add(self, pairs: Iterable[Pair]) -> list[Pair]:
+        pairs = list(pairs)
+        for pair in pairs:
+            if pair.status not in STATUSES:
+                raise ValueError(f"pair {pair.id}: status must be one of {', '.join(STATUSES)}")
+        self._append_records(p.to_record() for p in pairs)
+        for pair in pairs:
+            self._pairs[pair.id] = pair
+        return pairs
+
+    def update(self, pair_id: str, **changes: Any) -> Pair:
+        """Change fields of one pair (question, answer, system, status, scores, source)."""
+        pair = self._pairs[pair_id]
+        if "status" in changes and changes["status"] not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {changes['status']!r}")
+        for key, value in changes.items():
+            if key in ("id", "created") or key not in Pair.__dataclass_fields__:
+                raise ValueError(f"cannot change {key!r} of a pair")
+            setattr(pair, key, value)
+        pair.updated = now_iso()
+        self._append_records([pair.to_record()])
+        return pair
+
+    def put(self, pair: Pair) -> None:
+        """Write a whole pair back as it is (used by undo to restore an earlier state)."""
+        self._append_records([pair.to_record()])
+        self._pairs[pair.id] = pair
+
+    def delete(self, pair_id: str) -> Pair:
+        pair = self._pairs.pop(pair_id)
+        self._append_records([{"id": pair_id, "deleted": True}])
+        return pair
+
+    def set_status(self, pair_ids: Iterable[str], status: str) -> int:
+        """Bulk status change in one append."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        stamp = now_iso()
+        changed = []
+        for pair_id in pair_ids:
+            pair = self._pairs[pair_id]
+            if pair.status != status:
+                pair.status, pair.updated = status, stamp
+                changed.append(pair)
+        self._append_records(p.to_record() for p in changed)
+        return len(changed)
+
+    def superseded_lines(self) -> int:
+        return self._lines - len(self._pairs)
+
+    def compact(self) -> None:
+        """Rewrite the journal with one line per live pair (atomic)."""
+        text = "".join(json.dumps(p.to_record(), ensure_ascii=False) + "\n" for p in self._pairs.values())
+        atomic_write_text(self.path, text)
+        self._lines = len(self._pairs)
+
+
+# ---------------------------------------------------------------- the split
+
+def is_validation(pair_id: str, seed: int, fraction: float) -> bool:
+    """Whether a pair is held out. Depends only on its id and the seed, so adding or
+    removing other pairs never moves a pair between train and validation."""
+    digest = hashlib.sha256(f"{seed}:{pair_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def trainable(pairs: Iterable[Pair], train_on: str) -> list[Pair]:
+    allowed = {"accepted"} if train_on == "accepted" else {"accepted", "pending"}
+    return [p for p in pairs if p.status in allowed]
+
+
+def split_pairs(pairs: Iterable[Pair], seed: int, fraction: float) -> tuple[list[Pair], list[Pair]]:
+    """(train, validation), each sorted by id so the order is stable too."""
+    train, validation = [], []
+    for pair in sorted(pairs, key=lambda p: p.id):
+        (validation if is_validation(pair.id, seed, fraction) else train).append(pair)
+    return train, validation
+
+
+def project_split(project) -> tuple[list[Pair], list[Pair]]:
+    """The train/validation pairs of a project, as its [dataset] section says."""
+    ds = project.config.dataset
+    store = PairStore(project.pairs_path)
+    return split_pairs(trainable(store, ds.train_on), ds.split_seed, ds.validation_fraction)

@@ -1,0 +1,330 @@
+"""The project folder: `tunewiz.toml`, read, validated, saved atomically and locked.
+
+A project is a folder. Its TOML file holds every choice; data and artefacts live
+beside it (data/, runs/, exports/). Loading validates every key against
+`schema.py` and names the key and the file in any error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import difflib
+import fcntl
+import os
+import sys
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+import tomli_w
+
+from tunewiz.errors import TunewizError
+from tunewiz.schema import SCHEMA_VERSION, SECTIONS
+
+PROJECT_FILE = "tunewiz.toml"
+LOCK_FILE = ".tunewiz.lock"
+
+
+class ProjectError(TunewizError):
+    """The project file is missing, malformed or invalid."""
+
+
+class ProjectLockedError(TunewizError):
+    """Another process has the project open for writing."""
+
+
+@dataclass
+class Config:
+    """Every section of the project file, with defaults for what the file leaves out."""
+
+    project: Any = None
+    base_model: Any = None
+    generator: Any = None
+    dataset: Any = None
+    template: Any = None
+    hardware: Any = None
+    hyperparameters: Any = None
+    checkpoint: Any = None
+    export: Any = None
+
+    def __post_init__(self) -> None:
+        for name, cls in SECTIONS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, cls())
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+        for name in SECTIONS:
+            data[name] = dataclasses.asdict(getattr(self, name))
+        return data
+
+
+# ---------------------------------------------------------------- validation
+
+def _type_name(t: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(t, "a list of strings")
+
+
+def check_value(section: str, key: str, value: Any) -> Any:
+    """Check one value against the schema; return it (ints widened to floats where a number is due).
+
+    Raises ValueError with a message naming `section.key`.
+    """
+    cls = SECTIONS[section]
+    spec = {f.name: f for f in dataclasses.fields(cls)}[key]
+    want = typing.get_type_hints(cls)[key]
+    where = f"{section}.{key}"
+    if want is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false, got {value!r}")
+    elif want is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where} must be an integer, got {value!r}")
+    elif want is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{where} must be a finite number, got {value!r}")
+    elif want is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where} must be a string, got {value!r}")
+    else:  # list[str]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{where} must be a list of strings, got {value!r}")
+    meta = spec.metadata
+    lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise ValueError(f"{where} must be between {lo:g} and {hi:g}, got {value!r}")
+    if choices and value not in choices:
+        raise ValueError(f"{where} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def parse_value(section: str, key: str, text: str) -> Any:
+    """Turn the text a person typed (CLI `set`, a TUI input) into a checked value."""
+    if section not in SECTIONS:
+        raise ValueError(f"unknown section '{section}'{_suggest(section, SECTIONS)}")
+    names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    if key not in names:
+        raise ValueError(f"unknown key '{section}.{key}'{_suggest(key, names)}")
+    want = typing.get_type_hints(SECTIONS[section])[key]
+    raw = text.strip()
+    value: Any
+    try:
+        if want is bool:
+            lowered = raw.lower()
+            if lowered not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+                raise ValueError
+            value = lowered in ("true", "yes", "on", "1")
+        elif want is int:
+            value = int(raw)
+        elif want is float:
+            value = float(raw)
+        elif want is str:
+            value = text
+        else:
+            value = [part.strip() for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"{section}.{key} must be {_type_name(want)}, got {text!r}") from None
+    return check_value(section, key, value)
+
+
+def _suggest(word: str, options: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def config_from_dict(data: dict[str, Any], source: str) -> Config:
+    """Validate a parsed TOML document; every error names `source` and the key."""
+    version = data.get("schema_version")
+    if version is None:
+        raise ProjectError(f"{source}: missing key 'schema_version' (this file was not written by tunewiz?)")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ProjectError(f"{source}: schema_version must be an integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ProjectError(f"{source}: schema_version {version} is newer than this tunewiz understands "
+                           f"({SCHEMA_VERSION}); upgrade tunewiz")
+    if version < 1:
+        raise ProjectError(f"{source}: schema_version must be at least 1, got {version}")
+    config = Config()
+    for name, body in data.items():
+        if name == "schema_version":
+            continue
+        if name not in SECTIONS:
+            raise ProjectError(f"{source}: unknown section [{name}]{_suggest(name, SECTIONS)}")
+        if not isinstance(body, dict):
+            raise ProjectError(f"{source}: [{name}] must be a table, got {body!r}")
+        cls = SECTIONS[name]
+        names = [f.name for f in dataclasses.fields(cls)]
+        values = {}
+        for key, value in body.items():
+            if key not in names:
+                raise ProjectError(f"{source}: unknown key '{name}.{key}'{_suggest(key, names)}")
+            try:
+                values[key] = check_value(name, key, value)
+            except ValueError as exc:
+                raise ProjectError(f"{source}: {exc}") from None
+        setattr(config, name, cls(**values))
+    return config
+
+
+# ---------------------------------------------------------------- the project
+
+@dataclass
+class Project:
+    """A project folder and its validated configuration."""
+
+    root: Path
+    config: Config = field(default_factory=Config)
+    _lock_fd: int | None = field(default=None, repr=False)
+
+    @property
+    def file(self) -> Path:
+        return self.root / PROJECT_FILE
+
+    def path(self, relative: str) -> Path:
+        """A path from the project file, resolved against the project folder."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def pairs_path(self) -> Path:
+        return self.path(self.config.dataset.pairs_file)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def name(self) -> str:
+        return self.config.project.name or self.root.resolve().name
+
+    # -- loading and saving
+
+    @classmethod
+    def load(cls, root: str | os.PathLike[str]) -> "Project":
+        root = Path(root)
+        if root.name == PROJECT_FILE:
+            root = root.parent
+        file = root / PROJECT_FILE
+        if not file.exists():
+            raise ProjectError(f"{file}: no project here (create one with `tunewiz new {root}`)")
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ProjectError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ProjectError(f"{file}: not valid TOML: {exc}") from None
+        return cls(root=root, config=config_from_dict(data, str(file)))
+
+    def save(self) -> None:
+        """Write the project file atomically: a temp file beside it, fsync, rename."""
+        atomic_write_text(self.file, tomli_w.dumps(self.config.to_dict()))
+
+    def set(self, dotted_key: str, value: Any) -> None:
+        """Set `section.key` to a value (checked) in memory; call save() to keep it."""
+        section, _, key = dotted_key.partition(".")
+        if section not in SECTIONS:
+            raise ValueError(f"unknown section '{section}'{_suggest(section, SECTIONS)}")
+        names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+        if key not in names:
+            raise ValueError(f"unknown key '{dotted_key}'{_suggest(key, names)}")
+        setattr(getattr(self.config, section), key, check_value(section, key, value))
+
+    def get(self, dotted_key: str) -> Any:
+        section, _, key = dotted_key.partition(".")
+        return getattr(getattr(self.config, section), key)
+
+    # -- the write lock
+
+    def lock(self, holder: str = "tunewiz") -> "Project":
+        """Take the project's write lock or raise ProjectLockedError naming who holds it.
+
+        The lock is an flock on a file in the project folder, so it dies with its
+        process: a crash never leaves a stale lock behind.
+        """
+        if self._lock_fd is not None:
+            return self
+        path = self.root / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise ProjectLockedError(
+                f"{self.root}: the project is open for writing by {who}; "
+                "close it there first (reading is still fine)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} ({holder})".encode())
+        self._lock_fd = fd
+        return self
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> "Project":
+        return self.lock()
+
+    def __exit__(self, *exc: object) -> None:
+        self.unlock()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that a crash leaves either the old or the new file."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def create_project(root: str | os.PathLike[str], values: dict[str, Any] | None = None) -> Project:
+    """Create a new project folder with its TOML file and data folder.
+
+    `values` are dotted keys (`base_model.model`, ...) with checked values.
+    Refuses to touch a folder that already holds a project.
+    """
+    root = Path(root)
+    if (root / PROJECT_FILE).exists():
+        raise ProjectError(f"{root / PROJECT_FILE}: a project already exists here; nothing was changed")
+    project = Project(root=root)
+    project.config.project.name = root.resolve().name
+    project.config.project.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    for key, value in (values or {}).items():
+        project.set(key, value)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "data").mkdir(exist_ok=True)
+    project.save()
+    return project

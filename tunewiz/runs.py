@@ -1,0 +1,128 @@
+"""Run folders: `runs/<run-id>/` with status.json, metrics.jsonl, train.log and checkpoints/.
+
+This module only reads and writes the files; starting and stopping the training
+process lives in `tunewiz.training`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from tunewiz.project import atomic_write_text
+
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+CHECKPOINTS_DIR = "checkpoints"
+COMPLETE_MARKER = "COMPLETE"
+"""Written last into a checkpoint folder; a checkpoint without it is ignored."""
+
+ACTIVE_STATES = ("starting", "running", "stopping")
+
+
+@dataclass
+class RunStatus:
+    """What status.json says about a run."""
+
+    state: str = "starting"
+    """starting, running, stopping, finished, stopped, failed."""
+    pid: int = 0
+    step: int = 0
+    max_steps: int = 0
+    message: str = ""
+    started: str = ""
+    ended: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    dir: Path
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+    @property
+    def status_path(self) -> Path:
+        return self.dir / STATUS_FILE
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / METRICS_FILE
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / LOG_FILE
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.dir / CHECKPOINTS_DIR
+
+    def read_status(self) -> RunStatus:
+        try:
+            data = json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return RunStatus(state="unknown", message="status.json is missing or unreadable")
+        known = {k: data.pop(k) for k in list(data) if k in RunStatus.__dataclass_fields__ and k != "extra"}
+        return RunStatus(**known, extra=data)
+
+    def write_status(self, status: RunStatus) -> None:
+        data = {k: v for k, v in status.__dict__.items() if k != "extra"} | status.extra
+        atomic_write_text(self.status_path, json.dumps(data, indent=2) + "\n")
+
+    def is_alive(self) -> bool:
+        """Whether the run's process still exists (the status file alone can be stale after kill -9)."""
+        status = self.read_status()
+        if status.state not in ACTIVE_STATES or not status.pid:
+            return False
+        try:
+            os.kill(status.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def state(self) -> str:
+        """The status file's state, corrected to 'died' when an active run's process is gone."""
+        status = self.read_status()
+        if status.state in ACTIVE_STATES and not self.is_alive():
+            return "died"
+        return status.state
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return list(read_jsonl(self.metrics_path))
+
+    def complete_checkpoints(self) -> list[Path]:
+        """Checkpoint folders that carry the completion marker, by step."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        found = [p for p in self.checkpoints_dir.glob("checkpoint-*") if (p / COMPLETE_MARKER).exists()]
+        return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a JSONL file that is being appended to; a torn last line is skipped."""
+    try:
+        handle = path.open("r", encoding="utf-8")
+    except FileNotFoundError:
+        return
+    with handle:
+        for line in handle:
+            if line.endswith("\n"):
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue
+
+
+def list_runs(runs_dir: Path) -> list[Run]:
+    """Runs of a project, oldest first (run ids start with a sortable timestamp)."""
+    if not runs_dir.is_dir():
+        return []
+    return [Run(p) for p in sorted(runs_dir.iterdir()) if (p / STATUS_FILE).exists()]

