@@ -251,8 +251,10 @@ def read_pairs(path: str | Path) -> ReadResult:
     if suffix in (".jsonl", ".ndjson"):
         return read_jsonl(path)
     if suffix == ".json":
+        # A list is one JSON document; an object per line is JSONL saved as .json.
         text, _ = _read_text(path)
-        return read_json(path) if text.lstrip()[:1] in "[{" and _is_one_document(text) else read_jsonl(path)
+        first = text.lstrip()[:1]
+        return read_json(path) if first == "[" or (first == "{" and _is_one_document(text)) else read_jsonl(path)
     raise FormatError(f"{path}: unknown file type '{suffix}' (expected .csv, .jsonl or .json)")
 
 

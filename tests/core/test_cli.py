@@ -1,0 +1,103 @@
+"""The `tunewiz` command as a user runs it: a real subprocess, real files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tunewiz.cli import COMMAND_MODULES, build_parser
+from tunewiz.project import Project
+
+
+def tunewiz(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tunewiz", *args], capture_output=True, text=True, cwd=cwd,
+                          stdin=subprocess.DEVNULL, timeout=120)
+
+
+def test_help_of_every_subcommand():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # the registered subcommands
+    assert {"new", "status", "config", "import", "export-data", "pairs"} <= set(commands)
+    for name in commands:
+        done = tunewiz(name, "--help")
+        assert done.returncode == 0, (name, done.stderr)
+        assert "usage: tunewiz" in done.stdout
+
+
+def test_new_import_status_and_export(tmp_path):
+    csv = tmp_path / "qa.csv"
+    csv.write_text("Question,Answer\nWhat is Zorblax?,A made-up planet.\nWho runs Acme?,Ada.\nbroken,\n")
+    done = tunewiz("new", str(tmp_path / "p"), "--name", "demo", "--topic", "space", "--import", str(csv), "-y")
+    assert done.returncode == 0, done.stderr
+    assert "added 2 pairs, skipped 1 bad rows" in done.stdout
+    assert "line 4: the answer is empty" in done.stdout
+    project = Project.load(tmp_path / "p")
+    assert project.config.project.name == "demo"
+    assert project.config.generator.topic == "space"
+
+    done = tunewiz("status", str(tmp_path / "p"))
+    assert done.returncode == 0, done.stderr
+    assert "2 pairs" in done.stdout and "0 accepted, 2 pending" in done.stdout
+
+    done = tunewiz("pairs", "-p", str(tmp_path / "p"), "--accept")
+    assert "Accepted 2 pairs." in done.stdout
+    out = tmp_path / "out.jsonl"
+    done = tunewiz("export-data", "-p", str(tmp_path / "p"), str(out), "--format", "openai")
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().count('"role": "assistant"') == 2
+
+
+def test_new_refuses_an_existing_project_and_changes_nothing(project):
+    before = project.file.read_bytes()
+    done = tunewiz("new", str(project.root), "-y")
+    assert done.returncode == 2
+    assert "a project already exists here; nothing was changed" in done.stderr
+    assert project.file.read_bytes() == before
+
+
+def test_new_with_a_bad_import_leaves_nothing_behind(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    done = tunewiz("new", str(tmp_path / "p"), "--import", str(tmp_path / "empty.csv"), "-y")
+    assert done.returncode == 2
+    assert "empty.csv: the file is empty; no project was created" in done.stderr
+    assert not (tmp_path / "p").exists()
+
+
+def test_config_get_set_and_bad_values(project):
+    root = str(project.root)
+    assert tunewiz("config", "-p", root, "hyperparameters.lora_r", "8").returncode == 0
+    assert tunewiz("config", "-p", root, "hyperparameters.lora_r").stdout.strip() == "8"
+    assert Project.load(project.root).config.hyperparameters.preset == "custom"
+    done = tunewiz("config", "-p", root, "hyperparameters.learning_rate", "fast")
+    assert done.returncode == 2
+    assert "hyperparameters.learning_rate must be a number, got 'fast'" in done.stderr
+    done = tunewiz("config", "-p", root, "hardware.device", "tpu")
+    assert "hardware.device must be one of auto, cpu, cuda, mps" in done.stderr
+
+
+def test_bad_project_file_is_an_error_not_a_traceback(tmp_path):
+    (tmp_path / "tunewiz.toml").write_text("schema_version = 1\n[hyperparameters]\nlora_r = -1\n")
+    done = tunewiz("status", str(tmp_path))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "tunewiz.toml: hyperparameters.lora_r must be between 1 and 1024, got -1" in done.stderr
+
+
+def test_import_is_refused_while_another_process_holds_the_project(project, tmp_path):
+    (tmp_path / "qa.csv").write_text("Question,Answer\nq,a\n")
+    project.lock("tunewiz tui")
+    done = tunewiz("import", "-p", str(project.root), str(tmp_path / "qa.csv"))
+    assert done.returncode == 2
+    assert f"open for writing by pid {os.getpid()} (tunewiz tui)" in done.stderr
+    project.unlock()
+
+
+def test_every_command_module_exists():
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name)

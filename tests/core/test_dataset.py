@@ -1,0 +1,82 @@
+"""The pairs journal and the train/validation split."""
+
+from __future__ import annotations
+
+import json
+
+from tunewiz.dataset import Pair, PairStore, is_validation, split_pairs, trainable
+
+
+def test_changes_are_appended_and_survive_reload(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    store = PairStore(path)
+    a, b = store.add([Pair("Q1", "A1"), Pair("Q2", "A2")])
+    store.update(a.id, answer="A1 edited", status="accepted")
+    store.delete(b.id)
+    again = PairStore(path)
+    assert [(p.question, p.answer, p.status) for p in again] == [("Q1", "A1 edited", "accepted")]
+    assert again.superseded_lines() == 3
+
+
+def test_a_torn_last_line_is_skipped_and_the_rest_kept(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    store = PairStore(path)
+    store.add([Pair("Q1", "A1"), Pair("Q2", "A2")])
+    with path.open("a") as handle:
+        handle.write('{"id": "abc", "question": "cut sho')  # a crash mid-write
+    again = PairStore(path)
+    assert len(again) == 2
+    assert again.torn_lines == [3]
+
+
+def test_compact_keeps_exactly_the_live_pairs(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    store = PairStore(path)
+    pairs = store.add([Pair(f"Q{i}", f"A{i}") for i in range(5)])
+    for pair in pairs[:3]:
+        store.update(pair.id, status="rejected")
+    store.delete(pairs[4].id)
+    store.compact()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 4
+    assert {json.loads(line)["id"] for line in lines} == {p.id for p in pairs[:4]}
+    assert PairStore(path).counts() == {"pending": 1, "accepted": 0, "rejected": 3}
+
+
+def test_undo_by_putting_back_an_earlier_copy(tmp_path):
+    store = PairStore(tmp_path / "pairs.jsonl")
+    (pair,) = store.add([Pair("Q", "A")])
+    saved = Pair.from_record(pair.to_record())
+    store.update(pair.id, answer="changed")
+    store.put(saved)
+    assert PairStore(tmp_path / "pairs.jsonl").get(pair.id).answer == "A"
+
+
+def test_dataframe_has_one_row_per_pair(tmp_path):
+    store = PairStore(tmp_path / "pairs.jsonl")
+    store.add([Pair("Q1", "A1"), Pair("Q2", "A2", status="accepted")])
+    frame = store.dataframe()
+    assert list(frame["question"]) == ["Q1", "Q2"]
+    assert list(frame["status"]) == ["pending", "accepted"]
+
+
+def test_split_is_stable_when_pairs_are_added_elsewhere():
+    pairs = [Pair(f"Q{i}", f"A{i}") for i in range(400)]
+    train, validation = split_pairs(pairs, seed=7, fraction=0.2)
+    assert 40 < len(validation) < 120  # about a fifth
+    more = pairs + [Pair(f"new {i}", "x") for i in range(300)]
+    train2, validation2 = split_pairs(more, seed=7, fraction=0.2)
+    old_ids = {p.id for p in pairs}
+    assert {p.id for p in validation2 if p.id in old_ids} == {p.id for p in validation}
+    assert {p.id for p in train2 if p.id in old_ids} == {p.id for p in train}
+
+
+def test_split_depends_on_the_seed():
+    ids = [f"{i:012x}" for i in range(200)]
+    assert [is_validation(i, 1, 0.3) for i in ids] != [is_validation(i, 2, 0.3) for i in ids]
+
+
+def test_rejected_pairs_never_train():
+    pairs = [Pair("a", "1", status="accepted"), Pair("b", "2"), Pair("c", "3", status="rejected")]
+    assert [p.question for p in trainable(pairs, "accepted+pending")] == ["a", "b"]
+    assert [p.question for p in trainable(pairs, "accepted")] == ["a"]

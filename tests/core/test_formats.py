@@ -1,0 +1,135 @@
+"""Importing and exporting pairs: every format, and the bad inputs people really have."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tunewiz.dataset import PairStore
+from tunewiz.dedup import near_duplicate_groups, normalize
+from tunewiz.formats import EXPORT_FORMATS, FormatError, read_pairs, write_pairs
+from tunewiz.imports import import_file
+
+
+def test_csv_with_any_case_and_multiline_cells(tmp_path):
+    f = tmp_path / "qa.csv"
+    f.write_text('QUESTION,answer\nWhat is H2O?,Water\n"Two\nlines?","Yes, two"\n')
+    result = read_pairs(f)
+    assert [(p.question, p.answer) for p in result.pairs] == [("What is H2O?", "Water"), ("Two\nlines?", "Yes, two")]
+    assert result.pairs[1].source == "qa.csv:3"
+    assert result.problems == []
+
+
+def test_csv_instruction_output_and_prompt_response_columns(tmp_path):
+    (tmp_path / "a.csv").write_text("instruction,input,output\nTranslate,hello,bonjour\n")
+    (tmp_path / "b.csv").write_text("prompt,response\nHi,Hello\n")
+    assert read_pairs(tmp_path / "a.csv").pairs[0].question == "Translate\n\nhello"
+    assert read_pairs(tmp_path / "b.csv").pairs[0].answer == "Hello"
+
+
+def test_csv_bad_rows_are_reported_by_line_and_good_rows_kept(tmp_path):
+    f = tmp_path / "qa.csv"
+    f.write_bytes(b'Question,Answer\n'
+                  b'Good one?,Yes\n'
+                  b'"Broken quoting, "x",y\n'
+                  b'Missing answer?,\n'
+                  b'Only one column\n'
+                  b'Caf\xe9 latin-1?,bad bytes\n'
+                  b'Last good?,Also yes\n')
+    result = read_pairs(f)
+    assert [p.question for p in result.pairs] == ["Good one?", "Last good?"]
+    problems = [(p.where, p.reason.split(" (")[0]) for p in result.problems]
+    assert problems == [("line 3", "broken quoting"), ("line 4", "the answer is empty"),
+                        ("line 5", "only 1 columns; the answer is missing"),
+                        ("line 6", "not valid UTF-8 text")]
+
+
+def test_csv_without_question_and_answer_columns(tmp_path):
+    f = tmp_path / "x.csv"
+    f.write_text("foo,bar\n1,2\n")
+    with pytest.raises(FormatError, match=r"x.csv: line 1: expected a Question and an Answer column"):
+        read_pairs(f)
+
+
+@pytest.mark.parametrize("content,message", [(b"", "the file is empty"), (b"  \n\n", "the file is empty"),
+                                             (b"\x89PNG\r\n\x1a\n\x00\x00", "looks like a binary file")])
+def test_unreadable_files(tmp_path, content, message):
+    f = tmp_path / "data.csv"
+    f.write_bytes(content)
+    with pytest.raises(FormatError, match=message):
+        read_pairs(f)
+
+
+def test_jsonl_of_every_record_shape(tmp_path):
+    records = [
+        {"question": "q1", "answer": "a1"},
+        {"instruction": "q2", "input": "", "output": "a2"},
+        {"prompt": "q3", "response": "a3"},
+        {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "q4"},
+                      {"role": "assistant", "content": "a4"}]},
+        {"conversations": [{"from": "human", "value": "q5"}, {"from": "gpt", "value": "a5"},
+                           {"from": "human", "value": "q6"}, {"from": "gpt", "value": "a6"}]},
+    ]
+    f = tmp_path / "mixed.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in records) + "\n{not json\n{\"question\": \"q only\"}\n")
+    result = read_pairs(f)
+    assert [p.question for p in result.pairs] == ["q1", "q2", "q3", "q4", "q5", "q6"]
+    assert result.pairs[3].system == "be brief"
+    assert [(p.where, p.reason) for p in result.problems] == [
+        ("line 6", "not valid JSON (Expecting property name enclosed in double quotes)"),
+        ("line 7", "no answer field (answer, output, response)")]
+
+
+def test_alpaca_json_list_with_a_bad_item(tmp_path):
+    f = tmp_path / "alpaca.json"
+    f.write_text(json.dumps([{"instruction": "q1", "input": "ctx", "output": "a1"},
+                             {"instruction": "q2", "input": "", "output": ""}]))
+    result = read_pairs(f)
+    assert [(p.question, p.answer) for p in result.pairs] == [("q1\n\nctx", "a1")]
+    assert [(p.where, p.reason) for p in result.problems] == [("item 2", "the answer is empty")]
+
+
+def test_broken_json_document_names_the_line(tmp_path):
+    f = tmp_path / "broken.json"
+    f.write_text('[\n {"instruction": "q", "output": "a"},\n {"instruction": \n')
+    with pytest.raises(FormatError, match="broken.json: line"):
+        read_pairs(f)
+
+
+def test_importing_twice_adds_nothing(tmp_path):
+    f = tmp_path / "qa.csv"
+    f.write_text("Question,Answer\nWhat is H2O?,Water\nwhat is  h2o,water.\nOther?,Thing\n")
+    store = PairStore(tmp_path / "pairs.jsonl")
+    first = import_file(store, f)
+    assert (first.added, first.duplicates) == (2, 1)  # the second row is the first, normalized
+    second = import_file(store, f)
+    assert (second.added, second.duplicates) == (0, 3)
+    assert len(PairStore(tmp_path / "pairs.jsonl")) == 2
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_every_export_format_reads_back(tmp_path, fmt):
+    store = PairStore(tmp_path / "pairs.jsonl")
+    store.add(read_pairs(_qa_csv(tmp_path)).pairs)
+    out = tmp_path / f"out.{'json' if fmt == 'alpaca' else fmt if fmt == 'csv' else 'jsonl'}"
+    assert write_pairs(store, out, fmt, default_system="Be kind.") == 2
+    back = read_pairs(out)
+    assert [(p.question, p.answer) for p in back.pairs] == [("Q, with comma?", 'A "quoted"'), ("Q2", "A2")]
+    assert back.problems == []
+
+
+def _qa_csv(tmp_path):
+    f = tmp_path / "in.csv"
+    f.write_text('Question,Answer\n"Q, with comma?","A ""quoted"""\nQ2,A2\n')
+    return f
+
+
+def test_normalize_and_near_duplicates():
+    assert normalize("  What IS   the answer?! ") == "what is the answer"
+    texts = ["What is the boiling point of water at sea level?",
+             "What is the boiling point of water at sea level in Celsius?",
+             "Who wrote the novel Moby Dick?",
+             "what is the boiling point of water at sea level"]
+    groups = near_duplicate_groups(texts, threshold=0.6)
+    assert sorted(sorted(g) for g in groups) == [[0, 1, 3]]

@@ -1,0 +1,134 @@
+"""The project file: schema validation (one bad file per error), atomic save, the write lock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tunewiz.project import (PROJECT_FILE, Project, ProjectError, ProjectLockedError, create_project,
+                             parse_value)
+
+BAD = Path(__file__).parent / "bad_projects"
+
+EXPECTED_ERRORS = {
+    "unknown_key.toml": "unknown key 'hyperparameters.learning_rat' (did you mean 'learning_rate'?)",
+    "unknown_section.toml": "unknown section [hyperparams] (did you mean 'hyperparameters'?)",
+    "wrong_type.toml": "hyperparameters.lora_r must be an integer, got 'sixteen'",
+    "out_of_range.toml": "dataset.validation_fraction must be between 0 and 0.5, got 0.9",
+    "bad_choice.toml": "template.name must be one of auto, chatml, llama2, alpaca; got 'vicuna'",
+    "not_toml.toml": "not valid TOML",
+    "no_version.toml": "missing key 'schema_version'",
+    "future_version.toml": "schema_version 99 is newer than this tunewiz understands",
+    "section_not_table.toml": "[hardware] must be a table",
+    "bool_as_int.toml": "hyperparameters.lora_r must be an integer, got True",
+    "list_of_ints.toml": "hyperparameters.target_modules must be a list of strings",
+    "not_utf8.toml": "not UTF-8 text",
+}
+
+
+def test_every_bad_fixture_has_an_expectation():
+    assert sorted(p.name for p in BAD.glob("*.toml")) == sorted(EXPECTED_ERRORS)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_ERRORS))
+def test_bad_project_file_names_file_and_key(tmp_path, name):
+    shutil.copy(BAD / name, tmp_path / PROJECT_FILE)
+    with pytest.raises(ProjectError) as info:
+        Project.load(tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / PROJECT_FILE) in message
+    assert EXPECTED_ERRORS[name] in message
+
+
+def test_missing_project_says_how_to_create_one(tmp_path):
+    with pytest.raises(ProjectError, match="tunewiz new"):
+        Project.load(tmp_path)
+
+
+def test_round_trip_keeps_every_value(tmp_path):
+    project = create_project(tmp_path / "p", {"base_model.model": "/models/llama.gguf",
+                                              "generator.documents": ["a.md", "b.pdf"]})
+    project.set("hyperparameters.learning_rate", 1e-3)
+    project.set("hyperparameters.lora_r", 8)
+    project.set("hardware.allow_over_memory", True)
+    project.save()
+    again = Project.load(tmp_path / "p")
+    assert again.config == project.config
+    assert again.config.generator.documents == ["a.md", "b.pdf"]
+    assert again.get("hyperparameters.learning_rate") == 1e-3
+
+
+def test_integers_are_accepted_where_numbers_are_due(tmp_path):
+    (tmp_path / PROJECT_FILE).write_text("schema_version = 1\n[hyperparameters]\nepochs = 2\n")
+    assert Project.load(tmp_path).config.hyperparameters.epochs == 2.0
+
+
+def test_set_refuses_bad_values_and_leaves_config_unchanged(project):
+    with pytest.raises(ValueError, match="hyperparameters.lora_r must be between 1 and 1024"):
+        project.set("hyperparameters.lora_r", 0)
+    with pytest.raises(ValueError, match="did you mean 'lora_r'"):
+        project.set("hyperparameters.lora_rank", 4)
+    assert project.config.hyperparameters.lora_r == 16
+
+
+def test_parse_value_reads_what_people_type():
+    assert parse_value("hyperparameters", "learning_rate", "3e-4") == 3e-4
+    assert parse_value("hyperparameters", "packing", "no") is False
+    assert parse_value("hyperparameters", "target_modules", "q_proj, v_proj") == ["q_proj", "v_proj"]
+    with pytest.raises(ValueError, match="must be an integer, got 'x'"):
+        parse_value("hyperparameters", "lora_r", "x")
+
+
+def test_create_refuses_an_existing_project(project):
+    before = project.file.read_bytes()
+    with pytest.raises(ProjectError, match="already exists"):
+        create_project(project.root)
+    assert project.file.read_bytes() == before
+
+
+def test_save_is_atomic_a_failed_write_keeps_the_old_file(project, monkeypatch):
+    before = project.file.read_bytes()
+    project.set("hyperparameters.lora_r", 4)
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)  # a full disk can't be produced on demand
+    with pytest.raises(OSError):
+        project.save()
+    monkeypatch.undo()
+    assert project.file.read_bytes() == before
+    assert [p.name for p in project.root.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_second_process_is_refused_the_write_lock(project):
+    project.lock("test holder")
+    code = ("import sys\nfrom tunewiz.project import Project, ProjectLockedError\n"
+            f"p = Project.load({str(project.root)!r})\n"
+            "try:\n    p.lock()\nexcept ProjectLockedError as e:\n    print(e); sys.exit(3)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    assert f"pid {os.getpid()} (test holder)" in done.stdout
+    project.unlock()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_lock_dies_with_its_process(project):
+    holder = subprocess.Popen([sys.executable, "-c",
+                               f"from tunewiz.project import Project; p = Project.load({str(project.root)!r}); "
+                               "p.lock(); print('locked', flush=True); import time; time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ProjectLockedError):
+            Project.load(project.root).lock()
+    finally:
+        holder.kill()
+        holder.wait()
+    Project.load(project.root).lock().unlock()
