@@ -162,6 +162,12 @@ class PairStore:
         self._append_records([{"id": pair_id, "deleted": True}])
         return pair
 
+    def delete_many(self, pair_ids: Iterable[str]) -> list[Pair]:
+        """Delete several pairs in one append (bulk delete in the review step)."""
+        removed = [self._pairs.pop(pair_id) for pair_id in list(pair_ids) if pair_id in self._pairs]
+        self._append_records({"id": p.id, "deleted": True} for p in removed)
+        return removed
+
     def set_status(self, pair_ids: Iterable[str], status: str) -> int:
         """Bulk status change in one append."""
         if status not in STATUSES:

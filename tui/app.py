@@ -1,0 +1,110 @@
+"""The Textual wizard: `tunewiz` with no arguments, or `tunewiz open DIR`.
+
+The app holds the open project and its write lock; every step is a pane of the
+wizard screen that reads and writes the project through the headless core. Work
+that takes time runs in thread workers (which touch the UI only through
+`call_from_thread`) or in the detached training process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from tunewiz.errors import TunewizError
+
+
+class TunewizApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "tunewiz"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
+    # The command palette is one more thing on a small screen; every action has its own key.
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, project_dir: str | Path | None = None, first_step: str = "data") -> None:
+        super().__init__()
+        self.project_dir = Path(project_dir) if project_dir else None
+        self.first_step = first_step
+        self.project = None
+
+    def on_mount(self) -> None:
+        if self.project_dir is None:
+            self.show_welcome()
+        else:
+            self.open_project(self.project_dir)
+
+    def show_welcome(self) -> None:
+        from tunewiz.tui.screens.welcome import WelcomeScreen
+
+        if not any(isinstance(s, WelcomeScreen) for s in self.screen_stack):
+            self.push_screen(WelcomeScreen())
+
+    # -- the project
+
+    def open_project(self, folder: Path) -> bool:
+        """Load and lock a project and show the wizard; on failure say why in a dialog."""
+        from tunewiz.project import Project
+        from tunewiz.tui.recent import remember
+        from tunewiz.tui.screens.wizard import WizardScreen
+        from tunewiz.tui.widgets.dialogs import MessageDialog
+
+        try:
+            project = Project.load(folder)
+            project.lock("tunewiz tui")
+        except TunewizError as exc:
+            if self.project is None:
+                self.show_welcome()
+            self.push_screen(MessageDialog("Cannot open the project", str(exc)))
+            return False
+        if self.project is not None:
+            self.project.unlock()
+        self.project = project
+        remember(project.root)
+        wizard = WizardScreen(self.first_step)
+        if len(self.screen_stack) > 1:
+            self.switch_screen(wizard)
+        else:
+            self.push_screen(wizard)
+        return True
+
+    def on_unmount(self) -> None:
+        if self.project is not None:
+            self.project.unlock()
+
+    def refresh_status(self) -> None:
+        """Recompute the step states for the sidebar, off the UI thread (it reads every pair)."""
+        if self.project is not None:
+            self._compute_status()
+
+    @work(thread=True, exclusive=True, group="status", exit_on_error=False)
+    def _compute_status(self) -> None:
+        from tunewiz.status import project_status
+
+        try:
+            states = project_status(self.project)
+        except Exception as exc:  # a broken file must not take the UI down: say so instead
+            self.call_from_thread(self.notify, f"Cannot read the project state: {exc}", severity="error")
+            return
+        self.call_from_thread(self._show_states, states)
+
+    def _show_states(self, states) -> None:
+        from tunewiz.tui.screens.wizard import WizardScreen
+
+        if isinstance(self.screen, WizardScreen):
+            self.screen.show_states(states)
+
+    def action_toggle_keys(self) -> None:
+        """Show or hide the panel that lists every key of the focused step."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+
+def run_app(project_dir: str | None) -> int:
+    """Run the wizard on this terminal; returns the exit status for the CLI."""
+    TunewizApp(project_dir).run()
+    return 0

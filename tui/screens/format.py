@@ -1,0 +1,84 @@
+"""Format: the chat template, the system prompt, the validation split, and a rendered sample.
+
+The sample is rendered by `tunewiz.templates.render_sample`, the same function
+training uses, so what is shown is what the model is trained on; the answer part
+(the only tokens the loss is computed on) is highlighted.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Label, Static
+
+from tunewiz.tui.screens.base import StepPane
+from tunewiz.tui.widgets.settings_form import SettingsForm
+
+EXAMPLE = ("What is the boiling point of water at sea level?", "100 °C (212 °F).")
+
+
+def sample_text(family: str, question: str, answer: str, system: str) -> Text:
+    """The rendered sample with the trained-on answer part highlighted."""
+    from tunewiz.templates import render_sample
+
+    sample = render_sample(family, question, answer, system)
+    text = Text()
+    text.append(sample.prompt, style="dim")
+    text.append(sample.completion, style="bold black on green")
+    return text
+
+
+class FormatPane(StepPane):
+    STEP = "format"
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Label("Rendered sample (highlighted: the answer, the only part trained on)", classes="box-title")
+            yield Static("", id="format-sample")
+            yield Static("", id="format-counts", markup=False)
+            yield SettingsForm(self.project, "template", id="template-form")
+            yield SettingsForm(self.project, "dataset", keys=["validation_fraction", "split_seed", "train_on"],
+                               id="split-form")
+
+    def on_step_shown(self) -> None:
+        self.render_sample()
+
+    @on(SettingsForm.Saved)
+    def _saved(self) -> None:
+        self.project_changed()
+        self.render_sample()
+
+    @work(thread=True, exclusive=True, group="format-sample", exit_on_error=False)
+    def render_sample(self) -> None:
+        from tunewiz.dataset import project_split
+
+        cfg = self.project.config
+        try:
+            train, validation = project_split(self.project)
+        except OSError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        pair = train[0] if train else (validation[0] if validation else None)
+        question, answer = (pair.question, pair.answer) if pair else EXAMPLE
+        system = (pair.system if pair and pair.system else "") or cfg.template.system_prompt
+        # 'auto' means the base model's own template; reading it needs the tokenizer (and so
+        # transformers), which the UI never loads: show ChatML, what SmolLM2 and most small models use.
+        family = "chatml" if cfg.template.name == "auto" else cfg.template.name
+        try:
+            text = sample_text(family, question, answer, system)
+        except ValueError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        lengths = [len(p.question) + len(p.answer) for p in train + validation]
+        over = sum(1 for n in lengths if n / 4 > cfg.template.max_seq_len)
+        counts = (f"template {family}{' (auto)' if cfg.template.name == 'auto' else ''} · "
+                  f"{len(train)} train / {len(validation)} validation pairs · "
+                  f"this sample ≈{len(text.plain) // 4} tokens (chars/4) · "
+                  f"≈{over} samples may exceed max_seq_len {cfg.template.max_seq_len}")
+        self.app.call_from_thread(self._show, text, counts)
+
+    def _show(self, text: Text, counts: str) -> None:
+        self.query_one("#format-sample", Static).update(text)
+        self.query_one("#format-counts", Static).update(counts)

@@ -1,0 +1,44 @@
+"""Hardware: what was detected, the memory estimate for the current choices, the advice."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Label, Static
+
+from tunewiz.tui.screens.base import StepPane
+from tunewiz.tui.widgets.settings_form import SettingsForm
+
+
+class HardwarePane(StepPane):
+    STEP = "hardware"
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Label("Detected", classes="box-title")
+            yield Static("Detecting ...", id="hardware-report", markup=False)
+            yield SettingsForm(self.project, "hardware", id="hardware-form")
+
+    def on_step_shown(self) -> None:
+        self.query_one("#hardware-form", SettingsForm).reload()
+        self.detect()
+
+    @on(SettingsForm.Saved)
+    def _saved(self) -> None:
+        self.project_changed()
+        self.detect()
+
+    @work(thread=True, exclusive=True, group="hardware", exit_on_error=False)
+    def detect(self) -> None:
+        try:
+            text = hardware_report(self.project)
+        except Exception as exc:  # detection must never take the UI down
+            text = f"Hardware detection failed: {exc}"
+        self.app.call_from_thread(self.query_one("#hardware-report", Static).update, text)
+
+
+def hardware_report(project) -> str:
+    from tunewiz.hardware import report_text
+
+    return report_text(project)

@@ -1,0 +1,200 @@
+"""Train: start a detached run, follow its loss, speed, memory and log; stop it.
+
+The run is its own process (started by `tunewiz.training`); this pane only reads
+`runs/<id>/metrics.jsonl`, `train.log` and `status.json`, in a worker that polls
+twice a second and hands the UI one batch per poll. Leaving the step or quitting
+the app never stops the run; opening the app again follows it again.
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, ProgressBar, RichLog, Static
+
+from tunewiz.runs import ACTIVE_STATES, Run, list_runs
+from tunewiz.tui.screens.base import StepPane, shows_errors
+from tunewiz.tui.tail import FileTail
+
+POLL_S = 0.5
+
+
+def latest_run(project) -> Run | None:
+    runs = list_runs(project.runs_dir)
+    return runs[-1] if runs else None
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class RunView:
+    """What the pane knows about the run it follows, built from metrics records."""
+
+    def __init__(self) -> None:
+        self.train: list[tuple[int, float]] = []
+        self.val: list[tuple[int, float]] = []
+        self.last: dict = {}
+        self.first_time: float | None = None
+        self.first_step: int | None = None
+
+    def add(self, records: list[dict], now: float) -> None:
+        for record in records:
+            kind = record.get("type")
+            step = record.get("step")
+            if not isinstance(step, (int, float)):
+                continue
+            if kind == "train" and isinstance(record.get("loss"), (int, float)):
+                self.train.append((int(step), float(record["loss"])))
+                self.last = record
+                if self.first_time is None:
+                    self.first_time, self.first_step = now, int(step)
+            elif kind == "eval" and isinstance(record.get("val_loss"), (int, float)):
+                self.val.append((int(step), float(record["val_loss"])))
+
+    def eta_s(self, step: int, max_steps: int, now: float) -> float | None:
+        """Seconds left, from the pace seen since this view started following."""
+        if self.first_time is None or not max_steps or step <= (self.first_step or 0):
+            return None
+        pace = (now - self.first_time) / (step - self.first_step)
+        return pace * (max_steps - step)
+
+
+class TrainPane(StepPane):
+    STEP = "train"
+    BINDINGS = [
+        Binding("t", "start", "Start training"),
+        Binding("s", "stop", "Stop run"),
+        Binding("x", "detach", "Detach"),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.run: Run | None = None
+        self.view = RunView()
+        self.plot = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="train-top"):
+            yield Static("No run yet: t starts one.", id="train-status", markup=False)
+            with Horizontal(classes="row"):
+                yield ProgressBar(id="train-progress", show_eta=False)
+                yield Static("", id="train-speed", markup=False)
+        yield Vertical(id="train-plot-box")
+        yield Label("train.log", classes="box-title")
+        yield RichLog(id="train-log", max_lines=300, wrap=False, markup=False)
+
+    def focus_first(self) -> None:
+        self.query_one("#train-log").focus()
+
+    def on_step_shown(self) -> None:
+        if self.plot is None:
+            # textual-plotext takes half a second to import: only when this step is first shown.
+            from textual_plotext import PlotextPlot
+
+            self.plot = PlotextPlot(id="train-plot")
+            self.query_one("#train-plot-box").mount(self.plot)
+        run = latest_run(self.project)
+        if run is not None and (self.run is None or run.id != self.run.id):
+            self.follow(run)
+
+    def follow(self, run: Run) -> None:
+        """Start (or restart) following a run's files from their beginning."""
+        self.run = run
+        self.view = RunView()
+        self.query_one("#train-log", RichLog).clear()
+        self.tail(run)
+
+    @work(thread=True, exclusive=True, group="train-tail", exit_on_error=False)
+    def tail(self, run: Run) -> None:
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        metrics, log = FileTail(run.metrics_path), FileTail(run.log_path)
+        while not worker.is_cancelled:
+            records, lines = metrics.read_records(), log.read_lines()
+            status, state = run.read_status(), run.state()
+            self.app.call_from_thread(self._update, run, records, lines, status, state)
+            if state not in ACTIVE_STATES and not records and not lines:
+                # A finished run: one more poll caught the last lines; nothing more will come.
+                break
+            time.sleep(POLL_S)
+
+    def _update(self, run: Run, records: list[dict], lines: list[str], status, state: str) -> None:
+        if run is not self.run:
+            return
+        now = time.monotonic()
+        self.view.add(records, now)
+        log = self.query_one("#train-log", RichLog)
+        for line in lines[-300:]:
+            log.write(line)
+        step = int(self.view.last.get("step", status.step) or 0)
+        progress = self.query_one("#train-progress", ProgressBar)
+        progress.update(total=max(status.max_steps, 1), progress=min(step, status.max_steps or step))
+        last = self.view.last
+        tokens = last.get("tokens_per_s")
+        mem = last.get("mem_mb")
+        eta = self.view.eta_s(step, status.max_steps, now) if state in ACTIVE_STATES else None
+        self.query_one("#train-status", Static).update(
+            f"run {run.id}: {state} · step {step}/{status.max_steps}"
+            + (f" · {status.message}" if status.message else ""))
+        self.query_one("#train-speed", Static).update(
+            (f"{tokens:,.0f} tok/s" if isinstance(tokens, (int, float)) else "- tok/s")
+            + f" · ETA {format_eta(eta)}"
+            + (f" · {mem:,.0f} MB" if isinstance(mem, (int, float)) else ""))
+        if records:
+            self.draw_plot()
+        if state not in ACTIVE_STATES and records == [] and lines == []:
+            self.project_changed()
+
+    def draw_plot(self) -> None:
+        if self.plot is None:
+            return
+        plt = self.plot.plt
+        plt.clear_data()
+        plt.title("loss")
+        if self.view.train:
+            plt.plot([s for s, _ in self.view.train], [v for _, v in self.view.train], label="train")
+        if self.view.val:
+            plt.plot([s for s, _ in self.view.val], [v for _, v in self.view.val], label="validation",
+                     marker="dot")
+        self.plot.refresh()
+
+    # -- actions
+
+    @shows_errors
+    def action_start(self) -> None:
+        from tunewiz.training import start_run
+
+        current = latest_run(self.project)
+        if current is not None and current.state() in ACTIVE_STATES:
+            self.notify(f"Run {current.id} is still {current.state()}; stop it first (s).", severity="warning")
+            return
+        run = start_run(self.project)
+        self.notify(f"Started run {run.id}; it goes on if you quit.")
+        self.follow(run)
+        self.project_changed()
+
+    @shows_errors
+    def action_stop(self) -> None:
+        from tunewiz.training import stop_run
+
+        if self.run is None or self.run.state() not in ACTIVE_STATES:
+            self.notify("No run is going.", severity="warning")
+            return
+        stop_run(self.run)
+        self.notify(f"Asked run {self.run.id} to stop after its current step.")
+
+    def action_detach(self) -> None:
+        """Leave the run going and go back to the steps."""
+        self.screen.action_focus_sidebar()
+        if self.run is not None and self.run.state() in ACTIVE_STATES:
+            self.notify(f"Run {self.run.id} goes on; come back to step 6 or reopen tunewiz to follow it.")

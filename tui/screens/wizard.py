@@ -1,0 +1,123 @@
+"""The main screen: the step sidebar on the left, the chosen step on the right."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Header, OptionList, Static
+from textual.widgets.option_list import Option
+
+from tunewiz.status import STEPS, StepState
+
+STATE_ICON = {"todo": "○", "ready": "◐", "active": "▶", "done": "●"}
+TITLES = {"data": "Data", "review": "Review", "format": "Format", "hardware": "Hardware",
+          "hyperparameters": "Hyperparams", "train": "Train", "checkpoints": "Checkpoints", "export": "Export"}
+
+
+def step_panes():
+    """One pane per step, in sidebar order (imported here so the welcome screen starts fast)."""
+    from tunewiz.tui.screens.checkpoints import CheckpointsPane
+    from tunewiz.tui.screens.data import DataPane
+    from tunewiz.tui.screens.export import ExportPane
+    from tunewiz.tui.screens.format import FormatPane
+    from tunewiz.tui.screens.hardware import HardwarePane
+    from tunewiz.tui.screens.hyperparameters import HyperparametersPane
+    from tunewiz.tui.screens.review import ReviewPane
+    from tunewiz.tui.screens.train import TrainPane
+
+    return [DataPane(id="data"), ReviewPane(id="review"), FormatPane(id="format"), HardwarePane(id="hardware"),
+            HyperparametersPane(id="hyperparameters"), TrainPane(id="train"),
+            CheckpointsPane(id="checkpoints"), ExportPane(id="export")]
+
+
+class WizardScreen(Screen):
+    BINDINGS = [
+        Binding("1", "step(0)", "Steps", key_display="1-8"),
+        *[Binding(str(i + 1), f"step({i})", show=False) for i in range(1, len(STEPS))],
+        Binding("escape", "focus_sidebar", "Sidebar", show=False),
+        Binding("f1,question_mark", "app.toggle_keys", "Keys", key_display="?"),
+        Binding("ctrl+q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, first_step: str = "data") -> None:
+        super().__init__()
+        self.first_step = first_step
+        self.states: dict[str, StepState] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with Vertical(id="sidebar"):
+                yield OptionList(*[Option(self._prompt(i, key, "todo"), id=key) for i, key in enumerate(STEPS)],
+                                 id="steps")
+            with Vertical(id="main"):
+                yield Static("", id="step-summary", markup=False)
+                with ContentSwitcher(initial=self.first_step, id="panes"):
+                    yield from step_panes()
+        yield Footer()
+
+    @staticmethod
+    def _prompt(index: int, key: str, state: str) -> str:
+        return f"{index + 1} {STATE_ICON.get(state, '?')} {TITLES[key]}"
+
+    def on_mount(self) -> None:
+        self.title = f"tunewiz · {self.app.project.name}"
+        self.sub_title = str(self.app.project.root)
+        steps = self.query_one("#steps", OptionList)
+        steps.highlighted = STEPS.index(self.first_step)
+        steps.focus()
+        self.app.refresh_status()
+        self.call_after_refresh(self._shown, self.first_step)
+
+    # -- the sidebar
+
+    def show_states(self, states: list[StepState]) -> None:
+        """Called by the app with a fresh `project_status` (computed in a worker)."""
+        steps = self.query_one("#steps", OptionList)
+        self.states = {s.key: s for s in states}
+        for index, state in enumerate(states):
+            steps.replace_option_prompt(state.key, self._prompt(index, state.key, state.state))
+        self._show_summary(self.current_step)
+
+    @property
+    def current_step(self) -> str:
+        return self.query_one("#panes", ContentSwitcher).current or self.first_step
+
+    def _show_summary(self, key: str) -> None:
+        state = self.states.get(key)
+        self.query_one("#step-summary", Static).update(
+            f"{TITLES[key]}: {state.state} · {state.summary}" if state else TITLES[key])
+
+    def _shown(self, key: str) -> None:
+        self._show_summary(key)
+        self.query_one(f"#panes > #{key}").on_step_shown()
+
+    @on(OptionList.OptionHighlighted, "#steps")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.go(event.option.id, focus=False)
+
+    @on(OptionList.OptionSelected, "#steps")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self.go(event.option.id, focus=True)
+
+    def go(self, key: str, focus: bool = True) -> None:
+        """Show a step (any step is reachable, whatever the state of the others)."""
+        switcher = self.query_one("#panes", ContentSwitcher)
+        if switcher.current != key:
+            switcher.current = key
+            self._shown(key)
+        steps = self.query_one("#steps", OptionList)
+        if steps.highlighted != STEPS.index(key):
+            with self.prevent(OptionList.OptionHighlighted):
+                steps.highlighted = STEPS.index(key)
+        if focus:
+            self.query_one(f"#panes > #{key}").focus_first()
+
+    def action_step(self, index: int) -> None:
+        self.go(STEPS[index])
+
+    def action_focus_sidebar(self) -> None:
+        self.query_one("#steps").focus()

@@ -1,0 +1,122 @@
+"""A form generated from one section of the schema: one input per key, with its help.
+
+Every change is parsed and checked with `project.parse_value` (the same rules as
+`tunewiz config`), and a valid value is saved to the TOML at once. An invalid one
+shows its message under the field and is not saved.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input, Label, Select, Static, Switch
+
+from tunewiz.project import Project, parse_value
+from tunewiz.schema import SECTIONS, field_specs
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class SettingsForm(Vertical):
+    """Inputs for the keys of one section (or the ones named in `keys`)."""
+
+    class Saved(Message):
+        """A value was checked and written to the project file."""
+
+        def __init__(self, section: str, key: str, value: Any) -> None:
+            super().__init__()
+            self.section, self.key, self.value = section, key, value
+
+    def __init__(self, project: Project, section: str, keys: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.project = project
+        self.section = section
+        self.specs = [f for f in field_specs(section) if keys is None or f.name in keys]
+        self.types = typing.get_type_hints(SECTIONS[section])
+        self.add_class("settings-form")
+
+    def compose(self) -> ComposeResult:
+        for spec in self.specs:
+            value = self.project.get(f"{self.section}.{spec.name}")
+            wid = f"{self.section}-{spec.name}"
+            yield Label(spec.name, classes="field-name")
+            choices = spec.metadata.get("choices")
+            if self.types[spec.name] is bool:
+                yield Switch(value=value, id=wid, classes="field-input")
+            elif choices:
+                yield Select([(c, c) for c in choices], value=value, allow_blank=False, id=wid, classes="field-input")
+            else:
+                yield Input(format_value(value), id=wid, classes="field-input")
+            yield Static(spec.metadata.get("help", ""), classes="field-help", markup=False)
+            error = Static("", id=f"{wid}-error", classes="field-error", markup=False)
+            error.display = False
+            yield error
+
+    def reload(self, keys: list[str] | None = None) -> None:
+        """Show the project's current values (after a preset changed many at once) without saving."""
+        with self.prevent(Input.Changed, Select.Changed, Switch.Changed):
+            for spec in self.specs:
+                if keys is not None and spec.name not in keys:
+                    continue
+                value = self.project.get(f"{self.section}.{spec.name}")
+                widget = self.query_one(f"#{self.section}-{spec.name}")
+                if isinstance(widget, Input):
+                    widget.value = format_value(value)
+                else:
+                    widget.value = value
+                self.query_one(f"#{self.section}-{spec.name}-error", Static).display = False
+
+    def _key_of(self, widget_id: str | None) -> str | None:
+        prefix = f"{self.section}-"
+        if widget_id and widget_id.startswith(prefix):
+            return widget_id[len(prefix):]
+        return None
+
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._save(event.input.id, event.value)
+
+    @on(Select.Changed)
+    def _select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        if event.value is not Select.BLANK:
+            self._save(event.select.id, str(event.value))
+
+    @on(Switch.Changed)
+    def _switch_changed(self, event: Switch.Changed) -> None:
+        event.stop()
+        self._save(event.switch.id, "true" if event.value else "false")
+
+    def _save(self, widget_id: str | None, text: str) -> None:
+        key = self._key_of(widget_id)
+        if key is None:
+            return
+        error = self.query_one(f"#{widget_id}-error", Static)
+        try:
+            value = parse_value(self.section, key, text)
+        except ValueError as exc:
+            error.update(str(exc))
+            error.display = True
+            return
+        error.display = False
+        if self.project.get(f"{self.section}.{key}") == value:
+            return
+        self.project.set(f"{self.section}.{key}", value)
+        try:
+            self.project.save()
+        except OSError as exc:
+            self.app.notify(f"{self.project.file}: cannot save ({exc.strerror})", severity="error")
+            return
+        self.post_message(self.Saved(self.section, key, value))
