@@ -1,0 +1,199 @@
+"""The messages and JSON schemas sent to the model, and tolerant parsing of its replies."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# Guidance and limits per `generator.answer_length`. The character limit goes into the
+# JSON schema, so a grammar-constrained server (llama.cpp) cannot ramble past it; the
+# token budget follows from it (about 3 characters per token, plus the question).
+ANSWER_LENGTHS = {
+    "short": ("one or two sentences", 400),
+    "medium": ("a short paragraph of three to five sentences", 1200),
+    "long": ("several paragraphs", 4000),
+}
+QUESTION_MAX_CHARS = 300
+
+
+def pairs_schema(n: int, answer_length: str) -> dict[str, Any]:
+    """JSON schema of a reply holding exactly `n` question/answer pairs."""
+    answer_chars = ANSWER_LENGTHS[answer_length][1]
+    return {
+        "type": "object",
+        "properties": {
+            "pairs": {
+                "type": "array",
+                "minItems": n,
+                "maxItems": n,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "question": {"type": "string", "minLength": 1, "maxLength": QUESTION_MAX_CHARS},
+                        "answer": {"type": "string", "minLength": 1, "maxLength": answer_chars},
+                    },
+                    "required": ["question", "answer"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["pairs"],
+        "additionalProperties": False,
+    }
+
+
+def pairs_max_tokens(n: int, answer_length: str) -> int:
+    answer_chars = ANSWER_LENGTHS[answer_length][1]
+    return n * ((QUESTION_MAX_CHARS + answer_chars) // 3 + 20) + 30
+
+
+def _rules(g, n: int) -> str:
+    guidance = ANSWER_LENGTHS[g.answer_length][0]
+    return (f"Write exactly {n} different question-and-answer pairs in {g.language}.\n"
+            f"Answers: {g.answer_style}, {guidance}. Each answer must stand on its own "
+            f"and must not repeat the question.\n"
+            'Reply with JSON only, in this form: {"pairs": [{"question": "...", "answer": "..."}]}')
+
+
+def chunk_messages(g, text: str, n: int) -> list[dict[str, str]]:
+    """Messages asking for `n` pairs answerable from one document chunk."""
+    user = (f"{_rules(g, n)}\nAsk only about what the text below says; every answer must "
+            f"come from it.\n\nText:\n\"\"\"\n{text}\n\"\"\"")
+    return [{"role": "system", "content": g.system_prompt}, {"role": "user", "content": user}]
+
+
+def topic_messages(g, topic: str, subtopic: str, n: int) -> list[dict[str, str]]:
+    """Messages asking for `n` pairs about a topic (and one of its subtopics)."""
+    about = f"{topic}, focusing on: {subtopic}" if subtopic else topic
+    user = f"The topic is {about}.\n{_rules(g, n)}"
+    return [{"role": "system", "content": g.system_prompt}, {"role": "user", "content": user}]
+
+
+def subtopics_schema(k: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"subtopics": {"type": "array", "minItems": k, "maxItems": k,
+                                     "items": {"type": "string", "minLength": 2, "maxLength": 80}}},
+        "required": ["subtopics"],
+        "additionalProperties": False,
+    }
+
+
+def subtopics_messages(g, topic: str, k: int) -> list[dict[str, str]]:
+    user = (f"List {k} distinct subtopics of \"{topic}\" that questions could be asked about, "
+            f"each a few words, in {g.language}.\n"
+            'Reply with JSON only, in this form: {"subtopics": ["...", "..."]}')
+    return [{"role": "system", "content": "You plan study material. Be specific and varied."},
+            {"role": "user", "content": user}]
+
+
+JUDGE_SCHEMA = {
+    "type": "object",
+    "properties": {"score": {"type": "integer", "enum": list(range(1, 11))}},
+    "required": ["score"],
+    "additionalProperties": False,
+}
+
+
+def judge_messages(question: str, answer: str) -> list[dict[str, str]]:
+    user = ("Rate this question-and-answer pair from 1 (useless or wrong) to 10 (correct, clear "
+            "and useful for teaching).\n"
+            f"Question: {question}\nAnswer: {answer}\n"
+            'Reply with JSON only, in this form: {"score": 7}')
+    return [{"role": "system", "content": "You are a strict, fair reviewer of study material."},
+            {"role": "user", "content": user}]
+
+
+# ---------------------------------------------------------------- parsing replies
+
+class ReplyError(ValueError):
+    """A reply that holds no usable JSON; the message is the reason recorded for the chunk."""
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+def parse_json(content: str | None) -> Any:
+    """The JSON value in a reply: bare, in a ``` fence, or inside surrounding prose."""
+    if content is None or not content.strip():
+        raise ReplyError("empty reply")
+    text = content.strip()
+    candidates = [text] + _FENCE.findall(text)
+    decoder = json.JSONDecoder()
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            pass
+    # Prose around the JSON: decode from the first brace or bracket that starts a value.
+    for index, char in enumerate(text):
+        if char in "{[":
+            try:
+                return decoder.raw_decode(text, index)[0]
+            except ValueError:
+                continue
+    if text.lstrip().startswith(("{", "[")):
+        raise ReplyError(f"truncated or malformed JSON ({len(text)} characters)")
+    raise ReplyError("no JSON in the reply")
+
+
+_QUESTION_KEYS = ("question", "q", "prompt", "instruction")
+_ANSWER_KEYS = ("answer", "a", "response", "output")
+
+
+def _field(item: dict, names: tuple[str, ...]) -> str | None:
+    lowered = {str(k).strip().lower(): v for k, v in item.items()}
+    for name in names:
+        value = lowered.get(name)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def parse_pairs(content: str | None) -> list[tuple[str, str]]:
+    """(question, answer) tuples from a reply; ReplyError when there are none."""
+    data = parse_json(content)
+    if isinstance(data, dict):
+        items = next((v for k, v in data.items() if isinstance(v, list)), None)
+        if items is None:
+            items = [data]  # a single pair as a bare object
+    elif isinstance(data, list):
+        items = data
+    else:
+        raise ReplyError(f"expected a JSON object or list, got {type(data).__name__}")
+    pairs = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        question, answer = _field(item, _QUESTION_KEYS), _field(item, _ANSWER_KEYS)
+        if question is not None and answer is not None:
+            pairs.append((question.strip(), answer.strip()))
+    if not pairs:
+        raise ReplyError("JSON without question/answer pairs")
+    return pairs
+
+
+def parse_subtopics(content: str | None) -> list[str]:
+    data = parse_json(content)
+    items = data.get("subtopics") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise ReplyError("JSON without a list of subtopics")
+    seen, result = set(), []
+    for item in items:
+        if isinstance(item, str) and item.strip() and item.strip().lower() not in seen:
+            seen.add(item.strip().lower())
+            result.append(item.strip())
+    if not result:
+        raise ReplyError("an empty list of subtopics")
+    return result
+
+
+def parse_score(content: str | None) -> int:
+    data = parse_json(content)
+    score = data.get("score") if isinstance(data, dict) else data
+    if isinstance(score, str) and score.strip().isdigit():
+        score = int(score.strip())
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not 1 <= score <= 10:
+        raise ReplyError(f"a score outside 1-10: {score!r}")
+    return int(round(score))

@@ -1,0 +1,56 @@
+"""Fixtures of the generator tests: the fault-injecting server and the real llama.cpp server."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # fault_server.py beside this file
+
+from fault_server import FaultServer  # noqa: E402
+
+from tunewiz.project import create_project  # noqa: E402
+
+
+@pytest.fixture
+def fault_server():
+    with FaultServer(hang_s=4.0) as server:
+        yield server
+
+
+@pytest.fixture
+def fault_project(tmp_path, fault_server):
+    """A project whose provider is the fault server, with short timeouts for quick tests."""
+    return create_project(tmp_path / "proj", {
+        "generator.provider": "custom",
+        "generator.base_url": fault_server.base_url,
+        "generator.model": "fake-model",
+        "generator.timeout_s": 1.0,
+        "generator.max_retries": 4,
+        "generator.concurrency": 4,
+        "generator.pairs_per_chunk": 2,
+        "generator.subtopics": False,
+    })
+
+
+def write_chunks(project, texts: list[str], name: str = "doc.md") -> Path:
+    """A document whose chunks are exactly `texts` (one paragraph each, chunk size fits one)."""
+    path = project.root / name
+    path.write_text("\n\n".join(texts), encoding="utf-8")
+    project.set("generator.documents", [name])
+    project.set("generator.chunk_chars", max(200, max(len(t) for t in texts)))
+    project.set("generator.chunk_overlap", 0)
+    project.save()
+    return path
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """llama-cpp-python's real server on loopback, serving the SmolLM2-135M GGUF."""
+    from tunewiz.generators.embedded import EmbeddedServer
+    from tunewiz.models import smollm2_gguf_path
+
+    with EmbeddedServer(smollm2_gguf_path(), n_ctx=2048) as server:
+        yield server
