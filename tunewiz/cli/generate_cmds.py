@@ -1,0 +1,172 @@
+"""`tunewiz generate` and `tunewiz providers`."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import threading
+import time
+
+from tunewiz.cli.common import add_project_arg, open_project, table
+from tunewiz.errors import TunewizError
+from tunewiz.generators.providers import PRESETS  # plain data: keeps `tunewiz --help` fast
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate", help="generate question/answer pairs about a topic or from documents",
+        description="Ask an LLM for question/answer pairs and add them to the project. Options given "
+                    "here are saved to tunewiz.toml first. Pairs are stored as they arrive; Ctrl-C "
+                    "stops cleanly and a re-run goes on where the last one stopped.")
+    add_project_arg(p)
+    p.add_argument("--n", type=int, metavar="N", help="pairs to generate from the topic (generator.num_pairs)")
+    p.add_argument("--topic", help="generate about this topic (generator.topic)")
+    p.add_argument("--documents", nargs="+", metavar="PATH",
+                   help=".txt .md .html .pdf files or folders to generate from (generator.documents)")
+    p.add_argument("--provider", choices=tuple(PRESETS), help="where pairs come from (generator.provider)")
+    p.add_argument("--model", help="model name at the provider (generator.model)")
+    p.add_argument("--base-url", help="OpenAI-compatible base URL (generator.base_url)")
+    p.add_argument("--concurrency", type=int, metavar="N", help="requests in flight (generator.concurrency)")
+    p.add_argument("--pairs-per-chunk", type=int, metavar="N", help="generator.pairs_per_chunk")
+    p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("providers", help="list the generation providers; --test checks the project's",
+                       description="Presets of OpenAI-compatible servers. The API key is read from the "
+                                   "environment variable named by generator.api_key_env, never stored.")
+    add_project_arg(p)
+    p.add_argument("--test", action="store_true", help="connect to the project's provider and ask it for a word")
+    p.set_defaults(handler=cmd_providers)
+
+
+def _apply_options(project, args: argparse.Namespace) -> list[str]:
+    """Set the options given on the command line; the `key = value` texts of those that changed."""
+    wanted = {
+        "generator.num_pairs": args.n, "generator.topic": args.topic, "generator.documents": args.documents,
+        "generator.provider": args.provider, "generator.model": args.model,
+        "generator.base_url": args.base_url, "generator.concurrency": args.concurrency,
+        "generator.pairs_per_chunk": args.pairs_per_chunk,
+    }
+    if args.topic is not None and args.documents is None:
+        wanted["generator.documents"] = []  # a topic on the command line means: from the topic
+    changed = []
+    for key, value in wanted.items():
+        if value is None or project.get(key) == value:
+            continue
+        try:
+            project.set(key, value)
+        except ValueError as exc:
+            raise TunewizError(str(exc)) from None
+        changed.append(f"{key} = {value!r}")
+    return changed
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from tunewiz.generators.runner import generate_pairs
+
+    project = open_project(args, write=True, holder="tunewiz generate")
+    changed = _apply_options(project, args)
+    if changed:
+        project.save()
+        print("Saved to tunewiz.toml: " + "; ".join(changed))
+    g = project.config.generator
+    what = f"{len(g.documents)} document path(s)" if g.documents else f"{g.num_pairs} pairs about {g.topic!r}"
+    print(f"Generating {what} with {g.provider} (Ctrl-C stops cleanly).")
+
+    stop = threading.Event()
+    bar = ProgressBar(sys.stdout)
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        stop.set()
+        bar.note("Stopping: finishing the writes (Ctrl-C again to stop at once)...")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        summary = generate_pairs(project, on_event=bar.update, stop=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    for line in summary.lines():
+        print(line)
+    if summary.stopped:
+        return 130
+    return 1 if summary.chunks_failed else 0
+
+
+class ProgressBar:
+    """One line redrawn in place on a terminal; a line every few seconds elsewhere (logs, pipes)."""
+
+    def __init__(self, stream, every_s: float = 5.0):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every_s = every_s
+        self.last_print = 0.0
+        self.drawn = False
+
+    def note(self, text: str) -> None:
+        self._clear()
+        print(text, file=self.stream, flush=True)
+
+    def update(self, event) -> None:
+        if event.message:
+            self.note(event.message)
+        if event.kind not in ("started", "progress"):
+            return
+        line = self.render(event)
+        if self.tty:
+            width = shutil.get_terminal_size((100, 20)).columns - 1
+            self.stream.write("\r" + line[:width].ljust(width))
+            self.stream.flush()
+            self.drawn = True
+        elif event.kind == "started" or time.monotonic() - self.last_print >= self.every_s:
+            print(line, file=self.stream, flush=True)
+            self.last_print = time.monotonic()
+
+    @staticmethod
+    def render(event, width: int = 24) -> str:
+        finished = event.chunks_done + event.chunks_failed
+        filled = int(width * finished / event.chunks_total) if event.chunks_total else 0
+        cost = "" if event.cost is None else f" ${event.cost:.4f}"
+        dropped = sum(event.dropped.values())
+        return (f"[{'#' * filled}{'.' * (width - filled)}] chunks {event.chunks_done} done, "
+                f"{event.chunks_failed} failed, {event.chunks_left} left | {event.pairs_added} pairs "
+                f"({event.pairs_per_min:.1f}/min), {dropped} dropped | tokens {event.tokens_in}/"
+                f"{event.tokens_out}{cost}")
+
+    def _clear(self) -> None:
+        if self.tty and self.drawn:
+            self.stream.write("\r" + " " * (shutil.get_terminal_size((100, 20)).columns - 1) + "\r")
+            self.drawn = False
+
+    def close(self) -> None:
+        if self.tty and self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
+
+
+def cmd_providers(args: argparse.Namespace) -> int:
+    from tunewiz.generators.providers import test_connection
+    from tunewiz.project import Project
+
+    current = None
+    try:
+        project = Project.load(args.project)
+        current = project.config.generator.provider
+    except TunewizError:
+        if args.test:
+            raise
+    rows = []
+    for preset in PRESETS.values():
+        mark = "*" if preset.name == current else ""
+        rows.append([mark + preset.name, preset.label, preset.base_url or "-", preset.model or "-",
+                     preset.api_key_env or "-"])
+    print(table(rows, ["provider", "what", "base URL", "default model", "key from"]))
+    if current:
+        print("* the project's provider. Change it with `tunewiz config generator.provider NAME`.")
+    if args.test:
+        print(test_connection(project))
+    return 0
