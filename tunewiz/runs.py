@@ -17,6 +17,8 @@ from tunewiz.project import atomic_write_text
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
+RUN_CONFIG_FILE = "run.json"
+"""The run's configuration snapshot (base model, base_dir, template, data split, LoRA, hyperparameters)."""
 CHECKPOINTS_DIR = "checkpoints"
 COMPLETE_MARKER = "COMPLETE"
 """Written last into a checkpoint folder; a checkpoint without it is ignored."""
@@ -62,6 +64,14 @@ class Run:
     @property
     def checkpoints_dir(self) -> Path:
         return self.dir / CHECKPOINTS_DIR
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / RUN_CONFIG_FILE
+
+    def read_config(self) -> dict[str, Any]:
+        """run.json: what the run trains (see tunewiz.training.launch for its keys)."""
+        return json.loads(self.config_path.read_text(encoding="utf-8"))
 
     def read_status(self) -> RunStatus:
         try:

@@ -1,0 +1,303 @@
+"""The hardware step: what this machine has, what a run will need, and what to choose.
+
+Detection reads /proc, os and `nvidia-smi` (no torch import: the CLI and the TUI stay
+fast); MPS is assumed on Apple-silicon macOS. The memory estimate is deliberately
+simple and explicit (weights + LoRA state + activations + logits + overhead), errs on
+the high side, and is compared with free GPU memory or available RAM before a run starts.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tunewiz.errors import TunewizError
+
+GIB = 1024**3
+
+
+@dataclass
+class GPU:
+    index: int
+    name: str
+    total_mb: int
+    free_mb: int
+    compute_capability: float
+
+    @property
+    def bf16(self) -> bool:
+        return self.compute_capability >= 8.0
+
+
+@dataclass
+class Hardware:
+    cpu_cores: int
+    ram_total_mb: int
+    ram_available_mb: int
+    gpus: list[GPU] = field(default_factory=list)
+    mps: bool = False
+
+
+def detect() -> Hardware:
+    meminfo = _meminfo()
+    return Hardware(cpu_cores=_cpu_cores(), ram_total_mb=meminfo.get("MemTotal", 0) // 1024,
+                    ram_available_mb=meminfo.get("MemAvailable", meminfo.get("MemFree", 0)) // 1024,
+                    gpus=_nvidia_gpus(), mps=platform.system() == "Darwin" and platform.machine() == "arm64")
+
+
+def _cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def _meminfo() -> dict[str, int]:
+    """/proc/meminfo in bytes (empty where there is none, e.g. macOS)."""
+    try:
+        text = Path("/proc/meminfo").read_text()
+    except OSError:
+        return _sysctl_memory()
+    values = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            values[key] = int(parts[0]) * 1024
+    return values
+
+
+def _sysctl_memory() -> dict[str, int]:
+    try:
+        total = int(subprocess.run(["sysctl", "-n", "hw.memsize"], capture_output=True, text=True,
+                                   timeout=5).stdout.strip())
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return {}
+    return {"MemTotal": total, "MemAvailable": total // 2}
+
+
+def _nvidia_gpus() -> list[GPU]:
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,name,memory.total,memory.free,compute_cap",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in out.stdout.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        try:
+            gpus.append(GPU(int(parts[0]), parts[1], int(parts[2]), int(parts[3]), float(parts[4])))
+        except (IndexError, ValueError):
+            continue
+    return gpus
+
+
+# ---------------------------------------------------------------- the estimate
+
+@dataclass
+class ModelShape:
+    params: int
+    hidden: int
+    layers: int
+    intermediate: int
+    vocab: int
+
+
+@dataclass
+class Estimate:
+    weights_mb: float
+    lora_mb: float
+    activations_mb: float
+    logits_mb: float
+    overhead_mb: float
+
+    @property
+    def total_mb(self) -> float:
+        return self.weights_mb + self.lora_mb + self.activations_mb + self.logits_mb + self.overhead_mb
+
+    def lines(self) -> list[str]:
+        return [f"  base weights   {self.weights_mb:10,.0f} MB",
+                f"  LoRA + Adam    {self.lora_mb:10,.0f} MB",
+                f"  activations    {self.activations_mb:10,.0f} MB",
+                f"  logits         {self.logits_mb:10,.0f} MB",
+                f"  overhead       {self.overhead_mb:10,.0f} MB",
+                f"  total          {self.total_mb:10,.0f} MB"]
+
+
+BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+
+def estimate_memory(shape: ModelShape, *, precision: str, batch_size: int, seq_len: int, lora_r: int,
+                    gradient_checkpointing: bool, gpu: bool) -> Estimate:
+    """Peak memory of LoRA training of one process, in MB (rough, on the high side).
+
+    Activations per token per layer: about 18 hidden-sized and 4 intermediate-sized
+    tensors are kept for the backward pass of a Llama-style block; with gradient
+    checkpointing only the layer inputs are kept, plus one layer recomputed at a time.
+    """
+    width = BYTES[precision]
+    tokens = batch_size * seq_len
+    weights = shape.params * width
+    # all-linear LoRA: r x (in + out) per projection, ~7 projections of ~hidden+intermediate per layer;
+    # fp32 weights, gradients and two Adam moments.
+    lora_params = shape.layers * 7 * lora_r * (shape.hidden + shape.intermediate)
+    lora = lora_params * 16
+    per_layer_token = (18 * shape.hidden + 4 * shape.intermediate) * width
+    if gradient_checkpointing:
+        activations = tokens * (shape.layers * shape.hidden * width + per_layer_token)
+    else:
+        activations = tokens * shape.layers * per_layer_token
+    logits = tokens * shape.vocab * (4 + 4 + width)  # fp32 logits, their gradient, the low-precision copy
+    overhead = (600 if gpu else 400) * 2**20 + 0.05 * weights
+    mb = 2**20
+    return Estimate(weights / mb, lora / mb, activations / mb, logits / mb, overhead / mb)
+
+
+def model_shape(spec: str, gguf_file: str = "", relative_to: Path | None = None) -> ModelShape | None:
+    """Sizes of a base model from its files' headers (config.json, safetensors, GGUF metadata)."""
+    from tunewiz.basemodel import (READY_MARKER, _as_path, converted_path, count_parameters, is_hf_folder,
+                                   locate_gguf, read_config)
+
+    params = count_parameters(spec, gguf_file, relative_to)
+    if params is None:
+        return None
+    gguf = locate_gguf(spec, gguf_file, relative_to)
+    folder = None
+    if gguf is not None:
+        converted = converted_path(gguf)
+        folder = converted if (converted / READY_MARKER).exists() else None
+        if folder is None:
+            return _gguf_shape(gguf, params)
+    else:
+        path = _as_path(spec, relative_to)
+        folder = path if is_hf_folder(path) else None
+    if folder is None:
+        return None
+    config = read_config(folder)
+    config = config.get("text_config", config)
+    hidden = config.get("hidden_size", 4096)
+    return ModelShape(params=params, hidden=hidden, layers=config.get("num_hidden_layers", 32),
+                      intermediate=config.get("intermediate_size", 4 * hidden),
+                      vocab=config.get("vocab_size", 32000))
+
+
+def _gguf_shape(gguf: Path, params: int) -> ModelShape:
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(gguf))
+
+    def field_int(suffix: str, default: int) -> int:
+        for name, value in reader.fields.items():
+            if name.endswith(suffix):
+                try:
+                    return int(value.parts[value.data[0]][0])
+                except (IndexError, TypeError, ValueError):
+                    return default
+        return default
+
+    hidden = field_int(".embedding_length", 4096)
+    vocab = next((int(t.shape[-1]) if int(t.shape[0]) == hidden else int(t.shape[0])
+                  for t in reader.tensors if t.name == "token_embd.weight"), 32000)
+    return ModelShape(params=params, hidden=hidden, layers=field_int(".block_count", 32),
+                      intermediate=field_int(".feed_forward_length", 4 * hidden), vocab=vocab)
+
+
+# ---------------------------------------------------------------- the recommendation
+
+@dataclass
+class Recommendation:
+    device: str
+    precision: str
+    batch_size: int
+    threads: int
+    available_mb: float
+    estimate: Estimate | None
+    notes: list[str]
+
+
+def recommend(project, hw: Hardware | None = None) -> Recommendation:
+    """Device, precision, batch size and threads for this project's model on this machine."""
+    hw = hw or detect()
+    cfg = project.config
+    shape = model_shape(cfg.base_model.model, cfg.base_model.gguf_file, project.root)
+    notes = []
+    if hw.gpus:
+        gpu = max(hw.gpus, key=lambda g: g.free_mb)
+        device, precision, available = "cuda", "bf16" if gpu.bf16 else "fp16", gpu.free_mb
+        notes.append(f"{len(hw.gpus)} NVIDIA GPU(s); the one with most free memory: {gpu.name}, "
+                     f"{gpu.free_mb:,} MB free")
+    elif hw.mps:
+        device, precision, available = "mps", "fp32", hw.ram_available_mb * 0.7
+        notes.append("Apple silicon GPU (MPS); its memory is shared with the CPU")
+    else:
+        device, precision, available = "cpu", "fp32", hw.ram_available_mb
+        notes.append("no GPU found: training on the CPU, fine for small models (<= 1B) and few pairs")
+    threads = hw.cpu_cores
+    batch, best = 1, None
+    if shape is not None:
+        for candidate in (64, 32, 16, 8, 4, 2, 1):
+            est = estimate_memory(shape, precision=precision, batch_size=candidate,
+                                  seq_len=cfg.template.max_seq_len, lora_r=cfg.hyperparameters.lora_r,
+                                  gradient_checkpointing=cfg.hyperparameters.gradient_checkpointing,
+                                  gpu=device == "cuda")
+            if est.total_mb <= 0.9 * available or candidate == 1:
+                batch, best = candidate, est
+                break
+        if device == "cpu":
+            batch = min(batch, 8)  # bigger CPU batches only make each step slower, not training faster
+        if best is not None and best.total_mb > 0.9 * available:
+            notes.append("even batch size 1 does not fit: shorten template.max_seq_len, turn on "
+                         "gradient checkpointing, or use a smaller model")
+    else:
+        notes.append("the model's size is unknown until it is downloaded; batch size is a guess")
+        batch = 4
+    return Recommendation(device, precision, batch, threads, available, best, notes)
+
+
+def check_fits(project, *, gpus: int = 1, allow: bool = False, hw: Hardware | None = None) -> Estimate | None:
+    """Refuse to start a run that the estimate says will not fit (unless allowed); the estimate."""
+    hw = hw or detect()
+    cfg = project.config
+    shape = model_shape(cfg.base_model.model, cfg.base_model.gguf_file, project.root)
+    if shape is None:
+        return None
+    device = cfg.hardware.device
+    if device == "auto":
+        device = "cuda" if hw.gpus else ("mps" if hw.mps else "cpu")
+    if device == "cuda" and gpus > len(hw.gpus) and hw.gpus:
+        raise TunewizError(f"hardware.gpus is {gpus} but this machine has {len(hw.gpus)} NVIDIA GPU(s)")
+    precision = cfg.hardware.precision
+    if precision == "auto":
+        precision = ("bf16" if all(g.bf16 for g in hw.gpus) else "fp16") if device == "cuda" and hw.gpus else "fp32"
+    est = estimate_memory(shape, precision=precision, batch_size=cfg.hyperparameters.batch_size,
+                          seq_len=cfg.template.max_seq_len, lora_r=cfg.hyperparameters.lora_r,
+                          gradient_checkpointing=cfg.hyperparameters.gradient_checkpointing,
+                          gpu=device == "cuda")
+    if device == "cuda" and hw.gpus:
+        available, where = min(g.free_mb for g in hw.gpus[:gpus]), "free GPU memory"
+    else:
+        processes = gpus if device == "cpu" else 1
+        est_total = est.total_mb * processes
+        available, where = hw.ram_available_mb, "available RAM"
+        if est_total > available and not allow:
+            raise _refusal(est, est_total, available, where, processes)
+        return est
+    if est.total_mb > available and not allow:
+        raise _refusal(est, est.total_mb, available, where, 1)
+    return est
+
+
+def _refusal(est: Estimate, need: float, available: float, where: str, processes: int) -> TunewizError:
+    each = f" for each of {processes} processes" if processes > 1 else ""
+    return TunewizError(
+        f"this run will not fit: it needs about {need:,.0f} MB{each} but only {available:,.0f} MB of "
+        f"{where} is there.\n" + "\n".join(est.lines()) +
+        "\nLower hyperparameters.batch_size or template.max_seq_len, turn on "
+        "hyperparameters.gradient_checkpointing, or pick a smaller model. To start anyway: "
+        "`tunewiz train --allow-over-memory` (or hardware.allow_over_memory = true).")

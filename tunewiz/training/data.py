@@ -1,0 +1,121 @@
+"""Training samples: pairs rendered with the chat template, tokenized, and batched without padding.
+
+Batching is padding-free: the samples of one micro-batch are laid end to end in one
+row, with position_ids that restart at 0 for each sample. transformers reads the
+restarts as packed sequences and keeps attention within each sample (a block-diagonal
+causal mask for sdpa/eager, varlen kernels for flash attention), so no compute is
+spent on padding and no sample sees another. The first label of every sample is
+-100 so the loss never predicts one sample's first token from the previous sample.
+
+When every sample of a micro-batch has the same length (full rows), they are stacked
+as a plain [batch, length] tensor instead: no mask at all is needed then, which lets
+sdpa use its fastest causal kernel.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from tunewiz.templates import render_sample, tokenize_sample
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def answer_tokens(self) -> int:
+        return sum(1 for label in self.labels if label != -100)
+
+
+@dataclass
+class TokenizedSet:
+    examples: list[Example]
+    truncated: int
+    """Samples cut to max_seq_len."""
+    dropped: int
+    """Samples with no answer token left after the cut (the prompt alone is longer than max_seq_len)."""
+
+
+def tokenize_records(records: Iterable[dict[str, Any]], tokenizer: Any, family: str, system_prompt: str,
+                     max_seq_len: int) -> TokenizedSet:
+    """Records with question, answer and optional system -> token ids and -100-masked labels."""
+    examples, truncated, dropped = [], 0, 0
+    for record in records:
+        sample = render_sample(family, record["question"], record["answer"],
+                               record.get("system") or system_prompt, tokenizer)
+        tokens = tokenize_sample(tokenizer, sample, max_seq_len)
+        if tokens is None:
+            dropped += 1
+            continue
+        truncated += tokens.truncated
+        examples.append(Example(tokens.input_ids, tokens.labels))
+    return TokenizedSet(examples, truncated, dropped)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The sample order of one epoch; depends only on the seed and the epoch (so resume replays it)."""
+    order = list(range(n))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return order
+
+
+def micro_batches(n: int, batch_size: int, world: int, rank: int, seed: int, epoch: int) -> list[list[int]]:
+    """Index lists of this rank's micro-batches in one epoch.
+
+    Each global micro-batch holds batch_size * world samples; rank r takes its share.
+    The last global batch is topped up from the start of the order so that every
+    rank runs the same number of micro-batches (DDP needs that).
+    """
+    order = epoch_order(n, seed, epoch)
+    per_global = batch_size * world
+    count = max(1, -(-n // per_global))
+    padded = (order * (count * per_global // max(n, 1) + 1))[:count * per_global]
+    batches = []
+    for index in range(count):
+        chunk = padded[index * per_global:(index + 1) * per_global]
+        batches.append(chunk[rank * batch_size:(rank + 1) * batch_size])
+    return batches
+
+
+def collate_flat(examples: list[Example]) -> dict[str, Any]:
+    """One micro-batch as tensors without padding (see the module docstring)."""
+    import torch
+
+    lengths = {len(e.input_ids) for e in examples}
+    if len(lengths) == 1:  # all the same length: a plain rectangle, no mask needed
+        return {"input_ids": torch.tensor([e.input_ids for e in examples]),
+                "labels": torch.tensor([e.labels for e in examples])}
+    ids, labels, positions = [], [], []
+    for e in examples:
+        ids += e.input_ids
+        labels += [-100] + e.labels[1:]
+        positions += range(len(e.input_ids))
+    return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
+            "position_ids": torch.tensor([positions])}
+
+
+def collate_padded(examples: list[Example], pad_id: int) -> dict[str, Any]:
+    """One micro-batch padded to its longest sample (what a default collator does; kept for comparison)."""
+    import torch
+
+    width = max(len(e.input_ids) for e in examples)
+    ids = [e.input_ids + [pad_id] * (width - len(e.input_ids)) for e in examples]
+    labels = [e.labels + [-100] * (width - len(e.labels)) for e in examples]
+    mask = [[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in examples]
+    return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+
+
+def real_tokens(batch: dict[str, Any]) -> int:
+    """Tokens of a batch that are not padding."""
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return int(batch["input_ids"].numel())
+
+
+def answer_tokens(batch: dict[str, Any]) -> int:
+    """Tokens the loss is computed on (labels other than -100, after the shift by one)."""
+    return int((batch["labels"][:, 1:] != -100).sum())

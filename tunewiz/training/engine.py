@@ -1,0 +1,459 @@
+"""The training process: `python -m tunewiz.training.engine RUN_DIR [--resume]`.
+
+Everything it needs is in the run folder (run.json, dataset.jsonl), so it runs the
+same from the CLI, the TUI, torchrun or a test. It writes status.json, one
+metrics.jsonl line per logging step, an eval line every eval_steps and checkpoints
+every save_steps. Several processes (torchrun) share the work through DDP; only
+rank 0 writes files.
+
+Stopping: a STOP file in the run folder (written by `tunewiz stop`) or SIGTERM/SIGINT
+makes it finish the step, save a checkpoint and exit with state 'stopped'. SIGHUP is
+ignored: the process runs in its own session anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from tunewiz.runs import Run, RunStatus, read_jsonl
+from tunewiz.training import checkpoints as ckpt
+from tunewiz.training import data as D
+
+DATA_FILE = "dataset.jsonl"
+STOP_FILE = "STOP"
+
+
+class TrainingFailed(Exception):
+    """Training cannot go on; the message goes into status.json for the user."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+class Dist:
+    """This process's place among the training processes (torchrun sets the variables)."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.main = self.rank == 0
+
+    def init(self, device_type: str) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+
+    def sum(self, values: list[float], device: Any) -> list[float]:
+        """Sum numbers over all processes (identity with one process)."""
+        if self.world == 1:
+            return values
+        import torch
+        import torch.distributed as dist
+
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+class Reporter:
+    """Writes status.json and metrics.jsonl (rank 0 only) and the log lines."""
+
+    def __init__(self, run: Run, dist: Dist) -> None:
+        self.run, self.dist = run, dist
+        self.status = run.read_status() if run.status_path.exists() else RunStatus()
+        if self.status.state == "unknown":
+            self.status = RunStatus()
+
+    def log(self, text: str) -> None:
+        if self.dist.main:
+            print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+    def set(self, **changes: Any) -> None:
+        if not self.dist.main:
+            return
+        for key, value in changes.items():
+            setattr(self.status, key, value)
+        self.status.pid = os.getpgid(0)  # the session leader: the engine itself, or torchrun
+        self.run.write_status(self.status)
+
+    def metrics(self, record: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
+        with self.run.metrics_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+
+
+def main(run_dir: str | os.PathLike[str], resume: bool = False) -> int:
+    run = Run(Path(run_dir))
+    dist = Dist()
+    report = Reporter(run, dist)
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        outcome = train(run, dist, report, stop, resume)
+        return 0 if outcome in ("finished", "stopped") else 1
+    except (TrainingFailed, ckpt.DiskFullError) as exc:
+        report.log(f"FAILED: {exc}")
+        report.set(state="failed", message=str(exc), ended=now_iso())
+        return 1
+    except Exception as exc:  # anything else: the log gets the traceback, the status a short reason
+        traceback.print_exc()
+        report.set(state="failed", message=f"{type(exc).__name__}: {exc} (see train.log)", ended=now_iso())
+        return 1
+    finally:
+        dist.close()
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise TrainingFailed("hardware.device is 'cuda' but torch sees no CUDA GPU")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise TrainingFailed("hardware.device is 'mps' but MPS is not available on this machine")
+    return requested
+
+
+def pick_precision(requested: str, device: str) -> str:
+    import torch
+
+    if requested != "auto":
+        if requested == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
+            raise TrainingFailed("hardware.precision is bf16 but this GPU does not support it; use fp16")
+        return requested
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"  # CPUs without AMX run bf16 matmuls slower than fp32
+
+
+def pick_attention(device: str) -> str:
+    """The fastest attention that keeps packed samples apart: flash-attention varlen, else sdpa."""
+    forced = os.environ.get("TUNEWIZ_ATTENTION")
+    if forced:
+        return forced
+    if device == "cuda":
+        import importlib.util
+
+        if importlib.util.find_spec("flash_attn") is not None:
+            return "flash_attention_2"
+    return "sdpa"
+
+
+def load_model(cfg: dict[str, Any], device: str, precision: str, dist: Dist):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    attention = pick_attention(device)
+    model = AutoModelForCausalLM.from_pretrained(cfg["base_dir"], dtype=dtype, attn_implementation=attention)
+    model.config.use_cache = False
+    hp = cfg["hyperparameters"]
+    if hp["gradient_checkpointing"]:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    lora = cfg["lora"]
+    targets = lora["target_modules"]
+    config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                        target_modules="all-linear" if targets == ["all-linear"] else targets,
+                        task_type="CAUSAL_LM")
+    try:
+        model = get_peft_model(model, config)
+    except ValueError as exc:
+        raise TrainingFailed(f"hyperparameters.target_modules: {exc}") from None
+    target = torch.device(f"cuda:{dist.local_rank}" if device == "cuda" else device)
+    model.to(target)
+    return model, target, attention
+
+
+def build_optimizer(model, cfg: dict[str, Any], max_steps: int, device: str):
+    import torch
+    from transformers import get_scheduler
+
+    hp = cfg["hyperparameters"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    extra = {"fused": True} if device == "cuda" else {"foreach": True}
+    optimizer = torch.optim.AdamW(params, lr=hp["learning_rate"], weight_decay=hp["weight_decay"], **extra)
+    name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[hp["lr_scheduler"]]
+    warmup = int(round(hp["warmup_ratio"] * max_steps))
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=max_steps)
+    return optimizer, scheduler
+
+
+def read_examples(run: Run, split: str) -> list[dict[str, Any]]:
+    return [r for r in read_jsonl(run.dir / DATA_FILE) if r["split"] == split]
+
+
+def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume: bool) -> str:
+    import torch
+    from transformers import AutoTokenizer
+
+    from tunewiz.templates import resolve_family
+
+    cfg = run.read_config()
+    hw, hp = cfg["hardware"], cfg["hyperparameters"]
+    report.set(state="starting", message="loading the base model", started=report.status.started or now_iso(),
+               ended="")
+    device = pick_device(hw["device"])
+    precision = pick_precision(hw["precision"], device)
+    threads = hw["threads"] or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    torch.set_num_threads(threads)
+    dist.init(device)
+    torch.manual_seed(hp["seed"] + dist.rank)
+
+    if not cfg.get("base_dir"):
+        from tunewiz.basemodel import resolve_base
+
+        base = cfg["base_model"]
+        cfg["base_dir"] = str(resolve_base(base["model"], base.get("gguf_file", ""),
+                                           Path(cfg["project_dir"]), progress=report.log))
+    tokenizer = AutoTokenizer.from_pretrained(cfg["base_dir"])
+    family = resolve_family(cfg["template"]["name"], tokenizer)
+    if dist.main and (cfg["template"].get("family") != family or run.read_config().get("base_dir") != cfg["base_dir"]):
+        from tunewiz.project import atomic_write_text
+
+        cfg["template"]["family"] = family
+        atomic_write_text(run.config_path, json.dumps(cfg, indent=2) + "\n")
+
+    max_len = cfg["max_seq_len"]
+    train_set = D.tokenize_records(read_examples(run, "train"), tokenizer, family, cfg["system_prompt"], max_len)
+    val_set = D.tokenize_records(read_examples(run, "validation"), tokenizer, family, cfg["system_prompt"], max_len)
+    if not train_set.examples:
+        raise TrainingFailed("no training samples: every pair is rejected, or every prompt is longer than "
+                             f"template.max_seq_len ({max_len})")
+    report.log(f"{len(train_set.examples)} train / {len(val_set.examples)} validation samples; "
+               f"{train_set.truncated + val_set.truncated} truncated to {max_len} tokens, "
+               f"{train_set.dropped + val_set.dropped} dropped (no answer token left); template {family}")
+
+    model, target, attention = load_model(cfg, device, precision, dist)
+    n = len(train_set.examples)
+    batches_per_epoch = len(D.micro_batches(n, hp["batch_size"], dist.world, dist.rank, hp["seed"], 0))
+    steps_per_epoch = max(1, batches_per_epoch // hp["grad_accum"])
+    max_steps = hp["max_steps"] or max(1, math.ceil(hp["epochs"] * steps_per_epoch))
+    optimizer, scheduler = build_optimizer(model, cfg, max_steps, device)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    autocast = (torch.autocast(device_type=device, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+                if precision in ("bf16", "fp16") else _null_context())
+
+    start_step = 0
+    if resume:
+        if dist.main:
+            ckpt.remove_partial(run)
+        dist.barrier()
+        complete = run.complete_checkpoints()
+        if complete:
+            state = ckpt.load_checkpoint(complete[-1], model, optimizer, scheduler, scaler,
+                                         restore_rng=dist.world == 1)
+            if dist.world > 1:
+                torch.manual_seed(hp["seed"] + 7919 * state["step"] + dist.rank)
+            start_step = state["step"]
+            report.log(f"resuming from {complete[-1].name}")
+        if dist.main:
+            _truncate_metrics(run, start_step)
+
+    ddp_model = model
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp_model = DistributedDataParallel(model, device_ids=[dist.local_rank] if device == "cuda" else None)
+
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    report.log(f"device {device} x{dist.world}, precision {precision}, attention {attention}, threads {threads}, "
+               f"{trainable:,} trainable LoRA weights, {max_steps} steps ({steps_per_epoch} per epoch)")
+    report.set(state="running", message="", step=start_step, max_steps=max_steps,
+               extra={**report.status.extra, "device": device, "precision": precision, "world_size": dist.world})
+
+    def batches_for_step(step: int):
+        """The micro-batches of optimizer step `step` (1-based), replayable after a resume."""
+        out = []
+        for index in range((step - 1) * hp["grad_accum"], step * hp["grad_accum"]):
+            epoch, offset = divmod(index, batches_per_epoch)
+            indices = D.micro_batches(n, hp["batch_size"], dist.world, dist.rank, hp["seed"], epoch)[offset]
+            out.append(D.collate_flat([train_set.examples[i] for i in indices]))
+        return out
+
+    window_tokens, window_start = 0, time.perf_counter()
+    last_val: float | None = None
+    step = start_step
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats(target)
+    while step < max_steps:
+        step += 1
+        micro = batches_for_step(step)
+        items = dist.sum([sum(D.answer_tokens(b) for b in micro)], target)[0]
+        step_loss = 0.0
+        model.train()
+        for i, batch in enumerate(micro):
+            batch = {k: v.to(target) for k, v in batch.items()}
+            sync = i == len(micro) - 1
+            with (ddp_model.no_sync() if dist.world > 1 and not sync else _null_context()):
+                with autocast:
+                    out = ddp_model(**batch, num_items_in_batch=max(items, 1))
+                # DDP averages gradients over processes; the loss is already a share of the global
+                # token count, so scale back up to get the gradient of the global mean.
+                loss = out.loss * dist.world
+                (scaler.scale(loss) if scaler else loss).backward()
+            step_loss += out.loss.detach().float().item()
+            window_tokens += D.real_tokens(batch)
+        step_loss = dist.sum([step_loss], target)[0]
+        if scaler:
+            scaler.unscale_(optimizer)
+        clip = hp["max_grad_norm"] or float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], clip))
+        if not math.isfinite(step_loss) or (scaler is None and not math.isfinite(grad_norm)):
+            what = "loss" if not math.isfinite(step_loss) else "gradient norm"
+            value = step_loss if what == "loss" else grad_norm
+            raise TrainingFailed(
+                f"the {what} became {value} at step {step}: training stopped. Lower "
+                f"hyperparameters.learning_rate (now {hp['learning_rate']:g}), use fp32 or bf16 instead of "
+                "fp16, or check the base model's weights")
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        lr = scheduler.get_last_lr()[0]  # the rate this step used
+        scheduler.step()
+
+        epoch = step / steps_per_epoch
+        if step % hp["logging_steps"] == 0 or step == max_steps:
+            elapsed = time.perf_counter() - window_start
+            tokens = dist.sum([window_tokens], target)[0]
+            record = {"type": "train", "step": step, "epoch": round(epoch, 4), "loss": step_loss,
+                      "lr": lr, "grad_norm": grad_norm,
+                      "tokens_per_s": round(tokens / elapsed, 1) if elapsed > 0 else None,
+                      "mem_mb": _memory_mb(device, target), "time": round(time.time(), 3)}
+            report.metrics(record)
+            report.log(f"step {step}/{max_steps} loss {step_loss:.4f} lr {record['lr']:.2e} "
+                       f"grad_norm {grad_norm:.3f} {record['tokens_per_s']} tok/s")
+            window_tokens, window_start = 0, time.perf_counter()
+
+        stopping = _stop_requested(run, stop, dist, target)
+        save_now = step % hp["save_steps"] == 0 or step == max_steps or stopping
+        if val_set.examples and (step % hp["eval_steps"] == 0 or save_now):
+            last_val = evaluate(model, val_set.examples, hp["batch_size"], dist, target, autocast)
+            report.metrics({"type": "eval", "step": step, "epoch": round(epoch, 4), "val_loss": last_val,
+                            "time": round(time.time(), 3)})
+            report.log(f"step {step} validation loss {last_val:.4f}")
+            window_start = time.perf_counter()  # evaluation time is not training throughput
+        if save_now:
+            if stopping:
+                report.set(state="stopping", message="saving a checkpoint before stopping", step=step)
+            state = {"step": step, "epoch": epoch, "val_loss": last_val, "max_steps": max_steps,
+                     "world_size": dist.world, "time": now_iso()}
+            if dist.main:
+                ckpt.save_checkpoint(run, step, model, optimizer, scheduler, state, scaler)
+            dist.barrier()
+            report.log(f"saved checkpoint-{step}")
+            window_start = time.perf_counter()
+        report.set(step=step)
+        if stopping:
+            report.set(state="stopped", message=f"stopped on request at step {step}; "
+                                                "continue with `tunewiz train --resume`", ended=now_iso())
+            report.log("stopped on request")
+            return "stopped"
+    report.set(state="finished", message=f"finished {max_steps} steps", ended=now_iso())
+    report.log("finished")
+    return "finished"
+
+
+def evaluate(model, examples: list[D.Example], batch_size: int, dist: Dist, target, autocast) -> float:
+    """Mean loss per answer token over the validation samples (shared among processes)."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    mine = examples[dist.rank::dist.world]
+    with torch.no_grad():
+        for start in range(0, len(mine), batch_size):
+            batch = D.collate_flat(mine[start:start + batch_size])
+            items = D.answer_tokens(batch)
+            batch = {k: v.to(target) for k, v in batch.items()}
+            with autocast:
+                out = model(**batch, num_items_in_batch=max(items, 1))
+            total += out.loss.float().item() * items
+            count += items
+    total, count = dist.sum([total, count], target)
+    model.train()
+    return total / max(count, 1)
+
+
+def _stop_requested(run: Run, stop: dict[str, bool], dist: Dist, target) -> bool:
+    """Whether any process was asked to stop (signal or STOP file); all processes agree."""
+    asked = stop["requested"] or (run.dir / STOP_FILE).exists()
+    return dist.sum([1.0 if asked else 0.0], target)[0] > 0
+
+
+def _truncate_metrics(run: Run, step: int) -> None:
+    """Drop metrics lines past the checkpoint a resume starts from, so steps are not logged twice."""
+    from tunewiz.project import atomic_write_text
+
+    kept = [r for r in read_jsonl(run.metrics_path) if r.get("step", 0) <= step]
+    atomic_write_text(run.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _memory_mb(device: str, target) -> float:
+    import torch
+
+    if device == "cuda":
+        return round(torch.cuda.max_memory_allocated(target) / 2**20, 1)
+    try:  # peak resident memory of this process
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+class _null_context:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    sys.exit(main(args[0], resume="--resume" in args[1:]))

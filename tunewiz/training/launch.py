@@ -1,0 +1,186 @@
+"""Starting, resuming and stopping a training run outside the caller's session.
+
+`start_run` snapshots what the run trains into its folder (run.json, dataset.jsonl),
+then starts the engine detached: a short-lived helper process starts it in a new
+session (setsid) and exits, so the engine is nobody's child. Closing the terminal,
+dropping SSH or quitting the TUI (SIGHUP) never reaches it, and no zombie is left
+for `Run.is_alive()` to mistake for a live run. Its stdout/stderr go to train.log.
+
+run.json keys (the contract other steps read):
+  run_id, created, project_dir, base_model {model, gguf_file}, base_dir (the plain HF
+  folder trained from; filled by the engine when it converts a GGUF), template {name,
+  family}, system_prompt, max_seq_len, train_ids, validation_ids, lora {r, alpha,
+  dropout, target_modules}, hyperparameters {...}, hardware {device, precision, threads, gpus}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tunewiz.errors import TunewizError
+from tunewiz.project import Project, atomic_write_text
+from tunewiz.runs import Run, RunStatus, list_runs
+
+DATA_FILE = "dataset.jsonl"   # same names as in engine.py, which must not be imported here (torch)
+STOP_FILE = "STOP"
+
+
+def new_run_id() -> str:
+    """Sortable by time: 20261123-171500-ab12."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def run_config(project: Project, run_id: str, train: list, validation: list, gpus: int) -> dict[str, Any]:
+    cfg = project.config
+    hp = dataclasses.asdict(cfg.hyperparameters)
+    return {
+        "run_id": run_id,
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "project_dir": str(project.root.resolve()),
+        "base_model": {"model": cfg.base_model.model, "gguf_file": cfg.base_model.gguf_file},
+        "base_dir": _cached_base_dir(project),
+        "template": {"name": cfg.template.name, "family": None if cfg.template.name == "auto" else cfg.template.name},
+        "system_prompt": cfg.template.system_prompt,
+        "max_seq_len": cfg.template.max_seq_len,
+        "train_ids": [p.id for p in train],
+        "validation_ids": [p.id for p in validation],
+        "lora": {"r": hp["lora_r"], "alpha": hp["lora_alpha"], "dropout": hp["lora_dropout"],
+                 "target_modules": hp["target_modules"]},
+        "hyperparameters": hp,
+        "hardware": {"device": cfg.hardware.device, "precision": cfg.hardware.precision,
+                     "threads": cfg.hardware.threads, "gpus": gpus},
+    }
+
+
+def _cached_base_dir(project: Project) -> str | None:
+    """The base model's HF folder when no conversion is needed (the engine converts otherwise)."""
+    from tunewiz.basemodel import READY_MARKER, converted_path, is_hf_folder, locate_gguf
+
+    base = project.config.base_model
+    gguf = locate_gguf(base.model, base.gguf_file, project.root)
+    if gguf is not None:
+        folder = converted_path(gguf)
+        return str(folder) if (folder / READY_MARKER).exists() else None
+    path = project.path(base.model)
+    return str(path.resolve()) if path.is_dir() and is_hf_folder(path) else None
+
+
+def prepare_run(project: Project, gpus: int) -> Run:
+    """A new run folder with run.json, dataset.jsonl and status 'starting'."""
+    from tunewiz.dataset import project_split
+
+    train, validation = project_split(project)
+    if not train:
+        raise TunewizError(f"{project.pairs_path}: no pairs to train on (import or generate some; "
+                           "rejected pairs never train)")
+    run = Run(project.runs_dir / new_run_id())
+    run.dir.mkdir(parents=True)
+    lines = [json.dumps({"id": p.id, "split": split, "question": p.question, "answer": p.answer,
+                         "system": p.system}, ensure_ascii=False) + "\n"
+             for split, pairs in (("train", train), ("validation", validation)) for p in pairs]
+    atomic_write_text(run.dir / DATA_FILE, "".join(lines))
+    atomic_write_text(run.config_path, json.dumps(run_config(project, run.id, train, validation, gpus), indent=2) + "\n")
+    run.write_status(RunStatus(state="starting", message="starting the training process"))
+    return run
+
+
+def find_run(project: Project, run_id: str | None = None) -> Run:
+    """A run by id (or a unique prefix of it); the latest run when no id is given."""
+    runs = list_runs(project.runs_dir)
+    if not runs:
+        raise TunewizError(f"{project.runs_dir}: no runs yet (start one with `tunewiz train`)")
+    if not run_id:
+        return runs[-1]
+    found = [r for r in runs if r.id == run_id] or [r for r in runs if r.id.startswith(run_id)]
+    if len(found) != 1:
+        raise TunewizError(f"no run {run_id!r} in {project.runs_dir}" if not found else
+                           f"{run_id!r} matches several runs: {', '.join(r.id for r in found)}")
+    return found[0]
+
+
+def start_run(project: Project, *, detach: bool = True, resume: str | bool | None = None,
+              gpus: int | None = None, allow_over_memory: bool = False) -> Run:
+    """Start a new run (or resume one) as a detached process; returns at once.
+
+    `detach` is accepted for the callers' clarity: the engine always runs detached, and a
+    foreground caller follows its files (see `follow`).
+    """
+    del detach
+    gpus = gpus or project.config.hardware.gpus
+    from tunewiz.hardware import check_fits
+
+    check_fits(project, gpus=gpus, allow=allow_over_memory or project.config.hardware.allow_over_memory)
+    if resume:
+        run = find_run(project, resume if isinstance(resume, str) else None)
+        if run.is_alive():
+            raise TunewizError(f"run {run.id} is still running (pid {run.read_status().pid}); "
+                               "stop it first with `tunewiz stop`")
+        (run.dir / STOP_FILE).unlink(missing_ok=True)
+        status = run.read_status()
+        status.state, status.message, status.ended = "starting", "resuming", ""
+        run.write_status(status)
+    else:
+        run = prepare_run(project, gpus)
+    spawn(run, gpus, resume=bool(resume))
+    return run
+
+
+def engine_command(run: Run, gpus: int, resume: bool) -> list[str]:
+    tail = [str(run.dir)] + (["--resume"] if resume else [])
+    if gpus > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
+                "-m", "tunewiz.training.engine", *tail]
+    return [sys.executable, "-m", "tunewiz.training.engine", *tail]
+
+
+def spawn(run: Run, gpus: int, resume: bool) -> int:
+    """Start the engine in its own session through a helper that exits at once; return its pid."""
+    command = engine_command(run, gpus, resume)
+    helper = subprocess.run([sys.executable, "-m", "tunewiz.training.launch", str(run.log_path), *command],
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    if helper.returncode != 0 or not helper.stdout.strip().isdigit():
+        raise TunewizError(f"could not start the training process: {helper.stderr.strip() or helper.stdout}")
+    pid = int(helper.stdout.strip())
+    status = run.read_status()
+    status.pid = pid
+    run.write_status(status)
+    return pid
+
+
+def stop_run(run: Run) -> None:
+    """Ask a run to stop gracefully: it finishes its step, saves a checkpoint and exits."""
+    if not run.is_alive():
+        raise TunewizError(f"run {run.id} is not running (state: {run.state()})")
+    (run.dir / STOP_FILE).write_text("stop requested\n", encoding="utf-8")
+
+
+def wait_for_end(run: Run, timeout: float, poll: float = 0.2) -> str:
+    """Wait until the run's process is gone or `timeout` passes; the final state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and run.is_alive():
+        time.sleep(poll)
+    return run.state()
+
+
+def _daemon_main(argv: list[str]) -> int:
+    """The helper: start `command` in a new session with output to the log, print its pid, exit."""
+    log_path, command = argv[0], argv[1:]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=env, close_fds=True)
+    print(proc.pid, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_daemon_main(sys.argv[1:]))
