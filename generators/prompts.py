@@ -63,10 +63,17 @@ def chunk_messages(g, text: str, n: int) -> list[dict[str, str]]:
     return [{"role": "system", "content": g.system_prompt}, {"role": "user", "content": user}]
 
 
-def topic_messages(g, topic: str, subtopic: str, n: int) -> list[dict[str, str]]:
-    """Messages asking for `n` pairs about a topic (and one of its subtopics)."""
+def topic_messages(g, topic: str, subtopic: str, n: int, round_: int = 0) -> list[dict[str, str]]:
+    """Messages asking for `n` pairs about a topic (and one of its subtopics).
+
+    `round_` counts earlier requests on the same subject; later ones ask for less
+    obvious questions, so repeated requests do not repeat the same pairs.
+    """
     about = f"{topic}, focusing on: {subtopic}" if subtopic else topic
     user = f"The topic is {about}.\n{_rules(g, n)}"
+    if round_:
+        user += (f"\nThis is request {round_ + 1} on this subject: skip the obvious first "
+                 "questions and ask about details, causes, examples and comparisons.")
     return [{"role": "system", "content": g.system_prompt}, {"role": "user", "content": user}]
 
 

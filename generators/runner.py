@@ -499,7 +499,8 @@ class _Run:
                 if key not in self.done_keys:
                     n = min(g.pairs_per_chunk, missing - len(items) * g.pairs_per_chunk)
                     sub = subtopics[index % len(subtopics)] if subtopics else ""
-                    items.append(WorkItem(key, prompts.topic_messages(g, topic, sub, n), n))
+                    round_ = index // len(subtopics) if subtopics else index
+                    items.append(WorkItem(key, prompts.topic_messages(g, topic, sub, n, round_), n))
                 index += 1
             self.summary.chunks_total += len(items)
             self.emit("started" if _round == 0 else "message",
