@@ -44,8 +44,8 @@ class Hardware:
 
 def detect() -> Hardware:
     meminfo = _meminfo()
-    return Hardware(cpu_cores=_cpu_cores(), ram_total_mb=meminfo.get("MemTotal", 0) // 1024,
-                    ram_available_mb=meminfo.get("MemAvailable", meminfo.get("MemFree", 0)) // 1024,
+    return Hardware(cpu_cores=_cpu_cores(), ram_total_mb=meminfo.get("MemTotal", 0) // 2**20,
+                    ram_available_mb=meminfo.get("MemAvailable", meminfo.get("MemFree", 0)) // 2**20,
                     gpus=_nvidia_gpus(), mps=platform.system() == "Darwin" and platform.machine() == "arm64")
 
 

@@ -325,7 +325,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
             sync = i == len(micro) - 1
             with (ddp_model.no_sync() if dist.world > 1 and not sync else _null_context()):
                 with autocast:
-                    out = ddp_model(**batch, num_items_in_batch=max(items, 1))
+                    out = ddp_model(**batch, num_items_in_batch=max(items, 1), use_cache=False)
                 # DDP averages gradients over processes; the loss is already a share of the global
                 # token count, so scale back up to get the gradient of the global mean.
                 loss = out.loss * dist.world
@@ -408,7 +408,7 @@ def evaluate(model, examples: list[D.Example], batch_size: int, dist: Dist, targ
             items = D.answer_tokens(batch)
             batch = {k: v.to(target) for k, v in batch.items()}
             with autocast:
-                out = model(**batch, num_items_in_batch=max(items, 1))
+                out = model(**batch, num_items_in_batch=max(items, 1), use_cache=False)
             total += out.loss.float().item() * items
             count += items
     total, count = dist.sum([total, count], target)

@@ -1,0 +1,272 @@
+"""`tunewiz hardware`, `presets`, `preview`, `train`, `runs`, `logs` and `stop`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from tunewiz.cli.common import add_project_arg, open_project, table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hardware", help="what this machine has, what training needs, what to choose",
+                       description="Detect CPU cores, RAM and GPUs, estimate the memory a run needs "
+                                   "and recommend device, precision, batch size and threads.")
+    add_project_arg(p)
+    p.add_argument("--apply", action="store_true", help="write the recommendation into the project")
+    p.set_defaults(handler=cmd_hardware)
+
+    p = sub.add_parser("presets", help="list hyperparameter presets, or apply one")
+    add_project_arg(p)
+    p.add_argument("name", nargs="?", help="quick-test, balanced or memorize-facts")
+    p.add_argument("--apply", action="store_true", help="write the preset's values into the project")
+    p.set_defaults(handler=cmd_presets)
+
+    p = sub.add_parser("preview", help="show a training sample as the model sees it")
+    add_project_arg(p)
+    p.add_argument("--index", type=int, default=0, help="which training pair (default: the first)")
+    p.set_defaults(handler=cmd_preview)
+
+    p = sub.add_parser("train", help="start (or resume) a LoRA training run",
+                       description="Starts training in its own session: closing the terminal never stops "
+                                   "it. Without --detach a progress bar follows it; Ctrl-C stops it gracefully.")
+    add_project_arg(p)
+    p.add_argument("--detach", action="store_true", help="return at once; follow with `tunewiz logs -f`")
+    p.add_argument("--resume", nargs="?", const=True, metavar="RUN",
+                   help="continue a run (default: the latest) from its last complete checkpoint")
+    p.add_argument("--gpus", type=int, help="processes/GPUs to train on (overrides hardware.gpus)")
+    p.add_argument("--allow-over-memory", action="store_true",
+                   help="start even when the memory estimate says it will not fit")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("runs", help="list training runs")
+    add_project_arg(p)
+    p.set_defaults(handler=cmd_runs)
+
+    p = sub.add_parser("logs", help="print a run's log")
+    add_project_arg(p)
+    p.add_argument("run", nargs="?", help="run id or prefix (default: the latest)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
+    p.set_defaults(handler=cmd_logs)
+
+    p = sub.add_parser("stop", help="stop a run gracefully (it saves a checkpoint first)")
+    add_project_arg(p)
+    p.add_argument("run", nargs="?", help="run id or prefix (default: the latest)")
+    p.add_argument("--no-wait", action="store_true", help="return without waiting for it to stop")
+    p.set_defaults(handler=cmd_stop)
+
+
+def cmd_hardware(args: argparse.Namespace) -> int:
+    from tunewiz.hardware import check_fits, detect, recommend
+
+    project = open_project(args, write=args.apply, holder="tunewiz hardware")
+    hw = detect()
+    print(f"CPU cores: {hw.cpu_cores}   RAM: {hw.ram_total_mb:,} MB ({hw.ram_available_mb:,} MB available)")
+    for gpu in hw.gpus:
+        print(f"GPU {gpu.index}: {gpu.name}, {gpu.free_mb:,} of {gpu.total_mb:,} MB free, "
+              f"compute capability {gpu.compute_capability:g}{' (bf16)' if gpu.bf16 else ''}")
+    if hw.mps:
+        print("Apple silicon GPU (MPS)")
+    if not hw.gpus and not hw.mps:
+        print("No GPU found.")
+    rec = recommend(project, hw)
+    print(f"\nRecommended: device {rec.device}, precision {rec.precision}, batch size {rec.batch_size}, "
+          f"threads {rec.threads}")
+    for note in rec.notes:
+        print(f"  - {note}")
+    cfg = project.config
+    print(f"\nEstimate for the project's settings (batch {cfg.hyperparameters.batch_size}, "
+          f"max_seq_len {cfg.template.max_seq_len}):")
+    try:
+        est = check_fits(project, gpus=cfg.hardware.gpus, allow=True, hw=hw)
+    except Exception as exc:  # the estimate is advice: never fail the command on it
+        print(f"  unavailable: {exc}")
+        est = None
+    if est is not None:
+        print("\n".join(est.lines()))
+        print(f"  available      {rec.available_mb:10,.0f} MB")
+    if args.apply:
+        project.set("hardware.device", rec.device)
+        project.set("hardware.precision", rec.precision)
+        project.set("hardware.threads", rec.threads if rec.device == "cpu" else 0)
+        project.set("hyperparameters.batch_size", rec.batch_size)
+        project.save()
+        print(f"\nWrote device, precision, threads and batch size into {project.file}.")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from tunewiz.presets import PRESETS, apply_preset
+
+    if args.name is None:
+        for preset in PRESETS.values():
+            print(f"{preset.name}: {preset.summary}")
+        print("\nShow one with `tunewiz presets NAME`; apply it with `tunewiz presets NAME --apply`.")
+        return 0
+    if args.name not in PRESETS:
+        from tunewiz.errors import TunewizError
+
+        raise TunewizError(f"no preset {args.name!r} (choose from {', '.join(PRESETS)})")
+    preset = PRESETS[args.name]
+    print(f"{preset.name}: {preset.summary}\n")
+    for key, value in preset.values.items():
+        note = preset.advice.get(key, "")
+        print(f"  {key} = {value!r}" + (f"    # {note}" if note else ""))
+    if args.apply:
+        project = open_project(args, write=True, holder="tunewiz presets")
+        changed = apply_preset(project, args.name)
+        project.save()
+        print(f"\nApplied to {project.file}: {len(changed)} values changed.")
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from tunewiz.errors import TunewizError
+    from tunewiz.training.preview import preview_sample
+
+    project = open_project(args)
+    try:
+        text = preview_sample(project, args.index)
+    except IndexError:
+        raise TunewizError(f"--index {args.index}: the project has fewer training pairs") from None
+    print(text)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tunewiz.training.launch import start_run
+
+    project = open_project(args)
+    run = start_run(project, detach=args.detach, resume=args.resume, gpus=args.gpus,
+                    allow_over_memory=args.allow_over_memory)
+    verb = "Resumed" if args.resume else "Started"
+    print(f"{verb} run {run.id} (pid {run.read_status().pid}); files in {run.dir}")
+    if args.detach:
+        print("It keeps running after this terminal closes. Follow it with `tunewiz logs -f`, "
+              "stop it with `tunewiz stop`.")
+        return 0
+    return follow_with_progress(run)
+
+
+def follow_with_progress(run) -> int:
+    """A progress bar from status.json and metrics.jsonl; Ctrl-C stops the run gracefully."""
+    from tunewiz.training.launch import stop_run
+
+    stopping = False
+    last = ""
+    while True:
+        try:
+            state = run.state()
+            status = run.read_status()
+            line = _progress_line(run, status)
+            if line != last:
+                sys.stdout.write("\r" + line.ljust(len(last)))
+                sys.stdout.flush()
+                last = line
+            if state not in ("starting", "running", "stopping"):
+                break
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            if stopping:
+                print("\nStill stopping; the run goes on saving its checkpoint in the background.")
+                return 130
+            stopping = True
+            print("\nStopping: the run saves a checkpoint, then exits (Ctrl-C again to leave it to finish "
+                  "in the background)...")
+            try:
+                stop_run(run)
+            except Exception:  # it ended between the check and the request
+                pass
+    status = run.read_status()
+    print(f"\nRun {run.id}: {run.state()}" + (f": {status.message}" if status.message else ""))
+    if run.state() == "died":
+        print(f"The training process ended without saying why; see {run.log_path}")
+    return 0 if run.state() in ("finished", "stopped") else 1
+
+
+def _progress_line(run, status) -> str:
+    from tunewiz.runs import read_jsonl
+
+    train = val = None
+    for record in read_jsonl(run.metrics_path):
+        if record.get("type") == "train":
+            train = record
+        elif record.get("type") == "eval":
+            val = record
+    total = status.max_steps or 0
+    width = 30
+    filled = int(width * status.step / total) if total else 0
+    bar = "#" * filled + "-" * (width - filled)
+    text = f"[{bar}] {status.step}/{total or '?'} {status.state}"
+    if train:
+        text += f"  loss {train['loss']:.4f}"
+        if train.get("tokens_per_s"):
+            text += f"  {train['tokens_per_s']:.0f} tok/s"
+    if val:
+        text += f"  val {val['val_loss']:.4f}"
+    if status.state == "starting" and status.message:
+        text += f"  ({status.message})"
+    return text
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from tunewiz.runs import list_runs
+
+    project = open_project(args)
+    rows = []
+    for run in list_runs(project.runs_dir):
+        status = run.read_status()
+        metrics = run.metrics()
+        losses = [m["loss"] for m in metrics if m.get("type") == "train"]
+        vals = [m["val_loss"] for m in metrics if m.get("type") == "eval"]
+        rows.append([run.id, run.state(), f"{status.step}/{status.max_steps}",
+                     f"{losses[-1]:.4f}" if losses else "-", f"{min(vals):.4f}" if vals else "-",
+                     str(len(run.complete_checkpoints())), status.message[:60]])
+    if not rows:
+        print("No runs yet; start one with `tunewiz train`.")
+        return 0
+    print(table(rows, ["run", "state", "step", "loss", "best val", "ckpts", "message"]))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from tunewiz.training.launch import find_run
+
+    project = open_project(args)
+    run = find_run(project, args.run)
+    position = 0
+    while True:
+        try:
+            with run.log_path.open("rb") as handle:
+                handle.seek(position)
+                chunk = handle.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            position += len(chunk)
+            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            sys.stdout.flush()
+        if not args.follow or run.state() not in ("starting", "running", "stopping"):
+            if args.follow and not chunk:
+                status = run.read_status()
+                print(f"-- run {run.id} {run.state()}" + (f": {status.message}" if status.message else ""))
+                return 0
+            if not args.follow:
+                return 0
+            continue  # one more read after the end, to print the last lines
+        time.sleep(0.5)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from tunewiz.training.launch import find_run, stop_run, wait_for_end
+
+    project = open_project(args)
+    run = find_run(project, args.run)
+    stop_run(run)
+    print(f"Asked run {run.id} to stop; it saves a checkpoint first.")
+    if args.no_wait:
+        return 0
+    state = wait_for_end(run, timeout=3600)
+    print(f"Run {run.id}: {state}. Continue it with `tunewiz train --resume {run.id}`.")
+    return 0
