@@ -1,0 +1,55 @@
+"""Padding-free batches: samples laid end to end must not see each other."""
+
+from __future__ import annotations
+
+from tunewiz.training import data as D
+
+
+def test_flattened_batch_keeps_attention_within_each_sample(tiny_model):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    records = [{"question": "q" * n, "answer": "answer " * (n + 1)} for n in (3, 7, 12)]
+    examples = D.tokenize_records(records, tokenizer, "chatml", "", 512).examples
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation="sdpa").eval()
+    flat = D.collate_flat(examples)
+    assert flat["input_ids"].shape[0] == 1 and "attention_mask" not in flat
+    with torch.no_grad():
+        packed = model(input_ids=flat["input_ids"], position_ids=flat["position_ids"], use_cache=False).logits[0]
+        offset = 0
+        for example in examples:
+            alone = model(input_ids=torch.tensor([example.input_ids]), use_cache=False).logits[0]
+            part = packed[offset:offset + len(example.input_ids)]
+            assert torch.allclose(part, alone, atol=1e-4), "a packed sample attended to its neighbour"
+            offset += len(example.input_ids)
+    # no loss across the boundary: each sample's first label is masked
+    starts = [0, len(examples[0].input_ids), len(examples[0].input_ids) + len(examples[1].input_ids)]
+    assert all(int(flat["labels"][0, s]) == -100 for s in starts)
+    assert D.real_tokens(flat) == sum(len(e.input_ids) for e in examples)
+
+
+def test_equal_lengths_stack_without_mask():
+    examples = [D.Example([1, 2, 3], [-100, 2, 3]), D.Example([4, 5, 6], [-100, -100, 6])]
+    batch = D.collate_flat(examples)
+    assert tuple(batch["input_ids"].shape) == (2, 3) and "position_ids" not in batch
+    assert D.answer_tokens(batch) == 3
+
+
+def test_micro_batches_cover_every_sample_and_replay():
+    first = D.micro_batches(10, 3, 1, 0, seed=5, epoch=0)
+    assert {i for b in first for i in b} == set(range(10)) and sum(map(len, first)) == 12
+    assert first == D.micro_batches(10, 3, 1, 0, seed=5, epoch=0)
+    assert first != D.micro_batches(10, 3, 1, 0, seed=5, epoch=1)
+    ranks = [D.micro_batches(10, 2, 2, r, seed=5, epoch=0) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 3  # same number of steps on every process
+    seen = {i for r in ranks for b in r for i in b}
+    assert seen == set(range(10))
+
+
+def test_truncation_and_dropping_are_counted(smollm2_tokenizer):
+    records = [{"question": "short", "answer": "word " * 200}, {"question": "word " * 300, "answer": "x"},
+               {"question": "fine", "answer": "ok"}]
+    result = D.tokenize_records(records, smollm2_tokenizer, "chatml", "", 64)
+    assert result.truncated == 1 and result.dropped == 1 and len(result.examples) == 2
+    assert max(len(e.input_ids) for e in result.examples) == 64

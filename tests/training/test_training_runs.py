@@ -1,0 +1,173 @@
+"""Runs of the real engine on a tiny real model: the run folder contract and the faults."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tunewiz.runs import COMPLETE_MARKER
+from tunewiz.training.launch import start_run, stop_run, wait_for_end
+
+
+def wait_until(predicate, timeout=120.0, poll=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    raise AssertionError("timed out waiting")
+
+
+def train_steps(run):
+    return [m["step"] for m in run.metrics() if m["type"] == "train"]
+
+
+def test_a_run_writes_the_contract_files(tiny_project):
+    run = start_run(tiny_project)
+    assert wait_for_end(run, 180) == "finished", run.log_path.read_text()
+    status = run.read_status()
+    assert (status.step, status.max_steps) == (30, 30) and status.ended
+
+    config = run.read_config()
+    assert config["template"]["family"] == "chatml" and os.path.isdir(config["base_dir"])
+    assert len(config["train_ids"]) + len(config["validation_ids"]) == 12 and config["validation_ids"]
+    assert config["lora"]["target_modules"] == ["all-linear"]
+
+    train = [m for m in run.metrics() if m["type"] == "train"]
+    assert [m["step"] for m in train] == list(range(1, 31))
+    for key in ("epoch", "loss", "lr", "grad_norm", "tokens_per_s", "mem_mb", "time"):
+        assert key in train[0]
+    evals = [m for m in run.metrics() if m["type"] == "eval"]
+    assert [m["step"] for m in evals] == [5, 10, 15, 20, 25, 30] and evals[0]["val_loss"] > 0
+    assert train[-1]["loss"] < train[0]["loss"]
+
+    checkpoints = run.complete_checkpoints()
+    assert [c.name for c in checkpoints] == [f"checkpoint-{s}" for s in (5, 10, 15, 20, 25, 30)]
+    files = set(os.listdir(checkpoints[-1]))
+    assert {"adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "scheduler.pt",
+            "rng_state.pt", "trainer_state.json", COMPLETE_MARKER} <= files
+    assert json.loads((checkpoints[-1] / "trainer_state.json").read_text())["val_loss"] == evals[-1]["val_loss"]
+
+
+def test_resume_after_kill_9_continues_the_step_numbering(tiny_project):
+    tiny_project.set("hyperparameters.max_steps", 60)
+    run = start_run(tiny_project)
+    wait_until(lambda: len(run.complete_checkpoints()) >= 2)
+    os.kill(run.read_status().pid, signal.SIGKILL)
+    wait_until(lambda: run.state() == "died", timeout=10)
+    last_complete = int(run.complete_checkpoints()[-1].name.split("-")[1])
+    assert last_complete < 60
+
+    start_run(tiny_project, resume=run.id)
+    assert wait_for_end(run, 180) == "finished", run.log_path.read_text()
+    assert train_steps(run) == list(range(1, 61))  # each step once, numbering unbroken
+    assert run.read_status().step == 60
+    assert f"resuming from checkpoint-{last_complete}" in run.log_path.read_text()
+
+
+def test_stop_saves_a_checkpoint_then_resume_finishes(tiny_project):
+    tiny_project.set("hyperparameters.max_steps", 400)
+    tiny_project.set("hyperparameters.save_steps", 1000)
+    run = start_run(tiny_project)
+    wait_until(lambda: run.read_status().step >= 3)
+    stop_run(run)
+    assert wait_for_end(run, 60) == "stopped"
+    stopped_at = run.read_status().step
+    assert stopped_at < 400
+    assert run.complete_checkpoints()[-1].name == f"checkpoint-{stopped_at}"
+    assert "--resume" in run.read_status().message
+
+
+def test_closing_the_terminal_does_not_stop_the_run(tiny_project):
+    """`tunewiz train` in the foreground of a terminal; the terminal goes away (SIGHUP)."""
+    tiny_project.set("hyperparameters.max_steps", 80)
+    tiny_project.save()
+    pid, master = pty.fork()
+    if pid == 0:  # the child: a shell-like session whose controlling terminal is the pty
+        os.execv(sys.executable, [sys.executable, "-m", "tunewiz", "train", "-p", str(tiny_project.root)])
+    from tunewiz.runs import list_runs
+
+    wait_until(lambda: list_runs(tiny_project.runs_dir) and list_runs(tiny_project.runs_dir)[-1].read_status().step >= 2)
+    run = list_runs(tiny_project.runs_dir)[-1]
+    os.close(master)  # the terminal closes: the kernel hangs up the session
+    os.kill(pid, signal.SIGHUP)
+    os.waitpid(pid, 0)
+    step = run.read_status().step
+    assert run.is_alive()
+    assert wait_for_end(run, 180) == "finished"
+    assert run.read_status().step == 80 > step
+
+
+def test_nan_loss_stops_the_run_with_a_message(tmp_path, smollm2_tokenizer, make_project, tiny_model_builder):
+    model = tiny_model_builder(tmp_path / "poisoned", smollm2_tokenizer, poison=True)
+    project = make_project(tmp_path / "proj", str(model), [("What is x?", "x is 1.")] * 6,
+                           **{"hyperparameters.max_steps": 10})
+    run = start_run(project)
+    assert wait_for_end(run, 120) == "failed"
+    message = run.read_status().message
+    assert "nan" in message and "step 1" in message and "learning_rate" in message
+    assert not run.complete_checkpoints()
+
+
+def test_a_full_disk_fails_clearly_and_keeps_earlier_checkpoints(tiny_project, monkeypatch):
+    """ENOSPC cannot be made on demand here (no tmpfs to fill), so torch.save raises it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, get_scheduler
+
+    from tunewiz.runs import Run
+    from tunewiz.training.checkpoints import DiskFullError, save_checkpoint
+
+    run = Run(tiny_project.runs_dir / "r")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_project.config.base_model.model),
+                           LoraConfig(r=4, target_modules="all-linear"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    scheduler = get_scheduler("constant", optimizer)
+    save_checkpoint(run, 5, model, optimizer, scheduler, {"step": 5})
+
+    real_save = torch.save
+
+    def full_disk(obj, path, *args, **kwargs):
+        if str(path).endswith("scheduler.pt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(DiskFullError, match="disk is full.*earlier checkpoints are intact"):
+        save_checkpoint(run, 10, model, optimizer, scheduler, {"step": 10})
+    assert [c.name for c in run.complete_checkpoints()] == ["checkpoint-5"]
+    assert sorted(os.listdir(run.checkpoints_dir)) == ["checkpoint-5"]  # no half-written folder left
+
+
+def test_two_cpu_processes_write_metrics_and_checkpoints_once(tiny_project):
+    """The multi-process path (torchrun, gloo): rank 0 alone writes."""
+    tiny_project.set("hyperparameters.max_steps", 10)
+    run = start_run(tiny_project, gpus=2)
+    assert wait_for_end(run, 240) == "finished", run.log_path.read_text()
+    assert train_steps(run) == list(range(1, 11))
+    assert [c.name for c in run.complete_checkpoints()] == ["checkpoint-5", "checkpoint-10"]
+    assert run.read_status().extra["world_size"] == 2
+    assert run.read_config()["hardware"]["gpus"] == 2
+
+
+def test_the_memory_estimate_refuses_what_cannot_fit(make_project, tmp_path):
+    from tunewiz.errors import TunewizError
+    from tunewiz.hardware import check_fits
+
+    project = make_project(tmp_path / "big", "smollm2-135m", [("q", "a")],
+                           **{"hyperparameters.batch_size": 4096, "template.max_seq_len": 131072})
+    with pytest.raises(TunewizError, match="(?s)will not fit.*--allow-over-memory"):
+        start_run(project)
+    assert not project.runs_dir.exists()  # refused before anything was written
+    assert check_fits(project, allow=True).total_mb > 1_000_000
+    result = subprocess.run([sys.executable, "-m", "tunewiz", "train", "-p", str(project.root)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "will not fit" in result.stderr
