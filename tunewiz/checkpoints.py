@@ -1,0 +1,300 @@
+"""Checkpoints of a run: ranked by validation loss, overfitting flagged, one picked.
+
+Reads only the run folder (metrics.jsonl, run.json, checkpoints/*/COMPLETE), so
+`tunewiz checkpoints` is fast and never imports torch.
+
+Train loss of a checkpoint is the mean of the train losses logged since the
+previous evaluation (one step's loss is too noisy to compare). Overfitting is
+flagged when the validation loss rose at K evaluations in a row while the train
+loss fell over the same stretch; it "began" at the first evaluation that rose.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunewiz.errors import TunewizError
+from tunewiz.project import Project
+from tunewiz.runs import COMPLETE_MARKER, Run, list_runs
+
+RUN_CONFIG_FILE = "run.json"
+DEFAULT_PATIENCE = 3
+
+
+# ---------------------------------------------------------------- the run's config snapshot
+
+@dataclass
+class RunConfig:
+    """What export and sampling need from run.json (the config the run trained with)."""
+
+    base_dir: Path
+    """The plain Hugging Face folder of the base model (safetensors, tokenizer)."""
+    family: str
+    """The resolved chat template family the samples were rendered with."""
+    system_prompt: str
+    max_seq_len: int
+    train_ids: list[str]
+    validation_ids: list[str]
+    base_model: str
+    """The base model as the project named it (e.g. smollm2-135m)."""
+    raw: dict[str, Any]
+
+
+def _lookup(data: dict[str, Any], *keys: str, default: Any = None) -> Any:
+    """The first of several dotted keys present in run.json (the engine nests some settings)."""
+    for dotted in keys:
+        node: Any = data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            return node
+    return default
+
+
+def read_run_config(run: Run) -> RunConfig:
+    path = run.dir / RUN_CONFIG_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TunewizError(f"{path}: missing; this run folder was not written by tunewiz's trainer") from None
+    except ValueError as exc:
+        raise TunewizError(f"{path}: not valid JSON ({exc})") from None
+    base_dir = _lookup(data, "base_dir", "base_model.base_dir")
+    family = _lookup(data, "template_family", "template.family", "family")
+    if not base_dir:
+        raise TunewizError(f"{path}: no 'base_dir' (the base model folder the run trained on)")
+    if not isinstance(family, str) or not family:
+        raise TunewizError(f"{path}: no 'template_family' (the chat template the run trained with)")
+    base_dir = Path(base_dir)
+    if not base_dir.is_absolute():
+        base_dir = run.dir / base_dir
+    base_model = _lookup(data, "base_model.model", "base_model", default="")
+    return RunConfig(
+        base_dir=base_dir,
+        family=family,
+        system_prompt=_lookup(data, "system_prompt", "template.system_prompt", default="") or "",
+        max_seq_len=int(_lookup(data, "max_seq_len", "template.max_seq_len", default=512)),
+        train_ids=list(_lookup(data, "train_ids", "split.train", default=[]) or []),
+        validation_ids=list(_lookup(data, "validation_ids", "split.validation", default=[]) or []),
+        base_model=base_model if isinstance(base_model, str) else "",
+        raw=data,
+    )
+
+
+# ---------------------------------------------------------------- ranking
+
+@dataclass
+class CheckpointInfo:
+    step: int
+    path: Path
+    epoch: float | None = None
+    train_loss: float | None = None
+    """Mean train loss since the previous evaluation."""
+    val_loss: float | None = None
+    best: bool = False
+    overfit: bool = False
+    """Saved after overfitting began."""
+
+
+@dataclass
+class Overfit:
+    began_at: int
+    """Step of the first evaluation whose validation loss rose."""
+    detected_at: int
+    """Step of the evaluation that made the rise K long."""
+
+    def describe(self, patience: int) -> str:
+        return (f"overfitting: validation loss rose for {patience} evaluations in a row while train loss "
+                f"fell, from step {self.began_at} (seen at step {self.detected_at})")
+
+
+@dataclass
+class CheckpointReport:
+    run: Run
+    checkpoints: list[CheckpointInfo]
+    """Complete checkpoints, by step."""
+    best: CheckpointInfo | None
+    overfit: Overfit | None
+    patience: int
+    incomplete: list[Path] = field(default_factory=list)
+    """Checkpoint folders without the completion marker (cut short; ignored)."""
+    note: str = ""
+
+    def by_step(self, step: int) -> CheckpointInfo | None:
+        return next((c for c in self.checkpoints if c.step == step), None)
+
+
+@dataclass
+class _Eval:
+    step: int
+    epoch: float | None
+    val_loss: float
+    train_loss: float | None
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _train_losses(metrics: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    """(step, loss) of the train records with a finite loss."""
+    out = [(int(m["step"]), _finite(m.get("loss"))) for m in metrics if m.get("type") == "train" and "step" in m]
+    return [(step, loss) for step, loss in out if loss is not None]
+
+
+def _mean_loss(train: list[tuple[int, float]], after: int, upto: int) -> float | None:
+    losses = [loss for step, loss in train if after < step <= upto]
+    return sum(losses) / len(losses) if losses else None
+
+
+def _evaluations(metrics: list[dict[str, Any]]) -> list[_Eval]:
+    """Eval records by step, each with the mean train loss logged since the previous one."""
+    train = _train_losses(metrics)
+    evals = sorted((m for m in metrics if m.get("type") == "eval" and "step" in m
+                    and _finite(m.get("val_loss")) is not None), key=lambda m: int(m["step"]))
+    out: list[_Eval] = []
+    previous = -1
+    for record in evals:
+        step = int(record["step"])
+        if out and out[-1].step == step:
+            continue  # a resumed run may log an evaluation twice
+        out.append(_Eval(step=step, epoch=_finite(record.get("epoch")), val_loss=float(record["val_loss"]),
+                         train_loss=_mean_loss(train, previous, step)))
+        previous = step
+    return out
+
+
+def detect_overfit(evals: list[_Eval], patience: int) -> Overfit | None:
+    """The first stretch of `patience` rising validation losses during falling train loss."""
+    if patience < 1:
+        raise ValueError("patience must be at least 1")
+    for end in range(patience, len(evals)):
+        window = evals[end - patience:end + 1]
+        rising = all(b.val_loss > a.val_loss for a, b in zip(window, window[1:]))
+        first, last = window[0].train_loss, window[-1].train_loss
+        falling = first is not None and last is not None and last < first
+        if rising and falling:
+            return Overfit(began_at=window[1].step, detected_at=window[-1].step)
+    return None
+
+
+def rank_checkpoints(run: Run, patience: int = DEFAULT_PATIENCE) -> CheckpointReport:
+    """Every complete checkpoint of a run with its losses; the best by validation loss marked."""
+    metrics = run.metrics()
+    evals = _evaluations(metrics)
+    train = _train_losses(metrics)
+    eval_at = {e.step: e for e in evals}
+    train_epochs = {int(m["step"]): _finite(m.get("epoch")) for m in metrics
+                    if m.get("type") == "train" and "step" in m}
+    overfit = detect_overfit(evals, patience)
+
+    checkpoints = []
+    for path in run.complete_checkpoints():
+        step = int(path.name.rsplit("-", 1)[1])
+        info = CheckpointInfo(step=step, path=path)
+        evaluation = eval_at.get(step)
+        if evaluation:
+            info.epoch, info.val_loss, info.train_loss = evaluation.epoch, evaluation.val_loss, evaluation.train_loss
+        else:
+            # Saved between evaluations: no validation loss, train loss since the last evaluation.
+            info.epoch = train_epochs.get(step)
+            info.train_loss = _mean_loss(train, max((e.step for e in evals if e.step < step), default=-1), step)
+        info.overfit = overfit is not None and step >= overfit.began_at
+        checkpoints.append(info)
+
+    incomplete = []
+    if run.checkpoints_dir.is_dir():
+        incomplete = sorted(p for p in run.checkpoints_dir.glob("checkpoint-*")
+                            if p.is_dir() and not (p / COMPLETE_MARKER).exists())
+
+    scored = [c for c in checkpoints if c.val_loss is not None]
+    note = ""
+    if scored:
+        best = min(scored, key=lambda c: (c.val_loss, c.step))
+    elif checkpoints:
+        best = checkpoints[-1]
+        note = "no validation loss was recorded (no validation pairs?): 'best' is the latest checkpoint"
+    else:
+        best = None
+    if best:
+        best.best = True
+    return CheckpointReport(run=run, checkpoints=checkpoints, best=best, overfit=overfit,
+                            patience=patience, incomplete=incomplete, note=note)
+
+
+# ---------------------------------------------------------------- picking
+
+def find_run(project: Project, run_id: str = "") -> Run:
+    """The run named in the project's [checkpoint] section (or `run_id`), else the latest."""
+    runs = list_runs(project.runs_dir)
+    wanted = run_id or project.config.checkpoint.run
+    if wanted:
+        for run in runs:
+            if run.id == wanted:
+                return run
+        raise TunewizError(f"{project.file}: checkpoint.run = '{wanted}' but there is no run folder "
+                           f"{project.runs_dir / wanted}")
+    if not runs:
+        raise TunewizError(f"{project.runs_dir}: no training runs yet (start one with `tunewiz train`)")
+    return runs[-1]
+
+
+def parse_pick(text: str) -> str:
+    """'best' or a step number, normalised; raises TunewizError otherwise."""
+    text = str(text).strip().lower()
+    if text == "best":
+        return text
+    if text.startswith("checkpoint-"):
+        text = text[len("checkpoint-"):]
+    if not text.isdigit():
+        raise TunewizError(f"a checkpoint pick is 'best' or a step number, got {text!r}")
+    return str(int(text))
+
+
+def select_checkpoint(report: CheckpointReport, pick: str) -> CheckpointInfo:
+    """The checkpoint a pick names, or a clear error (incomplete, missing, none at all)."""
+    pick = parse_pick(pick)
+    run = report.run
+    if not report.checkpoints:
+        half = f" ({len(report.incomplete)} without the {COMPLETE_MARKER} marker)" if report.incomplete else ""
+        raise TunewizError(f"{run.checkpoints_dir}: run {run.id} has no complete checkpoint{half}")
+    if pick == "best":
+        assert report.best is not None
+        return report.best
+    step = int(pick)
+    found = report.by_step(step)
+    if found:
+        return found
+    folder = run.checkpoints_dir / f"checkpoint-{step}"
+    if folder.is_dir():
+        raise TunewizError(f"{folder}: no {COMPLETE_MARKER} marker, so this checkpoint was cut short "
+                           "(training stopped while writing it); pick another step")
+    steps = ", ".join(str(c.step) for c in report.checkpoints)
+    raise TunewizError(f"run {run.id} has no checkpoint at step {step}; complete checkpoints: {steps}")
+
+
+def pick_checkpoint(project: Project, pick: str, run_id: str = "",
+                    patience: int = DEFAULT_PATIENCE) -> CheckpointInfo:
+    """Check a pick against the run and store it in [checkpoint] of the project (saved)."""
+    run = find_run(project, run_id)
+    chosen = select_checkpoint(rank_checkpoints(run, patience), pick)
+    project.set("checkpoint.run", run.id)
+    project.set("checkpoint.pick", parse_pick(pick))
+    project.save()
+    return chosen
+
+
+def picked_checkpoint(project: Project, patience: int = DEFAULT_PATIENCE) -> tuple[CheckpointReport, CheckpointInfo]:
+    """The checkpoint the project's [checkpoint] section names, checked (best by default)."""
+    report = rank_checkpoints(find_run(project), patience)
+    return report, select_checkpoint(report, project.config.checkpoint.pick or "best")
