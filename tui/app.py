@@ -29,6 +29,7 @@ class TunewizApp(App):
         self.project_dir = Path(project_dir) if project_dir else None
         self.first_step = first_step
         self.project = None
+        self._status_timer = None
 
     def on_mount(self) -> None:
         if self.project_dir is None:
@@ -71,20 +72,27 @@ class TunewizApp(App):
         return True
 
     def on_unmount(self) -> None:
+        from tunewiz.tui.background import stop_jobs
+
+        stop_jobs()
         if self.project is not None:
             self.project.unlock()
 
-    def refresh_status(self) -> None:
-        """Recompute the step states for the sidebar, off the UI thread (it reads every pair)."""
-        if self.project is not None:
-            self._compute_status()
+    def refresh_status(self, delay: float = 0.5) -> None:
+        """Recompute the step states for the sidebar soon (many quick changes make one refresh)."""
+        if self.project is None:
+            return
+        if self._status_timer is not None:
+            self._status_timer.stop()
+        self._status_timer = self.set_timer(delay, self._compute_status)
 
     @work(thread=True, exclusive=True, group="status", exit_on_error=False)
     def _compute_status(self) -> None:
-        from tunewiz.status import project_status
+        from tunewiz.tui.background import project_status_in_child
 
         try:
-            states = project_status(self.project)
+            # In a child process: it reads every pair, which would hold the GIL for seconds.
+            states = project_status_in_child(str(self.project.root))
         except Exception as exc:  # a broken file must not take the UI down: say so instead
             self.call_from_thread(self.notify, f"Cannot read the project state: {exc}", severity="error")
             return

@@ -105,10 +105,13 @@ class ReviewPane(StepPane):
 
     @work(thread=True, exclusive=True, group="review-dups", exit_on_error=False)
     def find_duplicates(self, questions: list[tuple[str, str]]) -> None:
-        from tunewiz.dedup import near_duplicate_groups
+        from tunewiz.tui.background import duplicates_in_child
 
-        groups = near_duplicate_groups([q for _, q in questions])
-        ids = {questions[i][0] for group in groups for i in group}
+        try:
+            ids = duplicates_in_child(questions)
+        except Exception as exc:  # the child failed: say so, the review goes on without highlights
+            self.app.call_from_thread(self.notify, f"Duplicate detection failed: {exc}", severity="warning")
+            return
         self.app.call_from_thread(self._duplicates_found, ids)
 
     def _duplicates_found(self, ids: set[str]) -> None:
