@@ -1,0 +1,153 @@
+"""`tunewiz checkpoints`, `pick`, `export` and `chat`."""
+
+from __future__ import annotations
+
+import argparse
+
+from tunewiz.cli.common import add_project_arg, open_project, table
+from tunewiz.errors import TunewizError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("checkpoints", help="list a run's checkpoints with their losses; the best is marked",
+                       description="Every complete checkpoint of the picked run (default: the latest) with "
+                                   "step, epoch, train loss (mean since the previous evaluation) and "
+                                   "validation loss. '*' marks the best, '>' the pick.")
+    add_project_arg(p)
+    p.add_argument("--run", default="", help="a run id (default: [checkpoint] run, else the latest run)")
+    p.add_argument("--patience", type=int, default=3, metavar="K",
+                   help="flag overfitting after K evaluations of rising validation loss (default 3)")
+    p.add_argument("--samples", type=int, nargs="?", const=3, default=0, metavar="N",
+                   help="also show each checkpoint's greedy answers to N held-out questions (default 3; "
+                        "cached in the checkpoint folder)")
+    p.set_defaults(handler=cmd_checkpoints)
+
+    p = sub.add_parser("pick", help="pick the checkpoint to export: a step number or 'best'")
+    add_project_arg(p)
+    p.add_argument("pick", help="'best' (lowest validation loss) or a step number")
+    p.add_argument("--run", default="", help="a run id (default: the latest run)")
+    p.set_defaults(handler=cmd_pick)
+
+    p = sub.add_parser("export", help="merge the picked checkpoint and write GGUF files, a Modelfile and a smoke test",
+                       description="Export the picked checkpoint to exports/<name>/: merged safetensors, "
+                                   "GGUF files (export.gguf_types), an Ollama Modelfile, README-run.txt "
+                                   "with the commands to run it, and a smoke test of each GGUF.")
+    add_project_arg(p)
+    p.add_argument("--types", help="GGUF types for this export, comma-separated (default: export.gguf_types)")
+    p.add_argument("--name", default="", help="export folder name (default: export.name, else the project name)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing export of that name (the new one is written completely first)")
+    p.add_argument("--no-smoke", action="store_true", help="skip the smoke test")
+    p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("chat", help="ask the fine-tuned model questions (--compare: beside the base model)",
+                       description="Ask the fine-tuned model (the newest export's GGUF, else the picked "
+                                   "checkpoint) questions, each a fresh chat in the training template. "
+                                   "An empty line or Ctrl-D ends.")
+    add_project_arg(p)
+    p.add_argument("--compare", action="store_true", help="answer with the base model too, side by side")
+    p.add_argument("--gguf", help="a GGUF file to talk to instead of the newest export's")
+    p.add_argument("-q", "--question", action="append", help="ask this and exit (repeatable)")
+    p.set_defaults(handler=cmd_chat)
+
+
+def _loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    from tunewiz.checkpoints import find_run, rank_checkpoints, select_checkpoint
+
+    project = open_project(args)
+    if args.patience < 1:
+        raise TunewizError("--patience must be at least 1")
+    run = find_run(project, args.run)
+    report = rank_checkpoints(run, args.patience)
+    if not report.checkpoints:
+        print(f"Run {run.id} ({run.state()}): no complete checkpoints yet.")
+        return 0
+    picked = None
+    if run.id == (project.config.checkpoint.run or run.id):  # the pick belongs to this run
+        try:
+            picked = select_checkpoint(report, project.config.checkpoint.pick or "best").step
+        except TunewizError:
+            picked = None  # a stale pick: `tunewiz export` says why
+    rows = []
+    for c in report.checkpoints:
+        mark = ("*" if c.best else " ") + (">" if c.step == picked else " ")
+        rows.append([mark, str(c.step), "-" if c.epoch is None else f"{c.epoch:.2f}", _loss(c.train_loss),
+                     _loss(c.val_loss), "overfit" if c.overfit else ""])
+    print(f"Run {run.id} ({run.state()})")
+    print(table(rows, ["", "step", "epoch", "train loss", "val loss", ""]))
+    print("* best by validation loss   > picked (`tunewiz pick STEP|best`)")
+    if report.note:
+        print(f"Note: {report.note}")
+    if report.overfit:
+        print(report.overfit.describe(report.patience).capitalize())
+    if report.incomplete:
+        print(f"Ignored (no completion marker): {', '.join(p.name for p in report.incomplete)}")
+    if args.samples:
+        from tunewiz.samples import sample_answers
+
+        results = sample_answers(project, report, report.checkpoints, questions=args.samples, on_progress=print)
+        for step, answers in results.items():
+            print(f"\n== checkpoint {step}")
+            for a in answers:
+                print(f"Q: {a.question}\n  reference: {a.reference}\n  answer:    {a.answer}")
+    return 0
+
+
+def cmd_pick(args: argparse.Namespace) -> int:
+    from tunewiz.checkpoints import pick_checkpoint
+
+    project = open_project(args, write=True, holder="tunewiz pick")
+    try:
+        chosen = pick_checkpoint(project, args.pick, args.run)
+    finally:
+        project.unlock()
+    print(f"Picked checkpoint {chosen.step} of run {project.config.checkpoint.run} "
+          f"(validation loss {_loss(chosen.val_loss)}); saved in {project.file}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tunewiz.export import export_model
+
+    project = open_project(args, write=True, holder="tunewiz export")
+    types = [t for t in args.types.split(",") if t.strip()] if args.types else None
+    try:
+        result = export_model(project, on_progress=print, force=args.force, types=types, name=args.name,
+                              smoke=not args.no_smoke)
+    finally:
+        project.unlock()
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    print(f"\nExported checkpoint {result.checkpoint.step} of run {result.run_id} to {result.folder}")
+    for path in result.ggufs.values():
+        print(f"  {path.name}")
+    if result.smoke:
+        for name, res in result.smoke["files"].items():
+            print(f"  smoke test {name}: {res['exact_agreement']:.0%} identical to the merged model, "
+                  f"similarity {res['mean_similarity']:.2f}")
+    print(f"How to run it: {result.folder / 'README-run.txt'}")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tunewiz.chat import chat_loop, open_chat
+
+    project = open_project(args)
+    gguf = Path(args.gguf) if args.gguf else None
+    if gguf is not None and not gguf.is_file():
+        raise TunewizError(f"--gguf: {gguf} does not exist")
+    tuned, base, where = open_chat(project, compare=args.compare, gguf=gguf)
+    if args.question:
+        questions = iter(args.question)
+        chat_loop(tuned, base, ask=lambda _prompt: next(questions, ""))
+        return 0
+    print(where)
+    print("Ask a question (an empty line or Ctrl-D ends).")
+    chat_loop(tuned, base)
+    return 0

@@ -1,0 +1,187 @@
+"""Export the picked checkpoint: merged safetensors, GGUF files, Modelfile, smoke test.
+
+    exports/<name>/merged/            base + LoRA merged (16/32-bit), tokenizer, chat template,
+                                      generation config
+    exports/<name>/<name>-<type>.gguf one per export.gguf_types entry (llama.cpp's converter and quantizer)
+    exports/<name>/Modelfile          Ollama: training template, stop tokens, system prompt
+    exports/<name>/README-run.txt     the exact ollama / llama.cpp commands
+    exports/<name>/smoke-test.json    each GGUF's answers against the merged model's (+ smoke-test.txt)
+    exports/<name>/export.json        what was exported from where
+    exports/<name>/export.log         the converter's and quantizer's output
+
+Everything is checked first (checkpoint, base model, types, converter, disk space),
+then written into a hidden staging folder beside the export, which is renamed into
+place only when complete. An existing export is replaced only with force=True, and
+only after the new one is complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tunewiz.checkpoints import CheckpointInfo, picked_checkpoint, read_run_config
+from tunewiz.errors import TunewizError
+from tunewiz.export import disk, gguf
+from tunewiz.export.modelfile import (MODELFILE, RUN_README, ollama_name, render_modelfile, run_readme,
+                                      template_stops)
+from tunewiz.project import Project, atomic_write_text
+from tunewiz.templates import OLLAMA_TEMPLATES
+
+SIXTEEN_BIT = ("f32", "f16", "bf16")
+BYTES_PER_DTYPE = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+@dataclass
+class ExportResult:
+    folder: Path
+    run_id: str
+    checkpoint: CheckpointInfo
+    ggufs: dict[str, Path]
+    """GGUF type -> file."""
+    modelfile: Path | None
+    smoke: dict[str, Any] | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def export_name(project: Project, name: str = "") -> str:
+    name = name or project.config.export.name or project.name
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise TunewizError(f"export.name: {name!r} is not a usable folder name (no slashes, no leading dot)")
+    return name
+
+
+def export_model(project: Project, *, on_progress: Callable[[str], None] | None = None, force: bool = False,
+                 types: list[str] | None = None, name: str = "", smoke: bool = True,
+                 smoke_questions: int = 3) -> ExportResult:
+    """Export the checkpoint picked in [checkpoint] as [export] says (types/name override it)."""
+    say = on_progress or (lambda _msg: None)
+
+    # -- check everything before writing anything
+    report, checkpoint = picked_checkpoint(project)
+    cfg = read_run_config(report.run)
+    from tunewiz.export.merge import check_base
+
+    dtype = check_base(cfg.base_dir, checkpoint.path, report.run.dir / "run.json")
+    ftypes = gguf.check_types(types if types is not None else project.config.export.gguf_types)
+    name = export_name(project, name)
+    folder = project.exports_dir / name
+    if folder.exists() and not force:
+        raise TunewizError(f"{folder} already exists; export under another name (export.name) or "
+                           "replace it with --force (the new export is written completely first)")
+    gguf.check_converter(gguf.model_architecture(cfg.base_dir))
+    warnings = []
+    if cfg.family not in OLLAMA_TEMPLATES:
+        warnings.append(f"no Modelfile: the run trained with the base model's own template ('{cfg.family}'), "
+                        "which has no Ollama equivalent; llama.cpp uses the template inside the GGUF")
+
+    from tunewiz.basemodel import count_parameters
+
+    params = count_parameters(str(cfg.base_dir)) or 0
+    source_type = next((t for t in ftypes if t in SIXTEEN_BIT), None)
+    needs = {"merged model": params * BYTES_PER_DTYPE[dtype]}
+    needs |= {f"{name}-{t}.gguf": disk.file_size_estimate(params, t) for t in ftypes}
+    if source_type is None and any(t not in gguf.CONVERTER_TYPES for t in ftypes):
+        needs["16-bit GGUF to quantize from (deleted after)"] = disk.file_size_estimate(params, "f16")
+    project.exports_dir.mkdir(parents=True, exist_ok=True)
+    disk.check_free_space(project.exports_dir, needs)
+
+    # -- write into a staging folder, then rename it into place
+    for stale in project.exports_dir.glob(f".{name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a crashed export (we hold the project lock)
+    staging = project.exports_dir / f".{name}.partial-{os.getpid()}"
+    staging.mkdir()
+    try:
+        say(f"Merging checkpoint {checkpoint.step} of run {report.run.id} into {cfg.base_dir} ({dtype})...")
+        from tunewiz.export.merge import merge_checkpoint
+
+        merged = merge_checkpoint(cfg.base_dir, checkpoint.path, cfg.family, staging / "merged", dtype)
+        log = staging / "export.log"
+        ggufs: dict[str, Path] = {}
+        for ftype in [t for t in ftypes if t in gguf.CONVERTER_TYPES]:
+            say(f"Converting to {ftype} GGUF (llama.cpp's converter)...")
+            ggufs[ftype] = gguf.convert(merged, staging / f"{name}-{ftype}.gguf", ftype, log)
+        quantized = [t for t in ftypes if t not in gguf.CONVERTER_TYPES]
+        if quantized:
+            if source_type is not None:
+                source = ggufs[source_type]
+            else:
+                temp_type = "bf16" if dtype == "bfloat16" else "f16"
+                say(f"Converting to a temporary {temp_type} GGUF to quantize from...")
+                source = gguf.convert(merged, staging / f".source-{temp_type}.gguf", temp_type, log)
+            for ftype in quantized:
+                say(f"Quantizing to {ftype} (llama.cpp's quantizer)...")
+                ggufs[ftype] = gguf.quantize(source, staging / f"{name}-{ftype}.gguf", ftype, log)
+            if source_type is None:
+                source.unlink()
+        ggufs = {t: ggufs[t] for t in ftypes}  # in the order the user listed them
+        main = ggufs[ftypes[0]]
+
+        tokenizer = None
+        if cfg.family not in OLLAMA_TEMPLATES:
+            from transformers import AutoTokenizer
+            tokenizer = AutoTokenizer.from_pretrained(merged)
+        stops = template_stops(cfg.family, tokenizer)
+        model_name = ollama_name(project.config.export.ollama_name or project.name)
+        modelfile = None
+        if cfg.family in OLLAMA_TEMPLATES:
+            modelfile = staging / MODELFILE
+            atomic_write_text(modelfile, render_modelfile(main.name, cfg.family, cfg.system_prompt))
+        atomic_write_text(staging / RUN_README, run_readme(
+            folder, [p.name for p in ggufs.values()], main.name, model_name, cfg.system_prompt,
+            modelfile is not None, cfg.family))
+
+        smoke_report = None
+        if smoke:
+            from tunewiz.export.smoke import smoke_test
+            from tunewiz.samples import held_out_pairs
+
+            pairs, origin = held_out_pairs(project, cfg, smoke_questions)
+            if pairs:
+                smoke_report = smoke_test(staging, merged, ggufs, pairs, origin, cfg.family,
+                                          cfg.system_prompt, stops, on_progress=say)
+            else:
+                warnings.append("no smoke test: the project has no pairs to ask")
+        atomic_write_text(staging / "export.json", json.dumps({
+            "run": report.run.id, "step": checkpoint.step, "val_loss": checkpoint.val_loss,
+            "base_dir": str(cfg.base_dir), "base_model": cfg.base_model, "template": cfg.family,
+            "system_prompt": cfg.system_prompt, "gguf": {t: p.name for t, p in ggufs.items()},
+            "dtype": dtype, "ollama_name": model_name,
+            "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        }, indent=2) + "\n")
+        _make_readable(staging)
+        _move_into_place(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    say(f"Exported to {folder}")
+    rebase = lambda p: folder / p.relative_to(staging)  # noqa: E731
+    return ExportResult(folder=folder, run_id=report.run.id, checkpoint=checkpoint,
+                        ggufs={t: rebase(p) for t, p in ggufs.items()},
+                        modelfile=rebase(modelfile) if modelfile else None, smoke=smoke_report,
+                        warnings=warnings)
+
+
+def _make_readable(folder: Path) -> None:
+    """Give the small files written through temp files (mode 0600) the usual permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
+
+
+def _move_into_place(staging: Path, folder: Path) -> None:
+    """Rename the finished staging folder to its final name; an old export goes only after."""
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        os.replace(folder, old)
+        os.replace(staging, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, folder)
