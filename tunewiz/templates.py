@@ -155,3 +155,38 @@ def ollama_template(family: str) -> tuple[str, list[str]]:
         raise ValueError(f"no Ollama template for the '{family}' family; train with chatml, llama2, "
                          "llama3 or alpaca to export a Modelfile")
     return OLLAMA_TEMPLATES[family]
+
+
+# ---------------------------------------------------------------- Hugging Face / GGUF chat template
+
+_JINJA_TEMPLATES: dict[str, str] = {
+    "chatml": (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"),
+    "llama3": (
+        "{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+        "{{ m['content'] }}<|eot_id|>{% endfor %}"
+        "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"),
+    "llama2": (
+        "{% set ns = namespace(system='') %}{% for m in messages %}"
+        "{% if m['role'] == 'system' %}{% set ns.system = m['content'] %}"
+        "{% elif m['role'] == 'user' %}[INST] {% if ns.system %}<<SYS>>\n{{ ns.system }}\n<</SYS>>\n\n"
+        "{% set ns.system = '' %}{% endif %}{{ m['content'] }} [/INST]"
+        "{% else %} {{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"),
+    "alpaca": (
+        "{% set ns = namespace(system='" + ALPACA_HEADER + "', started=false) %}{% for m in messages %}"
+        "{% if m['role'] == 'system' %}{% set ns.system = m['content'] %}"
+        "{% elif m['role'] == 'user' %}{% if not ns.started %}{{ ns.system }}\n\n{% set ns.started = true %}"
+        "{% endif %}### Instruction:\n{{ m['content'] }}\n\n### Response:\n"
+        "{% else %}{{ m['content'] }}{{ eos_token }}\n\n{% endif %}{% endfor %}"),
+}
+
+
+def hf_chat_template(family: str) -> str | None:
+    """The Jinja chat template an exported model carries (tokenizer and GGUF), rendering exactly
+    what render_prompt renders; None for 'model' (the tokenizer's own template is kept)."""
+    if family == "model":
+        return None
+    if family not in _JINJA_TEMPLATES:
+        raise ValueError(f"unknown template family {family!r} (choose from {', '.join(FAMILIES)})")
+    return _JINJA_TEMPLATES[family]
