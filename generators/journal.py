@@ -1,10 +1,10 @@
 """`data/generation.jsonl`: one line per finished chunk (done, or failed with its reason).
 
 A re-run reads it and skips the chunks already done; failed ones are tried again.
-Lines are appended and fsynced after the chunk's pairs are in pairs.jsonl, so a
-crash between the two leaves pairs whose chunk is not marked done: `done_keys`
-also counts a chunk as done when pairs.jsonl holds pairs from it, so it is never
-generated twice.
+Lines are appended after the chunk's pairs are fsynced into pairs.jsonl, and are
+themselves only flushed: a crash can lose the last journal lines but never a pair.
+`done_keys` also counts a chunk as done when pairs.jsonl holds pairs from it, so
+such a chunk is not generated twice; one that kept no pairs is simply asked again.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class GenerationJournal:
     def failures(self) -> dict[str, str]:
         return {key: r.get("reason", "") for key, r in self.status.items() if r.get("status") == "failed"}
 
-    def append(self, records: list[dict[str, Any]]) -> None:
+    def append(self, records: list[dict[str, Any]], sync: bool = True) -> None:
+        """Append records; `sync=False` flushes without fsync (for lines a crash may lose)."""
         if not records:
             return
         stamp = now_iso()
@@ -58,7 +59,8 @@ class GenerationJournal:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         for record in records:
             if record.get("kind") == "subtopics":
                 self.subtopics[record["topic"]] = list(record["items"])

@@ -52,9 +52,13 @@ class QualityGate:
     def drop(self, reason: str) -> None:
         self.dropped[reason] += 1
 
-    def keep(self, question: str, answer: str) -> bool:
-        """Remember a pair as kept unless a pair kept meanwhile makes it a duplicate."""
-        reason = self.duplicate_problem(question, answer)
+    def keep(self, question: str, answer: str, checked: bool = False) -> bool:
+        """Remember a pair as kept unless a pair kept meanwhile makes it a duplicate.
+
+        `checked`: `screen` passed it and nothing was kept since (no await between
+        the two), so the duplicate check (the costly part) need not run again.
+        """
+        reason = None if checked else self.duplicate_problem(question, answer)
         if reason:
             self.drop(reason)
             return False

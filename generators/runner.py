@@ -222,8 +222,8 @@ class _Run:
         self.stopping = False
         self.price: tuple[float, float] | None = None
         self._pending: list[_Outcome] = []
-        self._commit_lock = asyncio.Lock()
-        self._commits: set[asyncio.Task] = set()
+        self._wake = asyncio.Event()
+        self._closing = False
         self._workers: list[asyncio.Task] = []
 
     # -- events
@@ -348,7 +348,7 @@ class _Run:
         try:
             found = await self.ask(item.messages, schema, max_tokens, prompts.parse_pairs)
         except ChunkFailed as exc:
-            await self.commit(_Outcome(item.key, [], str(exc)))
+            self.commit(_Outcome(item.key, [], str(exc)))
             return
         kept: list[Pair] = []
         for question, answer in found[: item.n_pairs]:
@@ -364,9 +364,10 @@ class _Run:
                         self.gate.drop("judge_low")
                         continue
                     scores["judge"] = score
-            if self.gate.keep(question, answer):  # re-checked: others may have kept a twin meanwhile
+            # After the judge's await, other workers may have kept a twin: check again then.
+            if self.gate.keep(question, answer, checked=not self.g.judge):
                 kept.append(Pair(question=question, answer=answer, source=item.key, scores=scores))
-        await self.commit(_Outcome(item.key, kept))
+        self.commit(_Outcome(item.key, kept))
 
     async def judge(self, question: str, answer: str) -> int | None:
         try:
@@ -376,19 +377,24 @@ class _Run:
             self.summary.judge_errors += 1
             return None
 
-    # -- committing results (grouped, off the event loop)
+    # -- committing results (grouped, off the event loop, without holding up the workers)
 
-    async def commit(self, outcome: _Outcome) -> None:
+    def commit(self, outcome: _Outcome) -> None:
+        """Hand a finished chunk to the writer; the worker goes on to its next chunk at once."""
         self._pending.append(outcome)
-        async with self._commit_lock:
+        self._wake.set()
+
+    async def _writer(self) -> None:
+        # Everything that finished while the last write ran goes out in one write.
+        while True:
             if not self._pending:
-                return  # a commit that ran meanwhile took ours along
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
             batch, self._pending = self._pending, []
-            task = asyncio.ensure_future(self._write(batch))
-            self._commits.add(task)
-            task.add_done_callback(self._commits.discard)
-            # Shielded: a stop cancels the worker, never a write half done.
-            await asyncio.shield(task)
+            await self._write(batch)
 
     async def _write(self, batch: list[_Outcome]) -> None:
         await asyncio.to_thread(self._write_to_disk, batch)
@@ -404,30 +410,26 @@ class _Run:
         self.emit("progress")
 
     def _write_to_disk(self, batch: list[_Outcome]) -> None:
-        # Pairs first, then the journal: a crash in between leaves pairs whose
-        # chunk the next run recognizes by their source (see journal.py).
+        # Pairs first (appended and fsynced), then the journal (appended and flushed).
+        # A crash in between, or one that loses the unsynced journal lines, leaves
+        # pairs whose chunk the next run recognizes by their source (see journal.py);
+        # a chunk that kept no pairs is merely asked again.
         self.store.add(p for outcome in batch for p in outcome.pairs)
         self.journal.append([
             {"key": o.key, "status": "failed", "reason": o.reason} if o.failed
             else {"key": o.key, "status": "done", "pairs": len(o.pairs)}
-            for o in batch])
-
-    async def flush(self) -> None:
-        """Commit what finished but was not written yet (after a stop), and wait for writes."""
-        while self._commits:
-            await asyncio.gather(*list(self._commits), return_exceptions=True)
-        if self._pending:
-            batch, self._pending = self._pending, []
-            await self._write(batch)
+            for o in batch], sync=False)
 
     # -- running a list of work items
 
     async def run_items(self, items: Iterable[WorkItem]) -> None:
         todo = iter(items)
+        self._closing = False
+        writer = asyncio.create_task(self._writer())
 
         async def worker() -> None:
             for item in todo:  # one shared iterator: every item is taken once
-                if self.stopping:
+                if self.stopping or writer.done():  # stopped, or the disk failed
                     return
                 await self.work(item)
 
@@ -442,7 +444,10 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*self._workers, return_exceptions=True)
             self._workers = []
-            await self.flush()
+            # Write what finished (after a stop too), then let the writer end; a disk error raises here.
+            self._closing = True
+            self._wake.set()
+            await writer
 
     async def watch_stop(self) -> None:
         while not self.stop_event.is_set():
@@ -543,7 +548,6 @@ class _Run:
                     await self.run_topic()
             finally:
                 watcher.cancel()
-                await self.flush()
                 await self.client.close()
                 # Stopping the embedded server blocks for a moment: not on the loop.
                 await asyncio.to_thread(stack.close)

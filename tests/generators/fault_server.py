@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import random
 import re
 import threading
 from collections import Counter
@@ -195,9 +196,22 @@ class FaultServer:
             pairs = [{"question": f"What is point {i} of {chunk}?", "answer": f"What is point {i} of {chunk}?"}
                      for i in range(n)]
         else:
-            pairs = [{"question": f"What does passage {chunk} say about point {i}?",
+            pairs = [{"question": _question(chunk, i),
                       "answer": f"Passage {chunk} says point {i} is worth {i * 7 + 3} units."} for i in range(n)]
         return json.dumps({"pairs": pairs})
+
+
+_OPENERS = ("Why does", "How can", "What makes", "When should", "Where do", "Which", "How often does", "Who")
+_WORDS = ("river", "cheese", "valley", "mountain", "winter", "copper", "harvest", "lantern", "orchard", "tide",
+          "granite", "meadow", "falcon", "bridge", "market", "glacier", "violin", "compass", "saddle", "harbor",
+          "maple", "quarry", "thunder", "pepper", "ledger", "canal", "beacon", "cellar", "fern", "anvil",
+          "willow", "comet", "tunnel", "barley", "signal", "marble", "kettle", "ferry", "lichen", "vessel")
+
+
+def _question(chunk: str, i: int) -> str:
+    """A question unique to the chunk and varied in wording, as a model's would be."""
+    rng = random.Random(f"{chunk}:{i}")
+    return f"{rng.choice(_OPENERS)} the {' '.join(rng.sample(_WORDS, 5))} matter in passage {chunk}?"
 
 
 def main() -> None:
