@@ -161,7 +161,7 @@ def _dequantize(gguf: Path, out: Path) -> None:
         dtype = torch.bfloat16 if big else torch.float32
         loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
     except (ValueError, KeyError, NotImplementedError, RuntimeError) as exc:
-        raise TunewizError(f"cannot load {gguf} as a base model: {exc}. transformers dequantizes "
+        raise TunewizError(f"cannot load {gguf} as a base model: {str(exc).rstrip('.')}. transformers dequantizes "
                            "GGUF files of the architectures it supports (llama, mistral, qwen2, "
                            "phi3, gemma, ...); use a Hugging Face folder of this model instead") from None
     # A model loaded from GGUF refuses save_pretrained; a fresh one built from its config does not.

@@ -184,7 +184,15 @@ def load_model(cfg: dict[str, Any], device: str, precision: str, dist: Dist):
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
     attention = pick_attention(device)
-    model = AutoModelForCausalLM.from_pretrained(cfg["base_dir"], dtype=dtype, attn_implementation=attention)
+    if cfg.get("random_weights"):  # benchmarks: a model of the right shape without a weights file
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(cfg["base_dir"])
+        config._attn_implementation = attention
+        with torch.device(f"cuda:{dist.local_rank}" if device == "cuda" else "cpu"):
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(cfg["base_dir"], dtype=dtype, attn_implementation=attention)
     model.config.use_cache = False
     hp = cfg["hyperparameters"]
     if hp["gradient_checkpointing"]:
@@ -300,13 +308,18 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
     report.set(state="running", message="", step=start_step, max_steps=max_steps,
                extra={**report.status.extra, "device": device, "precision": precision, "world_size": dist.world})
 
+    # Measurement switch (benchmarks/train.py): the same loop with padded batches instead of padding-free ones.
+    padded = os.environ.get("TUNEWIZ_BATCHING") == "padded"
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
     def batches_for_step(step: int):
         """The micro-batches of optimizer step `step` (1-based), replayable after a resume."""
         out = []
         for index in range((step - 1) * hp["grad_accum"], step * hp["grad_accum"]):
             epoch, offset = divmod(index, batches_per_epoch)
             indices = D.micro_batches(n, hp["batch_size"], dist.world, dist.rank, hp["seed"], epoch)[offset]
-            out.append(D.collate_flat([train_set.examples[i] for i in indices]))
+            examples = [train_set.examples[i] for i in indices]
+            out.append(D.collate_padded(examples, pad_id) if padded else D.collate_flat(examples))
         return out
 
     window_tokens, window_start = 0, time.perf_counter()
@@ -357,7 +370,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
         if step % hp["logging_steps"] == 0 or step == max_steps:
             elapsed = time.perf_counter() - window_start
             tokens = dist.sum([window_tokens], target)[0]
-            record = {"type": "train", "step": step, "epoch": round(epoch, 4), "loss": step_loss,
+            record = {"type": "train", "step": step, "epoch": round(epoch, 4), "loss": step_loss, "tokens": int(tokens),
                       "lr": lr, "grad_norm": grad_norm,
                       "tokens_per_s": round(tokens / elapsed, 1) if elapsed > 0 else None,
                       "mem_mb": _memory_mb(device, target), "time": round(time.time(), 3)}

@@ -1,0 +1,40 @@
+"""Resolving the base model: clear errors for what cannot be loaded."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunewiz.basemodel import convert_gguf, locate_gguf, resolve_base
+from tunewiz.errors import TunewizError
+
+
+def test_a_missing_path_is_named(tmp_path):
+    with pytest.raises(TunewizError, match="does not exist"):
+        resolve_base(str(tmp_path / "nope"))
+
+
+def test_a_folder_with_several_gguf_files_asks_which(tmp_path):
+    (tmp_path / "a.gguf").write_bytes(b"x")
+    (tmp_path / "b.gguf").write_bytes(b"x")
+    with pytest.raises(TunewizError, match="several GGUF files.*gguf_file"):
+        locate_gguf(str(tmp_path))
+    assert locate_gguf(str(tmp_path), "b.gguf") == tmp_path / "b.gguf"
+
+
+def test_an_hf_folder_is_used_as_it_is(tiny_model):
+    assert resolve_base(str(tiny_model)) == tiny_model
+
+
+def test_an_unsupported_gguf_architecture_gets_a_clear_error(tmp_path):
+    import numpy as np
+    from gguf import GGUFWriter
+
+    path = tmp_path / "odd.gguf"
+    writer = GGUFWriter(str(path), "nosucharch")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(TunewizError, match="cannot load .*odd.gguf"):
+        convert_gguf(path, progress=lambda text: None)
