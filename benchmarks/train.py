@@ -246,6 +246,8 @@ def main() -> None:
     for system in args.systems.split(","):
         argv = [a for a in sys.argv[1:]] + ["--only", system, "--device", args.device, "--precision", args.precision]
         out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True)
+        if os.environ.get("BENCH_LOG"):  # keep each system's own output (step lines) for a closer look
+            Path(os.environ["BENCH_LOG"], f"{system}.log").write_text(out.stdout + out.stderr)
         line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
         if line is None:
             print(f"{system} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")

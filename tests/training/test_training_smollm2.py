@@ -19,13 +19,13 @@ def test_loss_falls_on_made_up_facts(tmp_path, make_project):
 
     project = make_project(tmp_path / "facts", "smollm2-135m", FACTS)
     apply_preset(project, "memorize-facts")
-    project.set("hyperparameters.max_steps", 25)
+    project.set("hyperparameters.max_steps", 12)
     project.set("hyperparameters.batch_size", 3)
-    project.set("hyperparameters.save_steps", 25)
+    project.set("hyperparameters.save_steps", 12)
     run = start_run(project)
     assert wait_for_end(run, 900) == "finished", run.log_path.read_text()[-3000:]
     losses = [m["loss"] for m in run.metrics() if m["type"] == "train"]
-    assert len(losses) == 25
+    assert len(losses) == 12
     assert losses[-1] < 0.3 * losses[0], losses
     config = run.read_config()
     assert config["template"]["family"] == "chatml"
