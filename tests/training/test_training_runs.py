@@ -57,6 +57,7 @@ def test_a_run_writes_the_contract_files(tiny_project):
     assert json.loads((checkpoints[-1] / "trainer_state.json").read_text())["val_loss"] == evals[-1]["val_loss"]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_continues_the_step_numbering(tiny_project):
     tiny_project.set("hyperparameters.max_steps", 60)
     run = start_run(tiny_project)
@@ -86,6 +87,7 @@ def test_stop_saves_a_checkpoint_then_resume_finishes(tiny_project):
     assert "--resume" in run.read_status().message
 
 
+@pytest.mark.slow
 def test_closing_the_terminal_does_not_stop_the_run(tiny_project):
     """`tunewiz train` in the foreground of a terminal; the terminal goes away (SIGHUP)."""
     tiny_project.set("hyperparameters.max_steps", 80)
@@ -147,6 +149,7 @@ def test_a_full_disk_fails_clearly_and_keeps_earlier_checkpoints(tiny_project, m
     assert sorted(os.listdir(run.checkpoints_dir)) == ["checkpoint-5"]  # no half-written folder left
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_write_metrics_and_checkpoints_once(tiny_project):
     """The multi-process path (torchrun, gloo): rank 0 alone writes."""
     tiny_project.set("hyperparameters.max_steps", 10)
