@@ -35,7 +35,20 @@ def duplicate_ids(items: list[list[str]]) -> list[str]:
     return sorted({items[i][0] for group in groups for i in group})
 
 
-JOBS = {"states": project_states, "duplicates": duplicate_ids}
+def export_job(root: str) -> str:
+    """Export the picked checkpoint (merging needs torch: never in the UI process).
+
+    The app holds the project's write lock for the person; this child works under it.
+    Progress lines go to stdout as they come.
+    """
+    from tunewiz.export import export_model
+    from tunewiz.project import Project
+
+    result = export_model(Project.load(root), on_progress=lambda line: print(line, flush=True), force=True)
+    return f"exported to {result.folder}"
+
+
+JOBS = {"states": project_states, "duplicates": duplicate_ids, "export": export_job}
 
 
 _running: set[subprocess.Popen] = set()
@@ -59,6 +72,21 @@ def run_job(job: str, argument: Any, timeout: float = 600) -> Any:
     return json.loads(out)
 
 
+def stream_job(job: str, argument: Any, on_line) -> int:
+    """Run a job in a child, calling `on_line` with each line it prints; its exit status."""
+    child = subprocess.Popen([sys.executable, "-m", "tunewiz.tui.background", job], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    _running.add(child)
+    try:
+        child.stdin.write(json.dumps(argument))
+        child.stdin.close()
+        for line in child.stdout:
+            on_line(line.rstrip("\n"))
+        return child.wait()
+    finally:
+        _running.discard(child)
+
+
 def stop_jobs() -> None:
     """Kill the children still working (the app is closing; their answers are not needed)."""
     for child in list(_running):
@@ -77,5 +105,9 @@ def duplicates_in_child(items: list[tuple[str, str]]) -> set[str]:
 
 if __name__ == "__main__":
     os.nice(10)  # background work: the UI process comes first on a busy machine
-    result = JOBS[sys.argv[1]](json.load(sys.stdin))
+    try:
+        result = JOBS[sys.argv[1]](json.load(sys.stdin))
+    except Exception as exc:  # the parent shows the last line: make it the message, not a traceback
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
     json.dump(result, sys.stdout)

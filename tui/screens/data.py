@@ -16,7 +16,12 @@ from tunewiz.tui.widgets.settings_form import SettingsForm
 
 class DataPane(StepPane):
     STEP = "data"
-    BINDINGS = [Binding("i", "focus_import", "Import file")]
+    BINDINGS = [Binding("i", "focus_import", "Import file"), Binding("g", "generate", "Generate"),
+                Binding("x", "stop_generation", "Stop"), Binding("c", "test_connection", "Test provider")]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.stop_event = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -25,6 +30,8 @@ class DataPane(StepPane):
                 yield Input(placeholder="path to a file", id="import-path")
                 yield Button("Import", id="import")
             yield Static("", id="import-report", markup=False)
+            yield Label("Generate pairs with an LLM (g starts, x stops, c tests the provider)", classes="box-title")
+            yield Static("Not generating.", id="generate-progress", markup=False)
             yield Label("Generator settings", classes="box-title")
             yield SettingsForm(self.project, "generator", id="generator-form")
 
@@ -72,3 +79,64 @@ class DataPane(StepPane):
     @on(SettingsForm.Saved)
     def _saved(self) -> None:
         self.project_changed()
+
+    # -- generation
+
+    def action_generate(self) -> None:
+        import threading
+
+        if self.stop_event is not None:
+            self.notify("Already generating; x stops it.", severity="warning")
+            return
+        self.stop_event = threading.Event()
+        self.query_one("#generate-progress", Static).update("Starting ...")
+        self.generate(self.stop_event)
+
+    def action_stop_generation(self) -> None:
+        if self.stop_event is None:
+            self.notify("Not generating.", severity="warning")
+            return
+        self.stop_event.set()
+        self.query_one("#generate-progress", Static).update("Stopping after the requests in flight ...")
+
+    @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
+    def generate(self, stop) -> None:
+        from tunewiz.errors import TunewizError
+        from tunewiz.generators.runner import generate_pairs
+
+        try:
+            summary = generate_pairs(self.project, on_event=lambda e: self.app.call_from_thread(self._progress, e),
+                                     stop=stop)
+        except (TunewizError, OSError, ValueError) as exc:
+            self.app.call_from_thread(self._generation_done, f"Generation failed: {exc}", True)
+            return
+        self.app.call_from_thread(self._generation_done, "\n".join(summary.lines()), False)
+
+    def _progress(self, event) -> None:
+        cost = f"${event.cost:.4f}" if event.cost is not None else "cost unknown"
+        text = (f"{event.pairs_added} pairs · {event.pairs_per_min:.1f} pairs/min · "
+                f"chunks {event.chunks_done}/{event.chunks_total} ({event.chunks_failed} failed) · "
+                f"tokens {event.tokens_in:,} in / {event.tokens_out:,} out · {cost} · "
+                f"{event.retries} retries")
+        if event.message:
+            text += f"\n{event.message}"
+        self.query_one("#generate-progress", Static).update(text)
+
+    def _generation_done(self, text: str, failed: bool) -> None:
+        self.stop_event = None
+        self.query_one("#generate-progress", Static).update(text)
+        self.notify(text.splitlines()[0], severity="error" if failed else "information")
+        self.project_changed()
+
+    @work(thread=True, exclusive=True, group="connection", exit_on_error=False)
+    def action_test_connection(self) -> None:
+        from tunewiz.errors import TunewizError
+        from tunewiz.generators.providers import test_connection
+
+        self.app.call_from_thread(self.notify, "Testing the provider ...")
+        try:
+            message = test_connection(self.project)
+        except (TunewizError, OSError) as exc:
+            self.app.call_from_thread(self.notify, f"Provider test failed: {exc}", severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self.notify, message, timeout=10)

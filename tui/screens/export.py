@@ -58,20 +58,13 @@ class ExportPane(StepPane):
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def export(self) -> None:
-        from tunewiz.errors import TunewizError
+        from tunewiz.tui.background import stream_job
 
         log = lambda text: self.app.call_from_thread(self.query_one("#export-log", RichLog).write, text)  # noqa: E731
-        try:
-            from tunewiz.export import export_project
-
-            result = export_project(self.project, on_progress=log)
-        except ImportError:
-            log("The export step is not installed yet (tunewiz.export).")
-            return
-        except (TunewizError, OSError, ValueError) as exc:
-            log(f"Export failed: {exc}")
-            self.app.call_from_thread(self.notify, f"Export failed: {exc}", severity="error")
-            return
-        log(f"Done: {result}")
+        status = stream_job("export", str(self.project.root), log)
+        if status != 0:
+            self.app.call_from_thread(self.notify, "Export failed: see the progress log.", severity="error")
+        else:
+            self.app.call_from_thread(self.notify, "Export finished.")
         self.app.call_from_thread(self.on_step_shown)
         self.app.call_from_thread(self.project_changed)

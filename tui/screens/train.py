@@ -172,7 +172,7 @@ class TrainPane(StepPane):
 
     @shows_errors
     def action_start(self) -> None:
-        from tunewiz.training import start_run
+        from tunewiz.training.launch import start_run
 
         current = latest_run(self.project)
         if current is not None and current.state() in ACTIVE_STATES:
@@ -185,7 +185,7 @@ class TrainPane(StepPane):
 
     @shows_errors
     def action_stop(self) -> None:
-        from tunewiz.training import stop_run
+        from tunewiz.training.launch import stop_run
 
         if self.run is None or self.run.state() not in ACTIVE_STATES:
             self.notify("No run is going.", severity="warning")

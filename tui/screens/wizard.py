@@ -17,8 +17,8 @@ TITLES = {"data": "Data", "review": "Review", "format": "Format", "hardware": "H
           "hyperparameters": "Hyperparams", "train": "Train", "checkpoints": "Checkpoints", "export": "Export"}
 
 
-def step_panes():
-    """One pane per step, in sidebar order (imported here so the welcome screen starts fast)."""
+def step_pane(key: str):
+    """A new pane for one step (imported here so the first screen comes up fast)."""
     from tunewiz.tui.screens.checkpoints import CheckpointsPane
     from tunewiz.tui.screens.data import DataPane
     from tunewiz.tui.screens.export import ExportPane
@@ -28,9 +28,10 @@ def step_panes():
     from tunewiz.tui.screens.review import ReviewPane
     from tunewiz.tui.screens.train import TrainPane
 
-    return [DataPane(id="data"), ReviewPane(id="review"), FormatPane(id="format"), HardwarePane(id="hardware"),
-            HyperparametersPane(id="hyperparameters"), TrainPane(id="train"),
-            CheckpointsPane(id="checkpoints"), ExportPane(id="export")]
+    panes = {"data": DataPane, "review": ReviewPane, "format": FormatPane, "hardware": HardwarePane,
+             "hyperparameters": HyperparametersPane, "train": TrainPane, "checkpoints": CheckpointsPane,
+             "export": ExportPane}
+    return panes[key](id=key)
 
 
 class WizardScreen(Screen):
@@ -55,8 +56,9 @@ class WizardScreen(Screen):
                                  id="steps")
             with Vertical(id="main"):
                 yield Static("", id="step-summary", markup=False)
+                # Only the first step's pane is built now; the others when first shown (fast start).
                 with ContentSwitcher(initial=self.first_step, id="panes"):
-                    yield from step_panes()
+                    yield step_pane(self.first_step)
         yield Footer()
 
     @staticmethod
@@ -96,16 +98,18 @@ class WizardScreen(Screen):
         self.query_one(f"#panes > #{key}").on_step_shown()
 
     @on(OptionList.OptionHighlighted, "#steps")
-    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        self.go(event.option.id, focus=False)
+    async def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        await self.go(event.option.id, focus=False)
 
     @on(OptionList.OptionSelected, "#steps")
-    def _selected(self, event: OptionList.OptionSelected) -> None:
-        self.go(event.option.id, focus=True)
+    async def _selected(self, event: OptionList.OptionSelected) -> None:
+        await self.go(event.option.id, focus=True)
 
-    def go(self, key: str, focus: bool = True) -> None:
+    async def go(self, key: str, focus: bool = True) -> None:
         """Show a step (any step is reachable, whatever the state of the others)."""
         switcher = self.query_one("#panes", ContentSwitcher)
+        if not switcher.query_children(f"#{key}"):
+            await switcher.mount(step_pane(key))
         if switcher.current != key:
             switcher.current = key
             self._shown(key)
@@ -116,8 +120,8 @@ class WizardScreen(Screen):
         if focus:
             self.query_one(f"#panes > #{key}").focus_first()
 
-    def action_step(self, index: int) -> None:
-        self.go(STEPS[index])
+    async def action_step(self, index: int) -> None:
+        await self.go(STEPS[index])
 
     def action_focus_sidebar(self) -> None:
         self.query_one("#steps").focus()

@@ -28,6 +28,10 @@ class PairEditor(ModalScreen[tuple[str, str] | None]):
             yield TextArea(self.answer, id="edit-answer", tab_behavior="focus", soft_wrap=True)
         yield Footer()
 
+    def on_mount(self) -> None:
+        for area in self.query(TextArea):
+            area.cursor_blink = False  # a steady cursor: no redraws over SSH, the same picture every time
+
     def action_save(self) -> None:
         question = self.query_one("#edit-question", TextArea).text.strip()
         answer = self.query_one("#edit-answer", TextArea).text.strip()

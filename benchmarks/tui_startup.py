@@ -1,0 +1,77 @@
+"""Cold start of the wizard to its first screen, and proof that the UI process never imports torch.
+
+    python benchmarks/tui_startup.py            # welcome screen and an opened project, 5 runs each
+
+Each run is a fresh interpreter (cold imports): it starts the app headless at 80x24,
+waits until the first screen has been painted, and reports the wall time since the
+interpreter started. Exits 1 when the median is over the 1 s budget or torch was imported. On a machine
+busy with other work, wall time inflates: the CPU time of the process is shown too.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BUDGET_S = 1.0
+RUNS = 5
+
+CHILD = r"""
+import time, sys, os, json, asyncio
+t0 = time.perf_counter(); c0 = time.process_time()
+from tunewiz.tui.app import TunewizApp
+project = sys.argv[1] if len(sys.argv) > 1 else None
+app = TunewizApp(project)
+result = {}
+async def main():
+    async with app.run_test(size=(80, 24)) as pilot:
+        want = "WizardScreen" if project else "WelcomeScreen"
+        while type(app.screen).__name__ != want:
+            await pilot.pause(0.005)
+        await pilot.pause()  # one paint of that screen
+        result["first_screen_s"] = time.perf_counter() - t0
+        result["cpu_s"] = time.process_time() - c0
+        result["torch"] = "torch" in sys.modules or "transformers" in sys.modules
+asyncio.run(main())
+print(json.dumps(result))
+"""
+
+
+def one_run(project: str | None, env: dict) -> dict:
+    start = __import__("time").perf_counter()
+    out = subprocess.run([sys.executable, "-c", CHILD] + ([project] if project else []), capture_output=True,
+                         text=True, env=env, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    # interpreter start-up itself counts too
+    result["process_s"] = __import__("time").perf_counter() - start
+    return result
+
+
+def main() -> int:
+    import os
+
+    from tunewiz.project import create_project
+
+    failed = False
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, XDG_CONFIG_HOME=str(Path(tmp) / "config"))
+        project = create_project(Path(tmp) / "proj")
+        for label, target in (("welcome screen", None), ("open project", str(project.root))):
+            runs = [one_run(target, env) for _ in range(RUNS)]
+            first = statistics.median(r["first_screen_s"] for r in runs)
+            torch = any(r["torch"] for r in runs)
+            cpu = statistics.median(r["cpu_s"] for r in runs)
+            print(f"{label:<15} first screen after {first:.3f} s wall, {cpu:.3f} s CPU (median of {RUNS}; "
+                  f"whole process incl. exit {statistics.median(r['process_s'] for r in runs):.3f} s); "
+                  f"torch imported: {torch}")
+            failed |= first > BUDGET_S or torch
+    print("FAIL" if failed else f"OK: under {BUDGET_S:.0f} s, no torch")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

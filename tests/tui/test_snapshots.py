@@ -1,0 +1,77 @@
+"""Pictures of every screen at 80x24 (pytest-textual-snapshot; update with --snapshot-update).
+
+Opened by relative path with fixed pairs and run files, so nothing varies between machines.
+Only the parts that depend on this machine (hardware detection) are left out.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tunewiz.tui.app import TunewizApp
+
+SIZE = (80, 24)
+
+
+async def settle(pilot, condition=lambda app: True) -> None:
+    for _ in range(200):
+        if condition(pilot.app):
+            break
+        await pilot.pause(0.05)
+    await pilot.app.workers.wait_for_complete()  # every worker has reported back
+    await pilot.pause(0.2)
+
+
+def test_welcome(snap_compare, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert snap_compare(TunewizApp(None), terminal_size=SIZE)
+
+
+@pytest.mark.parametrize("key,step", [("1", "data"), ("3", "format"), ("5", "hyperparameters"),
+                                      ("8", "export")])
+def test_form_steps(snap_compare, qa_project, key, step):
+    async def run_before(pilot):
+        await settle(pilot, lambda app: app.screen.states)
+        await pilot.press(key)
+        await settle(pilot)
+
+    assert snap_compare(TunewizApp("proj"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_review(snap_compare, qa_project):
+    async def run_before(pilot):
+        await pilot.press("2")
+        await settle(pilot, lambda app: app.screen.query_one("#review").duplicates)
+        await pilot.press("a", "space")
+
+    assert snap_compare(TunewizApp("proj"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_review_editor(snap_compare, qa_project):
+    async def run_before(pilot):
+        await pilot.press("2")
+        await settle(pilot, lambda app: app.screen.query_one("#review").store)
+        await pilot.press("e")
+        await settle(pilot)
+
+    assert snap_compare(TunewizApp("proj"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_train(snap_compare, qa_project, make_run):
+    make_run(qa_project)
+
+    async def run_before(pilot):
+        await pilot.press("6")
+        await settle(pilot, lambda app: len(app.screen.query_one("#train").view.train) == 40)
+
+    assert snap_compare(TunewizApp("proj"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_checkpoints(snap_compare, qa_project, make_run):
+    make_run(qa_project)
+
+    async def run_before(pilot):
+        await pilot.press("7")
+        await settle(pilot, lambda app: app.screen.query_one("#checkpoints").rows)
+
+    assert snap_compare(TunewizApp("proj"), terminal_size=SIZE, run_before=run_before)
