@@ -22,7 +22,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from tunewiz.dataset import Pair, PairStore
 from tunewiz.errors import TunewizError
@@ -493,25 +493,32 @@ class _Run:
         done_before = sum(1 for key in self.done_keys if key.startswith(prefix))
         self.summary.chunks_total = self.summary.chunks_done = self.summary.chunks_resumed = done_before
         index, idle_rounds = 0, 0
+
+        def round_items(missing: int) -> Iterator[WorkItem]:
+            # Lazily: a million pairs must not mean a million prompts in memory.
+            nonlocal index
+            asked = 0
+            while asked < missing:
+                key = _topic_key(topic, index)
+                if key not in self.done_keys:
+                    n = min(g.pairs_per_chunk, missing - asked)
+                    sub = subtopics[index % len(subtopics)] if subtopics else ""
+                    round_ = index // len(subtopics) if subtopics else index
+                    asked += n
+                    yield WorkItem(key, prompts.topic_messages(g, topic, sub, n, round_), n)
+                index += 1
+
         for _round in range(MAX_TOPIC_ROUNDS):
             have = sum(1 for p in self.store if p.source.startswith(prefix))
             missing = g.num_pairs - have
             if missing <= 0 or self.stopping:
                 break
-            items = []
-            while len(items) * g.pairs_per_chunk < missing:
-                key = _topic_key(topic, index)
-                if key not in self.done_keys:
-                    n = min(g.pairs_per_chunk, missing - len(items) * g.pairs_per_chunk)
-                    sub = subtopics[index % len(subtopics)] if subtopics else ""
-                    round_ = index // len(subtopics) if subtopics else index
-                    items.append(WorkItem(key, prompts.topic_messages(g, topic, sub, n, round_), n))
-                index += 1
-            self.summary.chunks_total += len(items)
+            count = math.ceil(missing / g.pairs_per_chunk)
+            self.summary.chunks_total += count
             self.emit("started" if _round == 0 else "message",
-                      "" if _round == 0 else f"{missing} pairs still missing: {len(items)} more requests")
+                      "" if _round == 0 else f"{missing} pairs still missing: {count} more requests")
             added_before = self.summary.pairs_added
-            await self.run_items(items)
+            await self.run_items(round_items(missing))
             idle_rounds = idle_rounds + 1 if self.summary.pairs_added == added_before else 0
             if idle_rounds >= 2:
                 break

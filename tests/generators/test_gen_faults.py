@@ -247,3 +247,23 @@ def test_generate_command(fault_project, fault_server):
     listed = subprocess.run([sys.executable, "-m", "tunewiz", "providers", "-p", str(fault_project.root),
                              "--test"], capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and "*custom" in listed.stdout and "OK, model fake-model" in listed.stdout
+
+
+def test_ctrl_c_stops_the_command_cleanly_with_a_summary(fault_project):
+    with FaultServer(latency_s=0.3) as slow:
+        fault_project.set("generator.base_url", slow.base_url)
+        fault_project.set("generator.concurrency", 1)
+        write_chunks(fault_project, [_paragraph(i) for i in range(12)])
+        journal = journal_path(fault_project)
+        child = subprocess.Popen([sys.executable, "-m", "tunewiz", "generate", "-p", str(fault_project.root)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (journal.exists() and journal.read_text().count('"done"') >= 2):
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+        assert child.returncode == 130, err
+        assert "Stopping" in out and "Stopped:" in out and "Run `tunewiz generate` again" in out
+        rerun = generate_pairs(fault_project)
+        assert rerun.chunks_done == 12 and rerun.chunks_resumed >= 2
+        _check_ledger(fault_project, expect_done=12, pairs_per_chunk=2)
