@@ -49,7 +49,7 @@ def check_server_installed() -> None:
             raise TunewizError(
                 f"the embedded generator needs llama-cpp-python's server ({module} is missing): "
                 "install it with `pip install 'llama-cpp-python[server]'`, or pick another "
-                "provider with `tunewiz set generator.provider ...`")
+                "provider with `tunewiz config generator.provider ...`")
 
 
 class EmbeddedServer:

@@ -119,13 +119,13 @@ def resolve_endpoint(project, *, need_model: bool = True) -> tuple[str, str, str
     base_url = (g.base_url or preset.base_url).rstrip("/")
     if not base_url:
         raise TunewizError("generator.base_url: the custom provider needs a base URL, "
-                           "e.g. `tunewiz set generator.base_url http://host:port/v1`")
+                           "e.g. `tunewiz config generator.base_url http://host:port/v1`")
     if not base_url.startswith(("http://", "https://")):
         raise TunewizError(f"generator.base_url must start with http:// or https://, got {base_url!r}")
     model = g.model or preset.model
     if not model and need_model:
         raise TunewizError(f"generator.model: {preset.label} has no default model; set one with "
-                           "`tunewiz set generator.model NAME` (`tunewiz providers --test` lists "
+                           "`tunewiz config generator.model NAME` (`tunewiz providers --test` lists "
                            "the models the server offers)")
     return base_url, model, read_api_key(project)
 
