@@ -117,37 +117,53 @@ class DuplicateIndex:
     `near` the same question reworded slightly.
     """
 
+    MAX_CANDIDATES = 256
+    """Candidates confirmed per lookup. Templated questions fill LSH buckets; past this
+    many distinct candidates without a match, a near-duplicate is very unlikely and the
+    scan would cost more than it finds."""
+
     def __init__(self, pairs: Iterable[tuple[str, str]] = (), near_threshold: float = 0.8):
         self.keys: set[str] = set()
         self.near_threshold = near_threshold
         self._questions: list[set[int]] = []
         self._buckets: dict[tuple[int, bytes], list[int]] = {}
+        self._last: tuple[str, set[int], list[tuple[int, bytes]]] | None = None
         for question, answer in pairs:
             self.add(question, answer)
 
-    def add(self, question: str, answer: str) -> None:
-        self.keys.add(pair_key(question, answer))
+    def _fingerprint(self, question: str) -> tuple[set[int], list[tuple[int, bytes]]]:
+        """Shingles and band keys of a question; the last one is kept, since a check
+        (is_near) is usually followed by add() of the same question."""
+        if self._last is not None and self._last[0] == question:
+            return self._last[1], self._last[2]
         sh = _shingles(question)
-        index = len(self._questions)
-        self._questions.append(sh)
+        bands: list[tuple[int, bytes]] = []
         if sh:
             sig = _signature(sh)
-            for band in range(BANDS):
-                self._buckets.setdefault((band, sig[band * ROWS:(band + 1) * ROWS].tobytes()), []).append(index)
+            bands = [(band, sig[band * ROWS:(band + 1) * ROWS].tobytes()) for band in range(BANDS)]
+        self._last = (question, sh, bands)
+        return sh, bands
+
+    def add(self, question: str, answer: str) -> None:
+        self.keys.add(pair_key(question, answer))
+        sh, bands = self._fingerprint(question)
+        index = len(self._questions)
+        self._questions.append(sh)
+        for key in bands:
+            self._buckets.setdefault(key, []).append(index)
 
     def is_exact(self, question: str, answer: str) -> bool:
         return pair_key(question, answer) in self.keys
 
     def is_near(self, question: str) -> bool:
-        sh = _shingles(question)
-        if not sh:
-            return False
-        sig = _signature(sh)
+        sh, bands = self._fingerprint(question)
         seen: set[int] = set()
-        for band in range(BANDS):
-            for index in self._buckets.get((band, sig[band * ROWS:(band + 1) * ROWS].tobytes()), ()):
+        for key in bands:
+            for index in self._buckets.get(key, ()):
                 if index in seen:
                     continue
+                if len(seen) >= self.MAX_CANDIDATES:
+                    return False
                 seen.add(index)
                 other = self._questions[index]
                 if len(sh & other) / len(sh | other) >= self.near_threshold:

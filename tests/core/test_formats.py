@@ -133,3 +133,14 @@ def test_normalize_and_near_duplicates():
              "what is the boiling point of water at sea level"]
     groups = near_duplicate_groups(texts, threshold=0.6)
     assert sorted(sorted(g) for g in groups) == [[0, 1, 3]]
+
+
+def test_duplicate_index_finds_reworded_questions_and_not_others():
+    from tunewiz.dedup import DuplicateIndex
+
+    index = DuplicateIndex([("What is the boiling point of water at sea level in degrees Celsius?", "100")])
+    assert index.is_exact("what is the boiling point of water at sea level in degrees celsius", "100.")
+    assert index.is_near("What is the boiling point of water at sea level in degrees Celsius, roughly?")
+    assert not index.is_near("Who wrote the novel Moby Dick and when was it published?")
+    index.add("Who wrote the novel Moby Dick and when was it published?", "Melville, 1851")
+    assert index.is_near("Who wrote the novel Moby Dick, and when was it published?")
