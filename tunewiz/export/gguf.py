@@ -29,7 +29,11 @@ INSTALL_CONVERTER = ("pip install 'gguf>=0.10' && pip install --no-deps --force-
 
 def quantize_types() -> dict[str, int]:
     """Quantized types llama.cpp's quantizer knows, by lower-case name (q4_k_m -> its ftype id)."""
-    import llama_cpp
+    try:
+        import llama_cpp
+    except ImportError:
+        raise TunewizError("quantized GGUF types and the smoke test need llama-cpp-python: "
+                           "pip install llama-cpp-python") from None
 
     prefix = "LLAMA_FTYPE_MOSTLY_"
     return {name[len(prefix):].lower(): getattr(llama_cpp, name) for name in dir(llama_cpp)
