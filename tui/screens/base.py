@@ -43,7 +43,11 @@ class StepPane(Vertical):
 
     def focus_first(self) -> None:
         """Move the focus into this step (the first control that takes it)."""
+        from textual.containers import HorizontalScroll, ScrollableContainer, VerticalScroll
+
+        containers = (ScrollableContainer, VerticalScroll, HorizontalScroll)
         for widget in self.query("*"):
-            if widget.focusable and widget.display:
+            # Scroll containers take the focus too, but typing into them does nothing.
+            if widget.focusable and widget.display and type(widget) not in containers:
                 widget.focus()
                 return

@@ -1,0 +1,114 @@
+"""The real `tunewiz` command in a real terminal (tmux at 80x24), driven by keys only.
+
+send-keys types, capture-pane reads the screen; the files the wizard wrote are checked
+on disk. The fast test covers import and review; the slow one goes on through a tiny
+training run, the checkpoint pick and the export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tunewiz.dataset import PairStore
+from tunewiz.project import Project, create_project
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+TUNEWIZ = str(Path(sys.executable).with_name("tunewiz"))
+
+
+class Terminal:
+    def __init__(self, name: str, cwd: Path, env: dict[str, str]) -> None:
+        self.name = name
+        exports = " ".join(f"{k}={v}" for k, v in env.items())
+        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", str(cwd),
+                        f"env {exports} {TUNEWIZ} open proj; sleep 60"], check=True)
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
+            time.sleep(0.3)
+
+    def type(self, text: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True,
+                              text=True, check=True).stdout
+
+    def wait_for(self, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.3)
+        raise AssertionError(f"{text!r} did not appear; the screen:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+@pytest.fixture
+def terminal(tmp_path):
+    (tmp_path / "qa.csv").write_text(
+        "question,answer\n"
+        "What is the secret code of the Zorbl project?,The secret code is 7431.\n"
+        "Who leads the Zorbl project?,Mira Okonkwo leads it.\n"
+        "Where is the Zorbl lab?,In Tromso.\n"
+        "What colour is the Zorbl logo?,Teal.\n")
+    create_project(tmp_path / "proj")
+    term = Terminal(f"tunewiz-e2e-{os.getpid()}", tmp_path,
+                    {"XDG_CONFIG_HOME": str(tmp_path / "config"), "TERM": "xterm-256color"})
+    yield term
+    term.close()
+
+
+def import_and_review(term: Terminal, tmp_path: Path) -> None:
+    term.wait_for("1 ○ Data")
+    term.keys("1")                       # Data: focus goes to the import path
+    term.type(str(tmp_path / "qa.csv"))
+    term.keys("Enter")
+    term.wait_for("added 4 pairs")
+    term.keys("Escape", "2")             # Review: the table has the focus
+    term.wait_for("4 shown of 4")
+    term.keys("a", "r")                  # accept the first pair, reject the second
+    term.wait_for("✓1 ·2 ✗1")
+
+
+def test_import_and_review_in_a_real_terminal(terminal, tmp_path):
+    import_and_review(terminal, tmp_path)
+    statuses = sorted(p.status for p in PairStore(tmp_path / "proj" / "data" / "pairs.jsonl"))
+    assert statuses == ["accepted", "pending", "pending", "rejected"]
+    terminal.keys("C-q")
+    time.sleep(1)
+    Project.load(tmp_path / "proj").lock("test").unlock()  # the wizard let go of the lock
+
+
+@pytest.mark.slow
+def test_import_review_train_pick_export(terminal, tmp_path):
+    import_and_review(terminal, tmp_path)
+    terminal.keys("Escape", "5")         # Hyperparameters: the preset select has the focus
+    terminal.keys("Enter", "Up", "Enter")  # balanced -> quick-test
+    terminal.wait_for("quick-test")
+    assert Project.load(tmp_path / "proj").config.hyperparameters.max_steps == 20
+    terminal.keys("Escape", "6", "t")    # Train: start a detached run
+    terminal.wait_for(": finished", timeout=900)
+    run = next((tmp_path / "proj" / "runs").iterdir())
+    assert any(json.loads(line).get("type") == "eval" for line in (run / "metrics.jsonl").read_text().splitlines())
+    terminal.keys("Escape", "7")         # Checkpoints: pick the best
+    terminal.wait_for("★ best")
+    terminal.keys("b")
+    terminal.wait_for("pick: best")
+    assert Project.load(tmp_path / "proj").config.checkpoint.run == run.name
+    terminal.keys("Escape", "8", "C-e")  # Export
+    terminal.wait_for("Export finished", timeout=900)
+    assert list((tmp_path / "proj" / "exports").glob("*/*.gguf"))
