@@ -64,8 +64,10 @@ def terminal(tmp_path):
         "What is the secret code of the Zorbl project?,The secret code is 7431.\n"
         "Who leads the Zorbl project?,Mira Okonkwo leads it.\n"
         "Where is the Zorbl lab?,In Tromso.\n"
-        "What colour is the Zorbl logo?,Teal.\n")
-    create_project(tmp_path / "proj")
+        "What colour is the Zorbl logo?,Teal.\n"
+        + "".join(f"What is Zorbl fact number {i}?,Fact {i} is {i * 7}.\n" for i in range(1, 9)))
+    # Half held out: the split hashes random ids, and the slow test needs validation pairs.
+    create_project(tmp_path / "proj", {"dataset.validation_fraction": 0.5})
     term = Terminal(f"tunewiz-e2e-{os.getpid()}", tmp_path,
                     {"XDG_CONFIG_HOME": str(tmp_path / "config"), "TERM": "xterm-256color"})
     yield term
@@ -77,17 +79,17 @@ def import_and_review(term: Terminal, tmp_path: Path) -> None:
     term.keys("1")                       # Data: focus goes to the import path
     term.type(str(tmp_path / "qa.csv"))
     term.keys("Enter")
-    term.wait_for("added 4 pairs")
+    term.wait_for("added 12 pairs")
     term.keys("Escape", "2")             # Review: the table has the focus
-    term.wait_for("4 shown of 4")
+    term.wait_for("12 shown of 12")
     term.keys("a", "r")                  # accept the first pair, reject the second
-    term.wait_for("✓1 ·2 ✗1")
+    term.wait_for("✓1 ·10 ✗1")
 
 
 def test_import_and_review_in_a_real_terminal(terminal, tmp_path):
     import_and_review(terminal, tmp_path)
     statuses = sorted(p.status for p in PairStore(tmp_path / "proj" / "data" / "pairs.jsonl"))
-    assert statuses == ["accepted", "pending", "pending", "rejected"]
+    assert statuses == ["accepted"] + ["pending"] * 10 + ["rejected"]
     terminal.keys("C-q")
     time.sleep(1)
     Project.load(tmp_path / "proj").lock("test").unlock()  # the wizard let go of the lock
