@@ -18,7 +18,7 @@ from tunewiz.tui.widgets.dialogs import MessageDialog
 SIZE = (80, 24)
 
 
-async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+async def wait_for(pilot, condition, timeout: float = 30.0) -> None:
     """Let workers finish: pause until `condition()` holds (fails the test after `timeout`)."""
     for _ in range(int(timeout / 0.05)):
         if condition():
@@ -111,7 +111,7 @@ async def test_sidebar_shows_step_states_and_every_step_is_reachable(qa_project)
         assert screen.states["review"].state == "ready"
         for index, key in enumerate(["data", "review", "format", "hardware", "hyperparameters", "train",
                                      "checkpoints", "export"]):
-            await pilot.press(str(index + 1))
+            await pilot.press("escape", str(index + 1))  # digits typed in a field are text, not steps
             assert screen.current_step == key
         await pilot.press("escape", "up", "up")
         assert screen.current_step == "train"
