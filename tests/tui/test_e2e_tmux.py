@@ -111,6 +111,6 @@ def test_import_review_train_pick_export(terminal, tmp_path):
     terminal.keys("b")
     terminal.wait_for("pick: best")
     assert Project.load(tmp_path / "proj").config.checkpoint.run == run.name
-    terminal.keys("Escape", "8", "C-e")  # Export
+    terminal.keys("Escape", "8", "C-g")  # Export
     terminal.wait_for("Export finished", timeout=900)
     assert list((tmp_path / "proj" / "exports").glob("*/*.gguf"))

@@ -25,7 +25,7 @@ def run_commands(project, export_name: str) -> str:
 
 class ExportPane(StepPane):
     STEP = "export"
-    BINDINGS = [Binding("ctrl+e", "export", "Export")]
+    BINDINGS = [Binding("ctrl+g", "export", "Export")]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -44,7 +44,7 @@ class ExportPane(StepPane):
         cfg = self.project.config.checkpoint
         self.query_one("#export-summary", Static).update(
             f"Exports checkpoint '{cfg.pick}' of run {cfg.run or '(latest)'} to exports/{self.export_name}/ "
-            "· ctrl+e starts")
+            "· ctrl+g starts")
         self.query_one("#export-commands", Static).update(run_commands(self.project, self.export_name))
 
     @on(SettingsForm.Saved)
