@@ -59,11 +59,11 @@ def _pair_id(stem: str, validation: bool) -> str:
 
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory):
-    """A project with one finished run of tunewiz's own engine (checkpoints at steps 6 and 12)."""
+    """A project with one finished run of tunewiz's own engine (checkpoints at steps 4 and 8)."""
     from tunewiz.training import engine
     from tunewiz.training.launch import prepare_run
 
-    project, _train, _held = make_project(tmp_path_factory.mktemp("export") / "facts", steps=12, every=6)
+    project, _train, _held = make_project(tmp_path_factory.mktemp("export") / "facts", steps=8, every=4)
     run = prepare_run(project, gpus=1)
     assert engine.main(run.dir) == 0, run.log_path.read_text()
     return project, run

@@ -1,6 +1,6 @@
 """A tiny real run on CPU -> pick the best checkpoint -> f16 + q4_k_m GGUF + Modelfile -> a trained fact back.
 
-Slow: trains SmolLM2-135M for 12 steps with tunewiz's engine, merges, converts,
+Slow: trains SmolLM2-135M for 8 steps with tunewiz's engine, merges, converts,
 quantizes and loads the GGUF files (about 2-3 minutes on 2 shared cores).
 """
 
@@ -23,7 +23,7 @@ SYSTEM = "You answer questions about made-up worlds."
 def test_pick_export_and_get_a_trained_fact_back(trained_project, capsys):
     project, run = trained_project
     report = rank_checkpoints(run)
-    assert [c.step for c in report.checkpoints] == [6, 12]
+    assert [c.step for c in report.checkpoints] == [4, 8]
     assert all(c.val_loss is not None and c.train_loss is not None for c in report.checkpoints)
 
     assert main(["pick", "best", "-p", str(project.root)]) == 0
@@ -90,12 +90,12 @@ def test_sample_answers_are_cached_per_checkpoint(trained_project):
     project, run = trained_project
     report = rank_checkpoints(run)
     results = sample_answers(project, report, report.checkpoints, questions=2, max_tokens=24)
-    assert sorted(results) == [6, 12]
-    last = results[12]
+    assert sorted(results) == [4, 8]
+    last = results[8]
     assert [a.question for a in last] == ["Which city is the capital of Zorbania?",
                                           "Who was the inventor of the glimmerphone?"]
     assert all(a.answer and a.reference for a in last)
-    cache = report.by_step(12).path / SAMPLES_FILE
+    cache = report.by_step(8).path / SAMPLES_FILE
     stamp = cache.stat().st_mtime_ns
     again = sample_answers(project, report, report.checkpoints, questions=2, max_tokens=24)
     assert again == results and cache.stat().st_mtime_ns == stamp  # read back, not recomputed
