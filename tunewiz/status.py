@@ -63,7 +63,9 @@ def project_status(project: Project) -> list[StepState]:
     else:
         steps.append(StepState("train", "Train", "ready" if total else "todo", "no runs yet"))
         steps.append(StepState("checkpoints", "Checkpoints", "todo", "no checkpoints yet"))
-    exports = sorted(p.name for p in project.exports_dir.iterdir() if p.is_dir()) if project.exports_dir.is_dir() else []
+    # Hidden folders are exports being written (".name.partial-<pid>"), not exports.
+    exports = sorted(p.name for p in project.exports_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if project.exports_dir.is_dir() else []
     steps.append(StepState("export", "Export", "done" if exports else "todo",
                            f"exports: {', '.join(exports)}" if exports else "nothing exported yet"))
     return steps

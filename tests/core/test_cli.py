@@ -101,3 +101,12 @@ def test_every_command_module_exists():
 
     for name in COMMAND_MODULES:
         importlib.import_module(name)
+
+
+def test_status_lists_finished_exports_not_ones_being_written(project):
+    from tunewiz.status import project_status
+
+    (project.exports_dir / "mymodel").mkdir(parents=True)
+    (project.exports_dir / ".other.partial-123").mkdir()
+    export = {s.key: s for s in project_status(project)}["export"]
+    assert export.summary == "exports: mymodel"
