@@ -167,6 +167,10 @@ def _dequantize(gguf: Path, out: Path) -> None:
     # A model loaded from GGUF refuses save_pretrained; a fresh one built from its config does not.
     config = AutoConfig.from_pretrained(folder, gguf_file=name)
     config.dtype = dtype
+    # The weights are plain floats now; a 'gguf' quantization note would make llama.cpp's converter
+    # and later loads treat the folder as quantized.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
     with torch.device("meta"):
         fresh = AutoModelForCausalLM.from_config(config, dtype=dtype)
     fresh.load_state_dict(loaded.state_dict(), assign=True)
