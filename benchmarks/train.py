@@ -12,7 +12,8 @@ loop (`tunewiz.training.engine.main`) on a run folder this script writes.
 
 Reported per system: real (non-padding) tokens/s after the warmup steps, MFU (4·N FLOPs per
 real token, N = the base model's weights less the input embedding table, against the GPU's
-dense bf16 peak), and peak memory (GPU: max allocated; CPU: peak resident set).
+dense bf16 peak), peak memory (GPU: max allocated; CPU: peak resident set), and the seconds
+from start to the end of the first step (model load, and on CUDA the engine's torch.compile).
 Each system runs in its own process so peaks do not mix.
 
 Data: synthetic QA pairs; question 5-40 words, answer 10-300 words, both log-uniform (the
@@ -85,7 +86,8 @@ def model_folder(args, work: Path) -> tuple[Path, bool]:
 
 # ---------------------------------------------------------------- the two systems
 
-def run_engine(args, folder: Path, random_weights: bool, pairs: list[dict], padded: bool) -> dict:
+def run_engine(args, folder: Path, random_weights: bool, pairs: list[dict], padded: bool,
+               eager: bool = False) -> dict:
     from tunewiz.schema import HyperparametersSection
     from tunewiz.training import engine
 
@@ -106,6 +108,9 @@ def run_engine(args, folder: Path, random_weights: bool, pairs: list[dict], padd
     (run_dir / "dataset.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     if padded:
         os.environ["TUNEWIZ_BATCHING"] = "padded"
+    if eager:
+        os.environ["TUNEWIZ_COMPILE"] = "0"
+    started = time.time()
     code = engine.main(run_dir)
     if code != 0:
         raise SystemExit(f"engine failed: {(run_dir / 'status.json').read_text()}")
@@ -113,8 +118,9 @@ def run_engine(args, folder: Path, random_weights: bool, pairs: list[dict], padd
     steady = [m for m in metrics if m["type"] == "train" and m["step"] > args.warmup]
     start = next(m["time"] for m in metrics if m["type"] == "train" and m["step"] == args.warmup)
     tokens = sum(m["tokens"] for m in steady)
+    first = next(m["time"] for m in metrics if m["type"] == "train")
     return {"tokens_per_s": tokens / (steady[-1]["time"] - start), "peak_mb": max(m["mem_mb"] for m in metrics),
-            "final_loss": steady[-1]["loss"]}
+            "final_loss": steady[-1]["loss"], "to_first_step_s": round(first - started, 1)}
 
 
 def _baseline(args, folder: Path, random_weights: bool, pairs: list[dict]) -> dict:
@@ -165,12 +171,14 @@ def _baseline(args, folder: Path, random_weights: bool, pairs: list[dict]) -> di
                               gradient_checkpointing=args.gradient_checkpointing)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
     trainer = Counting(model=model, args=targs, train_dataset=rows,
                        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True), callbacks=[Clock()])
     trainer.train()
     tokens = sum(counts[args.warmup:])
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else _peak_rss_mb()
-    return {"tokens_per_s": tokens / (ends[-1] - ends[args.warmup - 1]), "peak_mb": peak}
+    return {"tokens_per_s": tokens / (ends[-1] - ends[args.warmup - 1]), "peak_mb": peak,
+            "to_first_step_s": round(ends[0] - started, 1)}
 
 
 def _peak_rss_mb() -> float:
@@ -206,7 +214,8 @@ def child(args) -> None:
     if args.only == "baseline":
         result = _baseline(args, folder, random_weights, pairs)
     else:
-        result = run_engine(args, folder, random_weights, pairs, padded=args.only == "engine-padded")
+        result = run_engine(args, folder, random_weights, pairs, padded=args.only == "engine-padded",
+                            eager=args.only == "engine-eager")
     name, peak = gpu_peak()
     n = flops_params(folder, random_weights)
     result.update(system=args.only, device=name, n_params_flops=n,
@@ -223,13 +232,15 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=10, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="untimed steps first (on CUDA the engine compiles its layers in step 1)")
     parser.add_argument("--samples", type=int, default=512)
     parser.add_argument("--max-seq-len", type=int, default=2048)
     parser.add_argument("--full-rows", action="store_true", help="every sample exactly --max-seq-len tokens")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--systems", default="engine,baseline",
-                        help="comma list of engine, baseline, engine-padded (the engine's loop with padding)")
+                        help="comma list of engine, baseline, engine-padded (the engine's loop with padding), "
+                             "engine-eager (the engine without torch.compile)")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == "auto" or args.precision == "auto":
@@ -253,10 +264,11 @@ def main() -> None:
             print(f"{system} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
             continue
         results.append(json.loads(line[7:]))
-    print(f"\n{'system':15} {'real tok/s':>12} {'MFU':>7} {'peak MB':>10}")
+    print(f"\n{'system':15} {'real tok/s':>12} {'MFU':>7} {'peak MB':>10} {'to 1st step s':>14}")
     for r in results:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
-        print(f"{r['system']:15} {r['tokens_per_s']:12,.1f} {mfu:>7} {r['peak_mb']:10,.0f}")
+        print(f"{r['system']:15} {r['tokens_per_s']:12,.1f} {mfu:>7} {r['peak_mb']:10,.0f} "
+              f"{r.get('to_first_step_s', '-'):>14}")
     by = {r["system"]: r for r in results}
     if "engine" in by and "baseline" in by:
         print(f"engine / baseline real tokens/s: {by['engine']['tokens_per_s'] / by['baseline']['tokens_per_s']:.2f}x")

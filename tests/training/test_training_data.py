@@ -53,3 +53,18 @@ def test_truncation_and_dropping_are_counted(smollm2_tokenizer):
     result = D.tokenize_records(records, smollm2_tokenizer, "chatml", "", 64)
     assert result.truncated == 1 and result.dropped == 1 and len(result.examples) == 2
     assert max(len(e.input_ids) for e in result.examples) == 64
+
+
+def test_filler_rounds_a_packed_row_up_without_touching_the_samples(tiny_model):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    examples = [D.Example([5, 6, 7, 8, 9], [-100, -100, 7, 8, 9]), D.Example([10, 11, 12], [-100, 11, 12])]
+    plain, rounded = D.collate_flat(examples), D.collate_flat(examples, multiple=16, pad_id=0)
+    assert rounded["input_ids"].shape == (1, 16) and rounded["position_ids"][0, 8:].tolist() == list(range(8))
+    assert D.answer_tokens(rounded) == D.answer_tokens(plain) == 5  # the filler is never trained on
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation="sdpa").eval()
+    with torch.no_grad():
+        a = model(input_ids=plain["input_ids"], position_ids=plain["position_ids"]).logits[0]
+        b = model(input_ids=rounded["input_ids"], position_ids=rounded["position_ids"]).logits[0, :8]
+    assert torch.allclose(a, b, atol=1e-5)

@@ -81,12 +81,19 @@ def micro_batches(n: int, batch_size: int, world: int, rank: int, seed: int, epo
     return batches
 
 
-def collate_flat(examples: list[Example]) -> dict[str, Any]:
-    """One micro-batch as tensors without padding (see the module docstring)."""
+def collate_flat(examples: list[Example], multiple: int = 1, pad_id: int = 0) -> dict[str, Any]:
+    """One micro-batch as tensors without padding (see the module docstring).
+
+    multiple > 1 rounds a packed row up to a multiple of that many tokens with a filler
+    segment of its own (labels -100, positions from 0, so nothing attends to it and it
+    attends to nothing real). On a GPU with compiled layers this keeps the row length's
+    alignment the same every step: compiled kernels are specialised on it, and a new
+    alignment means compiling again.
+    """
     import torch
 
     lengths = {len(e.input_ids) for e in examples}
-    if len(lengths) == 1:  # all the same length: a plain rectangle, no mask needed
+    if len(lengths) == 1 and lengths.pop() % multiple == 0:  # a plain rectangle, no mask needed
         return {"input_ids": torch.tensor([e.input_ids for e in examples]),
                 "labels": torch.tensor([e.labels for e in examples])}
     ids, labels, positions = [], [], []
@@ -94,6 +101,10 @@ def collate_flat(examples: list[Example]) -> dict[str, Any]:
         ids += e.input_ids
         labels += [-100] + e.labels[1:]
         positions += range(len(e.input_ids))
+    filler = -len(ids) % multiple
+    ids += [pad_id] * filler
+    labels += [-100] * filler
+    positions += range(filler)
     return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
             "position_ids": torch.tensor([positions])}
 
@@ -110,7 +121,7 @@ def collate_padded(examples: list[Example], pad_id: int) -> dict[str, Any]:
 
 
 def real_tokens(batch: dict[str, Any]) -> int:
-    """Tokens of a batch that are not padding."""
+    """Tokens of a batch that are not padding (a filler segment counts: use sample lengths then)."""
     if "attention_mask" in batch:
         return int(batch["attention_mask"].sum())
     return int(batch["input_ids"].numel())

@@ -1,0 +1,212 @@
+"""Where one LoRA training step spends its time (a measurement script, not a test).
+
+    python benchmarks/train_profile.py --shape llama3-8b --tokenizer .bench/tok --out DIR
+
+Builds a random-weight model of the shape, wraps it with PEFT LoRA (r=16, all-linear, as
+benchmarks/train.py does), then:
+  1. times one optimizer step (forward, backward, clip, AdamW) for several batch layouts
+     and several ways of running the step, each after warm-up, median of a few steps;
+  2. profiles one step with torch.profiler and prints the top ops by CPU and CUDA time.
+Results go to stdout and DIR/profile.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+TINY = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
+        "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "vocab_size": 49152, "max_position_embeddings": 4096, "tie_word_embeddings": False}
+
+
+def build(shape: dict, tokenizer, device: str, dtype, adapter_fp32: bool):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    config = LlamaConfig(**{k: v for k, v in shape.items() if k not in ("architectures", "model_type")},
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")
+    model.config.use_cache = False
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    model = get_peft_model(model, lora, autocast_adapter_dtype=adapter_fp32)
+    return model.to(device)
+
+
+def main() -> None:
+    import torch
+    from transformers import AutoTokenizer
+
+    import train as bench
+    from tunewiz.templates import render_sample, tokenize_sample
+    from tunewiz.training import data as D
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shape", default="llama3-8b")
+    parser.add_argument("--tokenizer", default=str(ROOT / ".bench" / "tok"))
+    parser.add_argument("--out", default=".")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--compile", action="store_true", help="also try torch.compile on each decoder layer")
+    args = parser.parse_args()
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    dtype = torch.bfloat16 if cuda else torch.float32
+    shape = TINY if args.shape == "tiny" else bench.SHAPES[args.shape]
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    results: dict = {"env": {"torch": torch.__version__}}
+    import peft
+    import transformers
+
+    results["env"].update(transformers=transformers.__version__, peft=peft.__version__,
+                          gpu=torch.cuda.get_device_name() if cuda else "cpu")
+    print(results["env"], flush=True)
+
+    def examples(full_rows: bool, count: int):
+        pairs = bench.synthetic_pairs(count, 0, full_rows)
+        out = []
+        for p in pairs:
+            t = tokenize_sample(tokenizer, render_sample("chatml", p["question"], p["answer"], "", tokenizer), 2048)
+            out.append(D.Example(t.input_ids, t.labels))
+        return out
+
+    qa, full = examples(False, 64), examples(True, 4)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    layouts = {
+        "qa8-packed": D.collate_flat(qa[:8]),
+        "qa8-padded": D.collate_padded(qa[:8], pad_id),
+        "qa32-packed": D.collate_flat(qa[8:40]),
+        "full2x2048": D.collate_flat(full[:2]),
+    }
+    for name, b in layouts.items():
+        print(name, {k: tuple(v.shape) for k, v in b.items()}, "real", D.real_tokens(b), flush=True)
+
+    def make_step(model, mode: str):
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=2e-4, **({"fused": True} if cuda else {"foreach": True}))
+        autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=cuda and mode != "bf16-noautocast")
+
+        def step(batch):
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            items = int((batch["labels"][:, 1:] != -100).sum())
+            with autocast:
+                if mode == "answer-logits":  # lm_head and the loss only where a label is
+                    labels = batch.pop("labels")
+                    shifted = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
+                    keep = (shifted != -100).any(0).nonzero().squeeze(1)
+                    out = model(**batch, logits_to_keep=keep, use_cache=False)
+                    loss = torch.nn.functional.cross_entropy(out.logits.float().flatten(0, 1),
+                                                             shifted[:, keep].flatten(), ignore_index=-100,
+                                                             reduction="sum") / items
+                else:
+                    loss = model(**batch, num_items_in_batch=items, use_cache=False).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            return loss.detach()
+
+        return step
+
+    def timed(step, batch, n: int) -> float:
+        for _ in range(2):
+            step(batch)
+        times = []
+        for _ in range(n):
+            if cuda:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            float(step(batch))
+            if cuda:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    def run_mode(model, mode: str, names: list[str]) -> None:
+        step = make_step(model, mode)
+        for name in names:
+            batch = layouts[name]
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            sec = timed(step, batch, args.steps)
+            tokens = D.real_tokens(batch)
+            row = {"mode": mode, "layout": name, "ms": round(sec * 1e3, 1), "real_tok_s": round(tokens / sec),
+                   "peak_mb": round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None}
+            results.setdefault("timings", []).append(row)
+            print("TIME", json.dumps(row), flush=True)
+
+    def profile(model, mode: str, name: str) -> None:
+        from torch.profiler import ProfilerActivity, profile as prof
+
+        step = make_step(model, mode)
+        batch = layouts[name]
+        step(batch)
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with prof(activities=acts) as p:
+            float(step(batch))
+            if cuda:
+                torch.cuda.synchronize()
+        av = p.key_averages()
+        by_cpu = av.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=60)
+        by_cuda = av.table(sort_by="self_cuda_time_total" if cuda else "cpu_time_total", row_limit=25,
+                           max_name_column_width=60)
+        text = f"== {mode} {name} by self CPU\n{by_cpu}\n== by self CUDA\n{by_cuda}\n"
+        (Path(args.out) / f"profile-{mode}-{name}.txt").write_text(text)
+        print(text[:6000], flush=True)
+        cuda_total = sum(e.self_device_time_total for e in av) / 1e3 if cuda else 0
+        cpu_total = sum(e.self_cpu_time_total for e in av) / 1e3
+        calls = sum(e.count for e in av)
+        results.setdefault("profiles", []).append({"mode": mode, "layout": name, "self_cuda_ms": round(cuda_total, 1),
+                                                   "self_cpu_ms": round(cpu_total, 1), "op_calls": calls})
+        print("PROFILE", results["profiles"][-1], flush=True)
+
+    t0 = time.perf_counter()
+    model = build(shape, tokenizer, device, dtype, adapter_fp32=True)
+    print(f"built in {time.perf_counter() - t0:.1f}s;", "adapter dtypes:",
+          sorted({str(p.dtype) for n, p in model.named_parameters() if p.requires_grad}), flush=True)
+    profile(model, "fp32-adapters", "qa8-packed")
+    run_mode(model, "fp32-adapters", list(layouts))
+    # no cast of activations to fp32 in front of each adapter (fp32 adapter weights stay the masters)
+    for module in model.modules():
+        if hasattr(module, "cast_input_dtype_enabled"):
+            module.cast_input_dtype_enabled = False
+    run_mode(model, "no-input-cast", ["qa8-packed", "full2x2048"])
+    run_mode(model, "answer-logits", ["qa8-packed", "full2x2048"])
+    del model
+    if cuda:
+        torch.cuda.empty_cache()
+    model = build(shape, tokenizer, device, dtype, adapter_fp32=False)
+    print("adapter dtypes:", sorted({str(p.dtype) for n, p in model.named_parameters() if p.requires_grad}))
+    run_mode(model, "bf16-noautocast", ["qa8-packed", "qa32-packed", "full2x2048"])
+    profile(model, "bf16-noautocast", "qa8-packed")
+    if args.compile:
+        layers = model.base_model.model.model.layers
+        t = time.perf_counter()
+        for layer in layers:
+            layer.compile(dynamic=True)
+        try:
+            run_mode(model, "bf16-compiled-layers", ["qa8-packed"])
+            results["compile_s"] = round(time.perf_counter() - t, 1)
+            run_mode(model, "bf16-compiled-layers", ["qa32-packed", "full2x2048"])
+        except Exception as exc:  # report and carry on: this is a probe
+            results["compile_error"] = f"{type(exc).__name__}: {exc}"[:2000]
+            print("COMPILE FAILED", results["compile_error"], flush=True)
+    (Path(args.out) / "profile.json").write_text(json.dumps(results, indent=1))
+    print("\nmode                  layout          ms/step   real tok/s   peak MB")
+    for r in results.get("timings", []):
+        print(f"{r['mode']:21} {r['layout']:14} {r['ms']:9} {r['real_tok_s']:12} {r['peak_mb']}")
+    print({k: v for k, v in results.items() if k in ("compile_s", "compile_error", "profiles")})
+
+
+if __name__ == "__main__":
+    main()
