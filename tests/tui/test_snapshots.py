@@ -20,6 +20,7 @@ async def settle(pilot, condition=lambda app: True) -> None:
         await pilot.pause(0.05)
     await pilot.app.workers.wait_for_complete()  # every worker has reported back
     await pilot.pause(0.2)
+    await pilot.wait_for_scheduled_animations()  # e.g. the progress bar sliding to its value
 
 
 def test_welcome(snap_compare, tmp_path, monkeypatch):

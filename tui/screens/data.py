@@ -7,7 +7,7 @@ from pathlib import Path
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
 from tunewiz.tui.screens.base import StepPane
@@ -33,7 +33,14 @@ class DataPane(StepPane):
             yield Label("Generate pairs with an LLM (g starts, x stops, c tests the provider)", classes="box-title")
             yield Static("Not generating.", id="generate-progress", markup=False)
             yield Label("Generator settings", classes="box-title")
-            yield SettingsForm(self.project, "generator", id="generator-form")
+            yield Vertical(id="generator-box", classes="settings-form")
+
+    def on_mount(self) -> None:
+        # The 25 generator fields are built right after the first paint, so the wizard appears at once.
+        self.call_after_refresh(self._mount_settings)
+
+    def _mount_settings(self) -> None:
+        self.query_one("#generator-box").mount(SettingsForm(self.project, "generator", id="generator-form"))
 
     def action_focus_import(self) -> None:
         self.query_one("#import-path").focus()
