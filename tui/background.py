@@ -48,7 +48,54 @@ def export_job(root: str) -> str:
     return f"exported to {result.folder}"
 
 
-JOBS = {"states": project_states, "duplicates": duplicate_ids, "export": export_job}
+def samples_job(argument: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """Each complete checkpoint's greedy answers to a few validation questions (step -> answers).
+
+    The model runs only for checkpoints without a cached samples.json; progress
+    lines go to stderr (stdout carries the JSON answer)."""
+    from tunewiz.checkpoints import find_run, rank_checkpoints
+    from tunewiz.project import Project
+    from tunewiz.samples import sample_answers
+
+    project = Project.load(argument["root"])
+    report = rank_checkpoints(find_run(project, argument.get("run", "")))
+    results = sample_answers(project, report, report.checkpoints, questions=argument.get("questions", 3),
+                             on_progress=lambda line: print(line, file=sys.stderr, flush=True))
+    return {str(step): [asdict(a) for a in answers] for step, answers in results.items()}
+
+
+def preview_job(root: str) -> dict[str, Any]:
+    """The first training sample rendered with the base model's tokenizer, and its real token counts."""
+    from tunewiz.dataset import project_split
+    from tunewiz.project import Project
+    from tunewiz.templates import render_sample, resolve_family
+    from tunewiz.training.data import tokenize_records
+    from tunewiz.training.preview import load_tokenizer
+
+    project = Project.load(root)
+    cfg = project.config.template
+    train, validation = project_split(project)
+    tokenizer = load_tokenizer(project)
+    family = resolve_family(cfg.name, tokenizer)
+    result: dict[str, Any] = {"family": family, "prompt": "", "completion": "", "prompt_tokens": 0,
+                              "answer_tokens": 0, "truncated": 0, "dropped": 0, "max_tokens": 0}
+    pairs = train or validation
+    if not pairs:
+        return result
+    pair = pairs[0]
+    sample = render_sample(family, pair.question, pair.answer, pair.system or cfg.system_prompt, tokenizer)
+    result.update(prompt=sample.prompt, completion=sample.completion,
+                  prompt_tokens=len(tokenizer(sample.prompt, add_special_tokens=True)["input_ids"]),
+                  answer_tokens=len(tokenizer(sample.completion, add_special_tokens=False)["input_ids"]))
+    records = [{"question": p.question, "answer": p.answer, "system": p.system} for p in train + validation]
+    whole = tokenize_records(records, tokenizer, family, cfg.system_prompt, cfg.max_seq_len)
+    lengths = [len(e.input_ids) for e in whole.examples]
+    result.update(truncated=whole.truncated, dropped=whole.dropped, max_tokens=max(lengths, default=0))
+    return result
+
+
+JOBS = {"states": project_states, "duplicates": duplicate_ids, "export": export_job, "samples": samples_job,
+        "preview": preview_job}
 
 
 _running: set[subprocess.Popen] = set()
@@ -87,6 +134,54 @@ def stream_job(job: str, argument: Any, on_line) -> int:
         _running.discard(child)
 
 
+class ChatSession:
+    """A child process holding the fine-tuned and base models, answering one question at a time.
+
+    Loading the models takes seconds, so the child loads them once (`chat` mode
+    below) and then reads one JSON question per line, writing one JSON answer per
+    line. Call `ask` from a thread worker."""
+
+    def __init__(self, root: str, max_tokens: int = 128):
+        self.child = subprocess.Popen([sys.executable, "-m", "tunewiz.tui.background", "chat", root,
+                                       str(max_tokens)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, bufsize=1)
+        _running.add(self.child)
+        self.description = self._read()["description"]
+
+    def _read(self) -> dict[str, Any]:
+        line = self.child.stdout.readline()
+        if not line:
+            self.close()
+            lines = self.child.stderr.read().strip().splitlines()
+            raise RuntimeError(lines[-1] if lines else f"the chat stopped with exit status {self.child.returncode}")
+        return json.loads(line)
+
+    def ask(self, question: str) -> dict[str, str]:
+        """{"base": ..., "tuned": ...} for one question."""
+        self.child.stdin.write(json.dumps(question) + "\n")
+        self.child.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        _running.discard(self.child)
+        if self.child.poll() is None:
+            self.child.kill()
+        self.child.wait()
+
+
+def chat_child(root: str, max_tokens: int) -> None:
+    """The child side of ChatSession: the description first, then an answer per question line."""
+    from tunewiz.chat import open_chat
+    from tunewiz.project import Project
+
+    tuned, base, description = open_chat(Project.load(root), compare=True)
+    print(json.dumps({"description": description}), flush=True)
+    for line in sys.stdin:
+        question = json.loads(line)
+        print(json.dumps({"base": base.answer(question, max_tokens),
+                          "tuned": tuned.answer(question, max_tokens)}), flush=True)
+
+
 def stop_jobs() -> None:
     """Kill the children still working (the app is closing; their answers are not needed)."""
     for child in list(_running):
@@ -105,6 +200,13 @@ def duplicates_in_child(items: list[tuple[str, str]]) -> set[str]:
 
 if __name__ == "__main__":
     os.nice(10)  # background work: the UI process comes first on a busy machine
+    if sys.argv[1] == "chat":
+        try:
+            chat_child(sys.argv[2], int(sys.argv[3]))
+        except Exception as exc:
+            print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(0)
     try:
         result = JOBS[sys.argv[1]](json.load(sys.stdin))
     except Exception as exc:  # the parent shows the last line: make it the message, not a traceback

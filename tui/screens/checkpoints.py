@@ -1,79 +1,50 @@
 """Checkpoints: every complete checkpoint with its losses, the best marked, overfitting shown; pick one.
 
-Built from the run folder's files (metrics.jsonl and the COMPLETE markers). The
-pick is saved to [checkpoint] in the project file.
+The ranking is `tunewiz.checkpoints.rank_checkpoints`, the same as `tunewiz
+checkpoints` prints. Sample answers (each checkpoint's greedy answer beside the
+reference, for a few validation questions) need the model, so they are computed
+by `tunewiz.samples` in a child process and cached in each checkpoint folder.
+The pick is saved to [checkpoint] in the project file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Static
 
-from tunewiz.runs import Run
+from tunewiz.checkpoints import CheckpointInfo, CheckpointReport, find_run, rank_checkpoints
+from tunewiz.errors import TunewizError
 from tunewiz.tui.screens.base import StepPane, shows_errors
-from tunewiz.tui.screens.train import latest_run
 
-
-@dataclass
-class CheckpointRow:
-    step: int
-    train_loss: float | None
-    val_loss: float | None
-    best: bool = False
-    overfit: bool = False
-    """Validation loss has risen above the best while training loss kept falling."""
-
-
-def checkpoint_rows(run: Run) -> list[CheckpointRow]:
-    """One row per complete checkpoint, with the losses logged at (or just before) its step."""
-    train: dict[int, float] = {}
-    val: dict[int, float] = {}
-    for record in run.metrics():
-        step = record.get("step")
-        if not isinstance(step, int):
-            continue
-        if record.get("type") == "train" and isinstance(record.get("loss"), (int, float)):
-            train[step] = float(record["loss"])
-        elif record.get("type") == "eval" and isinstance(record.get("val_loss"), (int, float)):
-            val[step] = float(record["val_loss"])
-
-    def at(series: dict[int, float], step: int) -> float | None:
-        steps = [s for s in series if s <= step]
-        return series[max(steps)] if steps else None
-
-    rows = []
-    for path in run.complete_checkpoints():
-        step = int(path.name.rsplit("-", 1)[1])
-        rows.append(CheckpointRow(step, at(train, step), at(val, step)))
-    scored = [r for r in rows if r.val_loss is not None]
-    if scored:
-        best = min(scored, key=lambda r: r.val_loss)
-        best.best = True
-        for row in scored:
-            if row.step > best.step and row.val_loss > best.val_loss and (
-                    row.train_loss is not None and best.train_loss is not None and row.train_loss < best.train_loss):
-                row.overfit = True
-    return rows
+SAMPLES_HINT = "s: each checkpoint's answers to a few validation questions, beside the reference"
 
 
 class CheckpointsPane(StepPane):
     STEP = "checkpoints"
-    BINDINGS = [Binding("enter", "pick", "Pick"), Binding("b", "pick_best", "Pick best")]
+    BINDINGS = [Binding("enter", "pick", "Pick"), Binding("b", "pick_best", "Pick best"),
+                Binding("s", "samples", "Sample answers")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.run: Run | None = None
-        self.rows: list[CheckpointRow] = []
+        self.report: CheckpointReport | None = None
+        self.samples: dict[int, list[dict[str, str]]] = {}
+        self.samples_error = ""
+
+    @property
+    def rows(self) -> list[CheckpointInfo]:
+        return self.report.checkpoints if self.report else []
 
     def compose(self) -> ComposeResult:
         yield Static("", id="ckpt-summary", markup=False)
         yield DataTable(id="ckpt-table", cursor_type="row", zebra_stripes=True)
         yield Label("val loss by checkpoint (★ best, ! overfitting)", classes="box-title")
         yield Static("", id="ckpt-bars", markup=False)
+        yield Label("Sample answers", classes="box-title")
+        with VerticalScroll(id="ckpt-samples-box"):
+            yield Static(SAMPLES_HINT, id="ckpt-samples", markup=False)
 
     def focus_first(self) -> None:
         self.query_one("#ckpt-table").focus()
@@ -86,36 +57,42 @@ class CheckpointsPane(StepPane):
 
     @work(thread=True, exclusive=True, group="checkpoints", exit_on_error=False)
     def load(self) -> None:
-        cfg = self.project.config.checkpoint
-        run = Run(self.project.runs_dir / cfg.run) if cfg.run else latest_run(self.project)
-        rows = checkpoint_rows(run) if run is not None and run.dir.is_dir() else []
-        self.app.call_from_thread(self._show, run, rows)
+        try:
+            report = rank_checkpoints(find_run(self.project))
+        except TunewizError:
+            report = None  # no run yet (or the picked one is gone): the summary says so
+        self.app.call_from_thread(self._show, report)
 
-    def _show(self, run: Run | None, rows: list[CheckpointRow]) -> None:
-        self.run, self.rows = run, rows
+    def _show(self, report: CheckpointReport | None) -> None:
+        if self.report is None or report is None or report.run.id != self.report.run.id:
+            self.samples, self.samples_error = {}, ""
+        self.report = report
         pick = self.project.config.checkpoint.pick
         table = self.query_one("#ckpt-table", DataTable)
         table.clear()
         fmt = lambda v: f"{v:.4f}" if v is not None else "-"  # noqa: E731
-        for row in rows:
+        for row in self.rows:
             flags = ("★ best" if row.best else "") + ("! overfit" if row.overfit else "")
             picked = "◀" if pick == str(row.step) or (pick == "best" and row.best) else ""
             table.add_row(str(row.step), fmt(row.train_loss), fmt(row.val_loss), flags, picked, key=str(row.step))
         summary = self.query_one("#ckpt-summary", Static)
-        if run is None:
+        if report is None:
             summary.update("No runs yet: train first (step 6).")
         else:
-            summary.update(f"run {run.id}: {len(rows)} complete checkpoints · pick: {pick} "
-                           "(enter picks the row, b picks the best)")
-        self.query_one("#ckpt-bars", Static).update(loss_bars(rows))
+            notes = [report.overfit.describe(report.patience)] if report.overfit else []
+            notes += [report.note] if report.note else []
+            summary.update(f"run {report.run.id}: {len(self.rows)} complete checkpoints · pick: {pick} "
+                           "(enter picks the row, b picks the best)" + "".join(f"\n{n}" for n in notes))
+        self.query_one("#ckpt-bars", Static).update(loss_bars(self.rows))
+        self._show_samples()
 
     def _pick(self, value: str) -> None:
         self.project.set("checkpoint.pick", value)
-        if self.run is not None:
-            self.project.set("checkpoint.run", self.run.id)
+        if self.report is not None:
+            self.project.set("checkpoint.run", self.report.run.id)
         self.project.save()
-        self.notify(f"Picked checkpoint {value} of run {self.run.id if self.run else '-'}.")
-        self._show(self.run, self.rows)
+        self.notify(f"Picked checkpoint {value} of run {self.report.run.id if self.report else '-'}.")
+        self._show(self.report)
         self.project_changed()
 
     @shows_errors
@@ -133,8 +110,66 @@ class CheckpointsPane(StepPane):
     def action_pick_best(self) -> None:
         self._pick("best")
 
+    # -- sample answers
 
-def loss_bars(rows: list[CheckpointRow], width: int = 40) -> str:
+    def action_samples(self) -> None:
+        if self.report is None or not self.rows:
+            self.notify("No complete checkpoint to ask yet.", severity="warning")
+            return
+        self.samples, self.samples_error = {}, ""
+        self.query_one("#ckpt-samples", Static).update(
+            "Computing sample answers in the background (loads the model once; cached afterwards) ...")
+        self.compute_samples(self.report.run.id)
+
+    @work(thread=True, exclusive=True, group="ckpt-samples", exit_on_error=False)
+    def compute_samples(self, run_id: str) -> None:
+        from tunewiz.tui.background import run_job
+
+        try:
+            # Generation needs torch: never in the UI process.
+            answers = run_job("samples", {"root": str(self.project.root), "run": run_id}, timeout=3600)
+        except Exception as exc:  # the child's last line says what went wrong
+            self.app.call_from_thread(self._samples_ready, {}, str(exc))
+            return
+        self.app.call_from_thread(self._samples_ready, {int(step): a for step, a in answers.items()}, "")
+
+    def _samples_ready(self, samples: dict[int, list[dict[str, str]]], error: str) -> None:
+        self.samples, self.samples_error = samples, error
+        if error:
+            self.notify(f"Sample answers failed: {error}", severity="error", timeout=8)
+        self._show_samples()
+
+    def _show_samples(self) -> None:
+        if self.samples_error:
+            text = f"Sample answers failed: {self.samples_error}"
+        elif self.samples:
+            text = samples_text(self.rows, self.samples)
+        else:
+            return
+        self.query_one("#ckpt-samples", Static).update(text)
+
+
+def samples_text(rows: list[CheckpointInfo], samples: dict[int, list[dict[str, str]]]) -> str:
+    """Per question: the reference, then each checkpoint's answer under it (one line each)."""
+    questions: dict[str, dict[str, str]] = {}
+    for row in rows:
+        for answer in samples.get(row.step, []):
+            questions.setdefault(answer["pair_id"], answer)
+    if not questions:
+        return "No validation or training pairs to ask."
+    lines = []
+    for n, (pair_id, first) in enumerate(questions.items(), 1):
+        lines.append(f"Q{n} {first['question']}")
+        lines.append(f"  {'reference':<12} {first['reference']}")
+        for row in rows:
+            found = next((a["answer"] for a in samples.get(row.step, []) if a["pair_id"] == pair_id), None)
+            if found is not None:
+                mark = "★" if row.best else ("!" if row.overfit else " ")
+                lines.append(f"  {'step ' + str(row.step) + ' ' + mark:<12} {' '.join(found.split()) or '(empty)'}")
+    return "\n".join(lines)
+
+
+def loss_bars(rows: list[CheckpointInfo], width: int = 40) -> str:
     """A small bar chart of validation loss per checkpoint (fits 80 columns)."""
     scored = [r for r in rows if r.val_loss is not None]
     if not scored:
