@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict
 from typing import Any
 
@@ -142,9 +143,11 @@ class ChatSession:
     line. Call `ask` from a thread worker."""
 
     def __init__(self, root: str, max_tokens: int = 128):
+        # stderr to a file: a pipe nobody reads while the child talks would fill and block it.
+        self.errors = tempfile.TemporaryFile("w+")
         self.child = subprocess.Popen([sys.executable, "-m", "tunewiz.tui.background", "chat", root,
                                        str(max_tokens)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, bufsize=1)
+                                      stderr=self.errors, text=True, bufsize=1)
         _running.add(self.child)
         self.description = self._read()["description"]
 
@@ -152,7 +155,8 @@ class ChatSession:
         line = self.child.stdout.readline()
         if not line:
             self.close()
-            lines = self.child.stderr.read().strip().splitlines()
+            self.errors.seek(0)
+            lines = self.errors.read().strip().splitlines()
             raise RuntimeError(lines[-1] if lines else f"the chat stopped with exit status {self.child.returncode}")
         return json.loads(line)
 
@@ -167,6 +171,11 @@ class ChatSession:
         if self.child.poll() is None:
             self.child.kill()
         self.child.wait()
+        for pipe in (self.child.stdin, self.child.stdout):
+            try:
+                pipe.close()
+            except OSError:  # a question still buffered for a child that is gone
+                pass
 
 
 def chat_child(root: str, max_tokens: int) -> None:

@@ -325,19 +325,78 @@ async def test_train_follows_a_run_folder(qa_project, make_run):
         assert pane.query_one("#train-log").lines
 
 
+# Validation loss lowest at step 30, then rising three evaluations in a row: overfitting from step 40.
+RISING = (2.0, 1.5, 1.2, 1.3, 1.45, 1.7)
+
+
 async def test_checkpoints_mark_best_and_overfit_and_pick(qa_project, make_run):
-    make_run(qa_project)
+    make_run(qa_project, steps=60, val=RISING)
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("7")
         pane = app.screen.query_one("#checkpoints")
         await wait_for(pilot, lambda: pane.rows)
         assert [(r.step, r.best, r.overfit) for r in pane.rows] == [
-            (10, False, False), (20, False, False), (30, True, False), (40, False, True)]
+            (10, False, False), (20, False, False), (30, True, False), (40, False, True), (50, False, True),
+            (60, False, True)]
+        assert "from step 40" in str(pane.query_one("#ckpt-summary").render())
         await pilot.press("down", "enter")
         await pilot.pause()
     cfg = Project.load("proj").config.checkpoint
     assert (cfg.pick, cfg.run) == ("20", "20250101-000000")
+
+
+def write_run_config(project, run_dir, base_dir="/nonexistent/base") -> None:
+    (run_dir / "run.json").write_text(json.dumps({
+        "base_dir": str(base_dir), "template_family": "chatml", "system_prompt": "", "max_seq_len": 256,
+        "train_ids": ["p000", "p001", "p002"], "validation_ids": ["p003", "p004"],
+        "base_model": {"model": "smollm2-135m"}}))
+
+
+async def test_checkpoints_show_sample_answers_beside_the_reference(qa_project, make_run):
+    """The child reads each checkpoint's cached samples.json (the model itself is tested in tests/export)."""
+    from tunewiz.checkpoints import find_run, rank_checkpoints, read_run_config
+    from tunewiz.samples import SAMPLES_FILE, _cache_key, held_out_pairs
+
+    run_dir = make_run(qa_project)
+    write_run_config(qa_project, run_dir)
+    report = rank_checkpoints(find_run(qa_project))
+    cfg = read_run_config(report.run)
+    pairs, _ = held_out_pairs(qa_project, cfg, 3)
+    key = _cache_key(pairs, cfg, 64)
+    for c in report.checkpoints:
+        answers = [{"pair_id": p.id, "question": p.question, "reference": p.answer, "answer": f"answer {c.step}"}
+                   for p in pairs]
+        (c.path / SAMPLES_FILE).write_text(json.dumps({"key": key, "answers": answers}))
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("7")
+        pane = app.screen.query_one("#checkpoints")
+        await wait_for(pilot, lambda: pane.rows)
+        assert app.screen.active_bindings["s"].binding.description == "Sample answers"  # in the footer
+        await pilot.press("s")
+        await wait_for(pilot, lambda: pane.samples or pane.samples_error)
+        assert not pane.samples_error
+        text = str(pane.query_one("#ckpt-samples").render())
+        lines = text.splitlines()
+        assert lines[0] == "Q1 How many legs does a spider have?"
+        assert lines[1].split() == ["reference", "Eight."]
+        assert [line.split()[:2] for line in lines[2:6]] == [["step", "10"], ["step", "20"], ["step", "30"],
+                                                             ["step", "40"]]
+        assert "step 30 ★" in lines[4] and lines[4].endswith("answer 30")
+        assert "Q2 What is 12 times 12?" in text
+
+
+async def test_checkpoint_samples_failure_names_the_missing_file(qa_project, make_run):
+    make_run(qa_project)  # no run.json: not written by tunewiz's trainer
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("7")
+        pane = app.screen.query_one("#checkpoints")
+        await wait_for(pilot, lambda: pane.rows)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: pane.samples_error)
+        assert "run.json: missing" in str(pane.query_one("#ckpt-samples").render())
 
 
 async def test_export_shows_the_commands_to_run_it(qa_project):
@@ -346,3 +405,26 @@ async def test_export_shows_the_commands_to_run_it(qa_project):
         await pilot.press("8")
         commands = str(app.screen.query_one("#export-commands").render())
         assert "ollama create demo" in commands and "llama-cli -m" in commands
+
+
+async def test_export_shows_the_smoke_test_report(qa_project):
+    folder = qa_project.exports_dir / "demo"
+    folder.mkdir(parents=True)
+    (folder / "smoke-test.txt").write_text("Smoke test: each GGUF against the merged model\n\nq8_0: 100% identical\n")
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("8")
+        assert "q8_0: 100% identical" in str(app.screen.query_one("#export-smoke").render())
+
+
+async def test_export_chat_without_a_run_says_why(qa_project):
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("8", "ctrl+t")
+        question = app.screen.query_one("#chat-question")
+        assert question.has_focus
+        await pilot.press(*"hello", "enter")
+        log = app.screen.query_one("#chat-log")
+        await wait_for(pilot, lambda: any("chat failed" in str(line.text) for line in log.lines))
+        text = "\n".join(line.text for line in log.lines)
+        assert "you>        hello" in text and "no training runs yet" in text

@@ -1,12 +1,18 @@
-"""Export: merge the picked checkpoint, convert to GGUF, smoke-test, and the commands to run it."""
+"""Export: merge the picked checkpoint, convert to GGUF, smoke-test, the commands to run it, and a chat.
+
+Everything that loads a model (the export itself, the chat comparing the base
+model with the fine-tuned one) runs in child processes: the UI never imports torch.
+"""
 
 from __future__ import annotations
+
+import threading
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Label, RichLog, Static
+from textual.widgets import Input, Label, RichLog, Static
 
 from tunewiz.tui.screens.base import StepPane
 from tunewiz.tui.widgets.settings_form import SettingsForm
@@ -23,9 +29,27 @@ def run_commands(project, export_name: str) -> str:
             f"cd {folder} && ollama create {ollama} -f Modelfile && ollama run {ollama}")
 
 
+def smoke_report(project, export_name: str) -> str:
+    """The export's smoke-test.txt (the GGUF's answers against the merged model's), if it has one."""
+    from tunewiz.export.smoke import SMOKE_TXT
+
+    path = project.exports_dir / export_name / SMOKE_TXT
+    try:
+        return path.read_text(encoding="utf-8").rstrip()
+    except FileNotFoundError:
+        return f"(no {path} yet: it is written by an export)"
+    except OSError as exc:
+        return f"(cannot read {path}: {exc})"
+
+
 class ExportPane(StepPane):
     STEP = "export"
-    BINDINGS = [Binding("ctrl+g", "export", "Export")]
+    BINDINGS = [Binding("ctrl+g", "export", "Export"), Binding("ctrl+t", "chat", "Chat")]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.chat_session = None
+        self._chat_lock = threading.Lock()  # one question at a time through the one child
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -35,6 +59,11 @@ class ExportPane(StepPane):
             yield RichLog(id="export-log", max_lines=200, markup=False, wrap=True)
             yield Label("Run it (copy these)", classes="box-title")
             yield Static("", id="export-commands", markup=False)
+            yield Label("Smoke test", classes="box-title")
+            yield Static("", id="export-smoke", markup=False)
+            yield Label("Chat: the base model beside the fine-tuned one (ctrl+t)", classes="box-title")
+            yield Input(placeholder="a question, then enter", id="chat-question")
+            yield RichLog(id="chat-log", max_lines=500, markup=False, wrap=True)
 
     @property
     def export_name(self) -> str:
@@ -46,6 +75,7 @@ class ExportPane(StepPane):
             f"Exports checkpoint '{cfg.pick}' of run {cfg.run or '(latest)'} to exports/{self.export_name}/ "
             "· ctrl+g starts")
         self.query_one("#export-commands", Static).update(run_commands(self.project, self.export_name))
+        self.query_one("#export-smoke", Static).update(smoke_report(self.project, self.export_name))
 
     @on(SettingsForm.Saved)
     def _saved(self) -> None:
@@ -66,5 +96,47 @@ class ExportPane(StepPane):
             self.app.call_from_thread(self.notify, "Export failed: see the progress log.", severity="error")
         else:
             self.app.call_from_thread(self.notify, "Export finished.")
+            self.close_chat()  # the next question loads the new export
         self.app.call_from_thread(self.on_step_shown)
         self.app.call_from_thread(self.project_changed)
+
+    # -- chat
+
+    def action_chat(self) -> None:
+        self.query_one("#chat-question", Input).focus()
+
+    @on(Input.Submitted, "#chat-question")
+    def _ask(self, event: Input.Submitted) -> None:
+        question = event.value.strip()
+        if not question:
+            return
+        event.input.value = ""
+        self.query_one("#chat-log", RichLog).write(f"you>        {question}")
+        self.ask(question)
+
+    @work(thread=True, group="chat", exit_on_error=False)
+    def ask(self, question: str) -> None:
+        from tunewiz.tui.background import ChatSession
+
+        write = lambda text: self.app.call_from_thread(self.query_one("#chat-log", RichLog).write, text)  # noqa: E731
+        with self._chat_lock:
+            try:
+                if self.chat_session is None:
+                    write("(loading the base and the fine-tuned model in the background ...)")
+                    self.chat_session = ChatSession(str(self.project.root))
+                    write(self.chat_session.description)
+                answers = self.chat_session.ask(question)
+            except Exception as exc:  # the child's last line says why (no run, no checkpoint, ...)
+                self.close_chat()
+                write(f"chat failed: {exc}")
+                return
+        write(f"base>       {answers['base']}")
+        write(f"fine-tuned> {answers['tuned']}")
+
+    def close_chat(self) -> None:
+        session, self.chat_session = self.chat_session, None
+        if session is not None:
+            session.close()
+
+    def on_unmount(self) -> None:
+        self.close_chat()
