@@ -295,6 +295,21 @@ async def test_format_renders_a_sample_with_the_answer_highlighted(qa_project):
     assert Project.load("proj").config.template.name == "alpaca"
 
 
+async def test_format_shows_real_token_counts_from_the_tokenizer(qa_project):
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        counts = app.screen.query_one("#format-counts")
+        assert "chars/4" in str(counts.render())  # the estimate, while the tokenizer loads
+        await wait_for(pilot, lambda: "answer tokens" in str(counts.render()) or "unavailable" in str(
+            counts.render()), timeout=120)
+        text = str(counts.render())
+        # SmolLM2's own template is ChatML; the first training pair is "What is the capital of France?"
+        # (16 prompt tokens in ChatML) and "Paris.<|im_end|>" (3 tokens: the chars/4 guess said 21 in all).
+        assert "template chatml (auto: the base model's own)" in text, text
+        assert "16 prompt + 3 answer tokens" in text and "0 truncated, 0 dropped" in text
+
+
 async def test_hyperparameters_form_validates_and_marks_custom(qa_project):
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
@@ -428,3 +443,24 @@ async def test_export_chat_without_a_run_says_why(qa_project):
         await wait_for(pilot, lambda: any("chat failed" in str(line.text) for line in log.lines))
         text = "\n".join(line.text for line in log.lines)
         assert "you>        hello" in text and "no training runs yet" in text
+
+
+async def test_export_chat_asks_base_and_fine_tuned_models(qa_project, make_run):
+    """Real models in the chat child: the 'export' is SmolLM2's own GGUF, the base its HF folder."""
+    from tunewiz.basemodel import resolve_base
+    from tunewiz.models import smollm2_gguf_path
+
+    write_run_config(qa_project, make_run(qa_project), base_dir=resolve_base("smollm2-135m"))
+    (qa_project.exports_dir / "demo").mkdir(parents=True)
+    (qa_project.exports_dir / "demo" / "demo-q4_1.gguf").symlink_to(smollm2_gguf_path())
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("8", "ctrl+t", *"What is the capital of France?", "enter")
+        log = app.screen.query_one("#chat-log")
+        await wait_for(pilot, lambda: any(line.text.startswith(("fine-tuned>", "chat failed")) for line in log.lines),
+                       timeout=120)
+        text = "\n".join(line.text for line in log.lines)
+        assert "fine-tuned: exports/demo/demo-q4_1.gguf" in text or "demo-q4_1.gguf" in text, text
+        answers = {line.text.split(">", 1)[0]: line.text.split(">", 1)[1] for line in log.lines
+                   if line.text.startswith(("base>", "fine-tuned>"))}
+        assert "Paris" in answers["base"] and "Paris" in answers["fine-tuned"], text
