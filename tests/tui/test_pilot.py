@@ -445,6 +445,7 @@ async def test_export_chat_without_a_run_says_why(qa_project):
         assert "you>        hello" in text and "no training runs yet" in text
 
 
+@pytest.mark.slow  # ~40 s on 2 busy cores: two models load and answer
 async def test_export_chat_asks_base_and_fine_tuned_models(qa_project, make_run):
     """Real models in the chat child: the 'export' is SmolLM2's own GGUF, the base its HF folder."""
     from tunewiz.basemodel import resolve_base
