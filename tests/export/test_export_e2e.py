@@ -37,7 +37,7 @@ def test_pick_export_and_get_a_trained_fact_back(trained_project, capsys):
     assert f"Exported checkpoint {best}" in out
     names = sorted(p.name for p in project.exports_dir.iterdir())
     assert names == ["facts"], names  # no staging folder left behind
-    for name in ("facts-f16.gguf", "facts-q4_k_m.gguf", "Modelfile", "README-run.txt", "smoke-test.json",
+    for name in ("facts-f16.gguf", "facts-q4_k_m.gguf", "facts-lora-f16.gguf", "Modelfile", "README-run.txt", "smoke-test.json",
                  "smoke-test.txt", "export.json", "merged/model.safetensors", "merged/tokenizer.json",
                  "merged/generation_config.json"):
         assert (folder / name).is_file(), name
@@ -61,6 +61,18 @@ def test_pick_export_and_get_a_trained_fact_back(trained_project, capsys):
     answer = llm.create_completion(prompt, max_tokens=32, temperature=0.0, stop=stops)["choices"][0]["text"]
     llm.close()
     assert "Quillport" in answer
+
+    # The adapter alone, applied by llama.cpp to the base model's own GGUF, knows it too; the base does not.
+    from tunewiz.models import smollm2_gguf_path
+
+    answers = {}
+    for lora in (None, folder / "facts-lora-f16.gguf"):
+        llm = Llama(model_path=str(smollm2_gguf_path()), lora_path=lora and str(lora), n_ctx=512, verbose=False)
+        answers[lora is not None] = llm.create_completion(prompt, max_tokens=32, temperature=0.0,
+                                                          stop=stops)["choices"][0]["text"]
+        llm.close()
+    assert "Quillport" in answers[True] and "Quillport" not in answers[False], answers
+    assert "--lora" in readme and "facts-lora-f16.gguf" in readme
 
     # The smoke test compared both GGUF files with the merged model on the held-out questions.
     smoke = json.loads((folder / "smoke-test.json").read_text())

@@ -46,6 +46,8 @@ class ExportResult:
     """GGUF type -> file."""
     modelfile: Path | None
     smoke: dict[str, Any] | None
+    lora_gguf: Path | None = None
+    """The LoRA adapter alone, as a GGUF adapter for llama.cpp's --lora."""
     warnings: list[str] = field(default_factory=list)
 
 
@@ -86,6 +88,8 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
     source_type = next((t for t in ftypes if t in SIXTEEN_BIT), None)
     needs = {"merged model": params * BYTES_PER_DTYPE[dtype]}
     needs |= {f"{name}-{t}.gguf": disk.file_size_estimate(params, t) for t in ftypes}
+    adapter = checkpoint.path / "adapter_model.safetensors"
+    needs[f"{name}-lora-f16.gguf"] = (adapter.stat().st_size // 2 if adapter.exists() else 0) + 2**20
     if source_type is None and any(t not in gguf.CONVERTER_TYPES for t in ftypes):
         needs["16-bit GGUF to quantize from (deleted after)"] = disk.file_size_estimate(params, "f16")
     project.exports_dir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +125,8 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
                 source.unlink()
         ggufs = {t: ggufs[t] for t in ftypes}  # in the order the user listed them
         main = ggufs[ftypes[0]]
+        say("Converting the LoRA adapter alone to a GGUF adapter (llama.cpp's converter)...")
+        lora = gguf.convert_lora(checkpoint.path, cfg.base_dir, staging / f"{name}-lora-f16.gguf", log)
 
         tokenizer = None
         if cfg.family not in OLLAMA_TEMPLATES:
@@ -134,7 +140,7 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
             atomic_write_text(modelfile, render_modelfile(main.name, cfg.family, cfg.system_prompt))
         atomic_write_text(staging / RUN_README, run_readme(
             folder, [p.name for p in ggufs.values()], main.name, model_name, cfg.system_prompt,
-            modelfile is not None, cfg.family))
+            modelfile is not None, cfg.family, lora.name, cfg.base_model))
 
         smoke_report = None
         if smoke:
@@ -151,6 +157,7 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
             "run": report.run.id, "step": checkpoint.step, "val_loss": checkpoint.val_loss,
             "base_dir": str(cfg.base_dir), "base_model": cfg.base_model, "template": cfg.family,
             "system_prompt": cfg.system_prompt, "gguf": {t: p.name for t, p in ggufs.items()},
+            "lora_gguf": lora.name,
             "dtype": dtype, "ollama_name": model_name,
             "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         }, indent=2) + "\n")
@@ -162,7 +169,7 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
     say(f"Exported to {folder}")
     rebase = lambda p: folder / p.relative_to(staging)  # noqa: E731
     return ExportResult(folder=folder, run_id=report.run.id, checkpoint=checkpoint,
-                        ggufs={t: rebase(p) for t, p in ggufs.items()},
+                        ggufs={t: rebase(p) for t, p in ggufs.items()}, lora_gguf=rebase(lora),
                         modelfile=rebase(modelfile) if modelfile else None, smoke=smoke_report,
                         warnings=warnings)
 

