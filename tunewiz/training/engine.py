@@ -347,6 +347,13 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
 
     row_multiple = 64 if compiled else 1  # see D.collate_flat
 
+    # On a CPU, one long packed row costs attention over the whole row (CPU attention with a
+    # mask has no varlen kernel), which eats what packing saves; one sample per forward pass
+    # has neither padding nor cross-sample attention, and CPU matmuls stay efficient at QA
+    # lengths. Measured with benchmarks/train.py (docs/train.md). Gradients add up across the
+    # passes, and the loss is normalized by the step's answer tokens, so the update is the same.
+    one_per_pass = device == "cpu" and os.environ.get("TUNEWIZ_CPU_PACKING") != "1"
+
     def batches_for_step(step: int):
         """(micro-batch, real tokens) of optimizer step `step` (1-based), replayable after a resume."""
         out = []
@@ -354,9 +361,12 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
             epoch, offset = divmod(index, batches_per_epoch)
             indices = D.micro_batches(n, hp["batch_size"], dist.world, dist.rank, hp["seed"], epoch)[offset]
             examples = [train_set.examples[i] for i in indices]
-            batch = (D.collate_padded(examples, pad_id) if padded
-                     else D.collate_flat(examples, row_multiple, pad_id))
-            out.append((batch, sum(len(e.input_ids) for e in examples)))
+            if padded:
+                out.append((D.collate_padded(examples, pad_id), sum(len(e.input_ids) for e in examples)))
+            elif one_per_pass:
+                out += [(D.collate_flat([e]), len(e.input_ids)) for e in examples]
+            else:
+                out.append((D.collate_flat(examples, row_multiple, pad_id), sum(len(e.input_ids) for e in examples)))
         return out
 
     window_tokens, window_start = 0, time.perf_counter()
