@@ -18,9 +18,12 @@ FACTS = [
 
 
 @pytest.fixture(scope="session", autouse=True)
-def tunewiz_cache(request) -> Path:
-    """Converted base models live in the pytest cache, so the SmolLM2 conversion happens once."""
-    folder = Path(os.environ.get("TUNEWIZ_CACHE") or request.config.cache.mkdir("tunewiz-cache"))
+def tunewiz_cache(request, tmp_path_factory) -> Path:
+    """Converted base models live in the pytest cache, so the SmolLM2 conversion happens once
+    across runs (once per run when the cache plugin is off)."""
+    cache = getattr(request.config, "cache", None)
+    default = cache.mkdir("tunewiz-cache") if cache is not None else tmp_path_factory.mktemp("tunewiz-cache")
+    folder = Path(os.environ.get("TUNEWIZ_CACHE") or default)
     os.environ["TUNEWIZ_CACHE"] = str(folder)
     return folder
 
