@@ -68,3 +68,12 @@ def test_filler_rounds_a_packed_row_up_without_touching_the_samples(tiny_model):
         a = model(input_ids=plain["input_ids"], position_ids=plain["position_ids"]).logits[0]
         b = model(input_ids=rounded["input_ids"], position_ids=rounded["position_ids"]).logits[0, :8]
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_cpu_rows_keep_order_and_budget():
+    from tunewiz.training.data import Example, rows_within
+
+    examples = [Example(input_ids=[1] * n, labels=[1] * n) for n in (100, 300, 200, 700, 50, 60)]
+    rows = rows_within(examples, 512)
+    assert [[len(e.input_ids) for e in row] for row in rows] == [[100, 300], [200], [700], [50, 60]]
+    assert [e for row in rows for e in row] == examples

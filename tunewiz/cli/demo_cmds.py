@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "best checkpoint, exports a GGUF with a Modelfile, smoke-tests it and prints "
                                    "base vs fine-tuned answers. No network, no key; about 5-10 minutes on 2 cores.")
     p.add_argument("dir", nargs="?", default="tunewiz-demo", help="the folder to create (default: tunewiz-demo)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: the example's 80)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the example's 60)")
     p.add_argument("--generate", type=int, default=None, metavar="N",
                    help="pairs to generate with the local model (default: the example's 4; 0 skips)")
     p.set_defaults(handler=cmd_demo)

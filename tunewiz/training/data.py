@@ -109,6 +109,19 @@ def collate_flat(examples: list[Example], multiple: int = 1, pad_id: int = 0) ->
             "position_ids": torch.tensor([positions])}
 
 
+def rows_within(examples: list[Example], budget: int) -> list[list[Example]]:
+    """Consecutive groups of examples of at most `budget` tokens each (a longer one stands alone)."""
+    rows: list[list[Example]] = []
+    used = budget  # start a new row first
+    for e in examples:
+        if used + len(e.input_ids) > budget:
+            rows.append([])
+            used = 0
+        rows[-1].append(e)
+        used += len(e.input_ids)
+    return rows
+
+
 def collate_padded(examples: list[Example], pad_id: int) -> dict[str, Any]:
     """One micro-batch padded to its longest sample (what a default collator does; kept for comparison)."""
     import torch

@@ -32,6 +32,10 @@ DATA_FILE = "dataset.jsonl"
 STOP_FILE = "STOP"
 
 
+CPU_ROW_TOKENS = 512
+"""Longest packed row on a CPU (see `batches_for_step`)."""
+
+
 class TrainingFailed(Exception):
     """Training cannot go on; the message goes into status.json for the user."""
 
@@ -348,11 +352,13 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
     row_multiple = 64 if compiled else 1  # see D.collate_flat
 
     # On a CPU, one long packed row costs attention over the whole row (CPU attention with a
-    # mask has no varlen kernel), which eats what packing saves; one sample per forward pass
-    # has neither padding nor cross-sample attention, and CPU matmuls stay efficient at QA
-    # lengths. Measured with benchmarks/train.py (docs/train.md). Gradients add up across the
-    # passes, and the loss is normalized by the step's answer tokens, so the update is the same.
-    one_per_pass = device == "cpu" and os.environ.get("TUNEWIZ_CPU_PACKING") != "1"
+    # mask has no varlen kernel), which eats what packing saves on long samples, while short
+    # samples alone make matmuls too small to run well. So a CPU micro-batch is split into rows
+    # of at most CPU_ROW_TOKENS tokens (a longer sample gets a row of its own), one forward pass
+    # per row. Measured with benchmarks/train.py and `tunewiz demo` (docs/train.md). Gradients
+    # add up across the passes and the loss is normalized by the step's answer tokens, so the
+    # update is the same.
+    row_budget = CPU_ROW_TOKENS if device == "cpu" and os.environ.get("TUNEWIZ_CPU_PACKING") != "1" else 0
 
     def batches_for_step(step: int):
         """(micro-batch, real tokens) of optimizer step `step` (1-based), replayable after a resume."""
@@ -363,8 +369,9 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
             examples = [train_set.examples[i] for i in indices]
             if padded:
                 out.append((D.collate_padded(examples, pad_id), sum(len(e.input_ids) for e in examples)))
-            elif one_per_pass:
-                out += [(D.collate_flat([e]), len(e.input_ids)) for e in examples]
+            elif row_budget:
+                out += [(D.collate_flat(row), sum(len(e.input_ids) for e in row))
+                        for row in D.rows_within(examples, row_budget)]
             else:
                 out.append((D.collate_flat(examples, row_multiple, pad_id), sum(len(e.input_ids) for e in examples)))
         return out
