@@ -71,7 +71,8 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> Projec
     cmd_checkpoints(argparse.Namespace(project=str(project.root), run=run.id, patience=DEFAULT_PATIENCE,
                                        samples=0))
     chosen = pick_checkpoint(project, "best", run.id)
-    say(f"Picked checkpoint {chosen.step} (lowest validation loss).")
+    why = "lowest validation loss" if chosen.val_loss is not None else "the latest: no validation pairs"
+    say(f"Picked checkpoint {chosen.step} ({why}).")
 
     step(5, f"Exporting: merged model, {options.gguf_type} GGUF, Modelfile, smoke test")
     from tunewiz.export import export_model
