@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tunewiz.training import data as D
+from tunewiz.training.attention import SAMPLE_SDPA, register
 
 
-def test_flattened_batch_keeps_attention_within_each_sample(tiny_model):
+@pytest.mark.parametrize("attention", ["sdpa", SAMPLE_SDPA])
+def test_flattened_batch_keeps_attention_within_each_sample(tiny_model, attention):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     records = [{"question": "q" * n, "answer": "answer " * (n + 1)} for n in (3, 7, 12)]
     examples = D.tokenize_records(records, tokenizer, "chatml", "", 512).examples
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation="sdpa").eval()
+    register()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation=attention).eval()
     flat = D.collate_flat(examples)
     assert flat["input_ids"].shape[0] == 1 and "attention_mask" not in flat
     with torch.no_grad():
@@ -70,10 +75,8 @@ def test_filler_rounds_a_packed_row_up_without_touching_the_samples(tiny_model):
     assert torch.allclose(a, b, atol=1e-5)
 
 
-def test_cpu_rows_keep_order_and_budget():
-    from tunewiz.training.data import Example, rows_within
-
-    examples = [Example(input_ids=[1] * n, labels=[1] * n) for n in (100, 300, 200, 700, 50, 60)]
-    rows = rows_within(examples, 512)
+def test_cpu_passes_keep_order_and_budget():
+    examples = [D.Example(input_ids=[1] * n, labels=[1] * n) for n in (100, 300, 200, 700, 50, 60)]
+    rows = D.rows_within(examples, 512)
     assert [[len(e.input_ids) for e in row] for row in rows] == [[100, 300], [200], [700], [50, 60]]
     assert [e for row in rows for e in row] == examples

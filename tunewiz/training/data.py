@@ -3,8 +3,9 @@
 Batching is padding-free: the samples of one micro-batch are laid end to end in one
 row, with position_ids that restart at 0 for each sample. transformers reads the
 restarts as packed sequences and keeps attention within each sample (a block-diagonal
-causal mask for sdpa/eager, varlen kernels for flash attention), so no compute is
-spent on padding and no sample sees another. The first label of every sample is
+causal mask for sdpa/eager, varlen kernels for flash attention, one causal sdpa call
+per sample on a CPU: see attention.py), so no compute is spent on padding and no
+sample sees another. The first label of every sample is
 -100 so the loss never predicts one sample's first token from the previous sample.
 
 When every sample of a micro-batch has the same length (full rows), they are stacked

@@ -27,6 +27,7 @@ from typing import Any
 from tunewiz.runs import Run, RunStatus, read_jsonl
 from tunewiz.training import checkpoints as ckpt
 from tunewiz.training import data as D
+from tunewiz.training.attention import pick_attention
 
 DATA_FILE = "dataset.jsonl"
 STOP_FILE = "STOP"
@@ -166,19 +167,6 @@ def pick_precision(requested: str, device: str) -> str:
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "fp32"  # CPUs without AMX run bf16 matmuls slower than fp32
-
-
-def pick_attention(device: str) -> str:
-    """The fastest attention that keeps packed samples apart: flash-attention varlen, else sdpa."""
-    forced = os.environ.get("TUNEWIZ_ATTENTION")
-    if forced:
-        return forced
-    if device == "cuda":
-        import importlib.util
-
-        if importlib.util.find_spec("flash_attn") is not None:
-            return "flash_attention_2"
-    return "sdpa"
 
 
 def load_model(cfg: dict[str, Any], device: str, precision: str, dist: Dist):
