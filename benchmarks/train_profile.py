@@ -51,6 +51,7 @@ def main() -> None:
     import train as bench
     from tunewiz.templates import render_sample, tokenize_sample
     from tunewiz.training import data as D
+    from tunewiz.training.loss import answer_loss
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--shape", default="llama3-8b")
@@ -99,17 +100,8 @@ def main() -> None:
         def step(batch):
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             items = int((batch["labels"][:, 1:] != -100).sum())
-            with autocast:
-                if mode == "answer-logits":  # lm_head and the loss only where a label is
-                    labels = batch.pop("labels")
-                    shifted = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
-                    keep = (shifted != -100).any(0).nonzero().squeeze(1)
-                    out = model(**batch, logits_to_keep=keep, use_cache=False)
-                    loss = torch.nn.functional.cross_entropy(out.logits.float().flatten(0, 1),
-                                                             shifted[:, keep].flatten(), ignore_index=-100,
-                                                             reduction="sum") / items
-                else:
-                    loss = model(**batch, num_items_in_batch=items, use_cache=False).loss
+            with autocast:  # answer-logits: lm_head and the loss only where a label is (the engine's way)
+                loss = answer_loss(model, batch, items, by_index=mode == "answer-logits")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
             opt.step()

@@ -28,13 +28,13 @@ from tunewiz.runs import Run, RunStatus, read_jsonl
 from tunewiz.training import checkpoints as ckpt
 from tunewiz.training import data as D
 from tunewiz.training.attention import pick_attention
+from tunewiz.training.loss import answer_loss, keeps_logits_by_index
+
+CPU_PASS_TOKENS = 512
+"""Most tokens of one forward pass on a CPU (see `batches_for_step`)."""
 
 DATA_FILE = "dataset.jsonl"
 STOP_FILE = "STOP"
-
-
-CPU_ROW_TOKENS = 512
-"""Longest packed row on a CPU (see `batches_for_step`)."""
 
 
 class TrainingFailed(Exception):
@@ -338,15 +338,14 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     row_multiple = 64 if compiled else 1  # see D.collate_flat
-
-    # On a CPU, one long packed row costs attention over the whole row (CPU attention with a
-    # mask has no varlen kernel), which eats what packing saves on long samples, while short
-    # samples alone make matmuls too small to run well. So a CPU micro-batch is split into rows
-    # of at most CPU_ROW_TOKENS tokens (a longer sample gets a row of its own), one forward pass
-    # per row. Measured with benchmarks/train.py and `tunewiz demo` (docs/train.md). Gradients
-    # add up across the passes and the loss is normalized by the step's answer tokens, so the
-    # update is the same.
-    row_budget = CPU_ROW_TOKENS if device == "cpu" and os.environ.get("TUNEWIZ_CPU_PACKING") != "1" else 0
+    by_index = keeps_logits_by_index(model.get_base_model())
+    # On a CPU a micro-batch runs as passes of at most CPU_PASS_TOKENS tokens (consecutive samples
+    # packed; a longer sample alone): memory holds the activations of one pass, not of the whole
+    # micro-batch (half the peak on benchmarks/train.py), and the speed is the same as one row per
+    # micro-batch or 256-token passes (benchmarks/train_cpu_choices.py; docs/train.md). Gradients
+    # add up over the passes and the loss is normalized by the step's answer tokens, so the update
+    # is the same.
+    pass_tokens = CPU_PASS_TOKENS if device == "cpu" else 0
 
     def batches_for_step(step: int):
         """(micro-batch, real tokens) of optimizer step `step` (1-based), replayable after a resume."""
@@ -355,13 +354,10 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
             epoch, offset = divmod(index, batches_per_epoch)
             indices = D.micro_batches(n, hp["batch_size"], dist.world, dist.rank, hp["seed"], epoch)[offset]
             examples = [train_set.examples[i] for i in indices]
-            if padded:
-                out.append((D.collate_padded(examples, pad_id), sum(len(e.input_ids) for e in examples)))
-            elif row_budget:
-                out += [(D.collate_flat(row), sum(len(e.input_ids) for e in row))
-                        for row in D.rows_within(examples, row_budget)]
-            else:
-                out.append((D.collate_flat(examples, row_multiple, pad_id), sum(len(e.input_ids) for e in examples)))
+            groups = D.rows_within(examples, pass_tokens) if pass_tokens and not padded else [examples]
+            for group in groups:
+                batch = D.collate_padded(group, pad_id) if padded else D.collate_flat(group, row_multiple, pad_id)
+                out.append((batch, sum(len(e.input_ids) for e in group)))
         return out
 
     window_tokens, window_start = 0, time.perf_counter()
@@ -383,12 +379,12 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
             sync = i == len(micro) - 1
             with (ddp_model.no_sync() if dist.world > 1 and not sync else _null_context()):
                 with autocast:
-                    out = ddp_model(**batch, num_items_in_batch=max(items, 1), use_cache=False)
+                    share = answer_loss(ddp_model, batch, max(items, 1), by_index)
                 # DDP averages gradients over processes; the loss is already a share of the global
                 # token count, so scale back up to get the gradient of the global mean.
-                loss = out.loss * dist.world
+                loss = share * dist.world
                 (scaler.scale(loss) if scaler else loss).backward()
-            step_loss_sum += out.loss.detach().float()
+            step_loss_sum += share.detach().float()
         step_loss = dist.sum([step_loss_sum.item()], target)[0]
         if scaler:
             scaler.unscale_(optimizer)
@@ -426,7 +422,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
         stopping = _stop_requested(run, stop, dist, target)
         save_now = step % hp["save_steps"] == 0 or step == max_steps or stopping
         if val_set.examples and (step % hp["eval_steps"] == 0 or save_now):
-            last_val = evaluate(model, val_set.examples, hp["batch_size"], dist, target, autocast)
+            last_val = evaluate(model, val_set.examples, hp["batch_size"], dist, target, autocast, by_index)
             report.metrics({"type": "eval", "step": step, "epoch": round(epoch, 4), "val_loss": last_val,
                             "time": round(time.time(), 3)})
             report.log(f"step {step} validation loss {last_val:.4f}")
@@ -456,7 +452,8 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
     return "finished"
 
 
-def evaluate(model, examples: list[D.Example], batch_size: int, dist: Dist, target, autocast) -> float:
+def evaluate(model, examples: list[D.Example], batch_size: int, dist: Dist, target, autocast,
+             by_index: bool) -> float:
     """Mean loss per answer token over the validation samples (shared among processes)."""
     import torch
 
@@ -469,8 +466,7 @@ def evaluate(model, examples: list[D.Example], batch_size: int, dist: Dist, targ
             items = D.answer_tokens(batch)
             batch = {k: v.to(target) for k, v in batch.items()}
             with autocast:
-                out = model(**batch, num_items_in_batch=max(items, 1), use_cache=False)
-            total += out.loss.float().item() * items
+                total += float(answer_loss(model, batch, 1, by_index))  # the sum over the batch
             count += items
     total, count = dist.sum([total, count], target)
     model.train()
