@@ -58,7 +58,14 @@ class Dist:
         if self.world > 1:
             import torch.distributed as dist
 
-            dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+            if device_type == "cuda":
+                import torch
+
+                # Binding each process to its own GPU up front: NCCL otherwise guesses it from the rank.
+                torch.cuda.set_device(self.local_rank)
+                dist.init_process_group("nccl", device_id=torch.device("cuda", self.local_rank))
+            else:
+                dist.init_process_group("gloo")
 
     def sum(self, values: list[float], device: Any) -> list[float]:
         """Sum numbers over all processes (identity with one process)."""
