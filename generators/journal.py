@@ -4,7 +4,8 @@ A re-run reads it and skips the chunks already done; failed ones are tried again
 Lines are appended after the chunk's pairs are fsynced into pairs.jsonl, and are
 themselves only flushed: a crash can lose the last journal lines but never a pair.
 `done_keys` also counts a chunk as done when pairs.jsonl holds pairs from it, so
-such a chunk is not generated twice; one that kept no pairs is simply asked again.
+such a chunk is not generated twice (the runner then writes its lost line, marked
+"recovered"); one that kept no pairs is simply asked again.
 """
 
 from __future__ import annotations

@@ -409,6 +409,15 @@ class _Run:
                 self.done_keys.add(outcome.key)
         self.emit("progress")
 
+    def journal_recovered(self, keys: Iterable[str]) -> None:
+        """Write the lost journal lines of chunks recognized as done by their stored pairs."""
+        journaled = self.journal.done_keys()
+        missing = [key for key in keys if key in self.done_keys and key not in journaled]
+        if missing:
+            pairs = Counter(p.source for p in self.store)
+            self.journal.append([{"key": key, "status": "done", "pairs": pairs[key], "recovered": True}
+                                 for key in missing])
+
     def _write_to_disk(self, batch: list[_Outcome]) -> None:
         # Pairs first (appended and fsynced), then the journal (appended and flushed).
         # A crash in between, or one that loses the unsynced journal lines, leaves
@@ -490,6 +499,7 @@ class _Run:
         topic = g.topic.strip()
         prefix = _topic_key(topic, 0)[:-1]
         subtopics = await self.subtopics(topic, math.ceil(g.num_pairs / g.pairs_per_chunk)) if g.subtopics else []
+        self.journal_recovered(sorted(key for key in self.done_keys if key.startswith(prefix)))
         done_before = sum(1 for key in self.done_keys if key.startswith(prefix))
         self.summary.chunks_total = self.summary.chunks_done = self.summary.chunks_resumed = done_before
         index, idle_rounds = 0, 0
@@ -545,6 +555,7 @@ class _Run:
             watcher = asyncio.create_task(self.watch_stop())
             try:
                 if items is not None:
+                    self.journal_recovered(item.key for item in items)
                     todo = [item for item in items if item.key not in self.done_keys]
                     resumed = len(items) - len(todo)
                     self.summary.chunks_total = len(items)

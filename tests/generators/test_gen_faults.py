@@ -128,6 +128,8 @@ def test_pairs_stored_but_not_journaled_are_not_generated_again(fault_project, f
     assert sum(fault_server.attempts.values()) == asked
     assert summary.chunks_resumed == 3 and summary.pairs_added == 0
     assert len(PairStore(fault_project.pairs_path)) == 6
+    # The re-run writes the journal lines the crash lost.
+    _check_ledger(fault_project, expect_done=3, pairs_per_chunk=2)
 
 
 def test_stop_event_ends_cleanly_and_a_rerun_finishes(fault_project):
