@@ -127,10 +127,12 @@ def parse_json(content: str | None) -> Any:
         raise ReplyError("empty reply")
     text = content.strip()
     candidates = [text] + _FENCE.findall(text)
-    decoder = json.JSONDecoder()
+    # strict=False: models (grammar-constrained llama.cpp ones too) write raw line breaks and tabs
+    # inside strings, which strict JSON refuses although the reply is otherwise whole.
+    decoder = json.JSONDecoder(strict=False)
     for candidate in candidates:
         try:
-            return json.loads(candidate)
+            return decoder.decode(candidate)
         except ValueError:
             pass
     # Prose around the JSON: decode from the first brace or bracket that starts a value.

@@ -113,6 +113,12 @@ def test_tolerant_parsing_finds_the_pairs(content):
     assert parse_pairs(content) == [("What is a fern?", "A plant.")]
 
 
+def test_raw_line_breaks_inside_strings_are_kept():
+    # What SmolLM2 wrote through llama-cpp-python's JSON grammar: strict JSON refuses it.
+    content = '{"pairs": [{"question": "What is a fern?", "answer": "A plant.\nIt has\tfronds."}]}'
+    assert parse_pairs(content) == [("What is a fern?", "A plant.\nIt has\tfronds.")]
+
+
 @pytest.mark.parametrize("content, reason", [
     ("", "empty reply"),
     ("I cannot help with that.", "no JSON"),
