@@ -21,6 +21,10 @@ from tunewiz.tui.screens.base import StepPane, shows_errors
 from tunewiz.tui.tail import FileTail
 
 POLL_S = 0.5
+# The curves' colours, fixed: left to the plot, the first curves drawn before the plot's first
+# render took plotext's own palette and later ones textual-plotext's (the same two as these).
+TRAIN_COLOR = (0, 130, 200)
+VALIDATION_COLOR = (60, 180, 75)
 
 
 def latest_run(project) -> Run | None:
@@ -162,10 +166,11 @@ class TrainPane(StepPane):
         plt.clear_data()
         plt.title("loss")
         if self.view.train:
-            plt.plot([s for s, _ in self.view.train], [v for _, v in self.view.train], label="train")
+            plt.plot([s for s, _ in self.view.train], [v for _, v in self.view.train], label="train",
+                     color=TRAIN_COLOR)
         if self.view.val:
             plt.plot([s for s, _ in self.view.val], [v for _, v in self.view.val], label="validation",
-                     marker="dot")
+                     marker="dot", color=VALIDATION_COLOR)
         self.plot.refresh()
 
     # -- actions
