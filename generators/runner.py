@@ -499,9 +499,9 @@ class _Run:
         topic = g.topic.strip()
         prefix = _topic_key(topic, 0)[:-1]
         subtopics = await self.subtopics(topic, math.ceil(g.num_pairs / g.pairs_per_chunk)) if g.subtopics else []
-        self.journal_recovered(sorted(key for key in self.done_keys if key.startswith(prefix)))
-        done_before = sum(1 for key in self.done_keys if key.startswith(prefix))
-        self.summary.chunks_total = self.summary.chunks_done = self.summary.chunks_resumed = done_before
+        done_before = sorted(key for key in self.done_keys if key.startswith(prefix))
+        self.journal_recovered(done_before)
+        self.summary.chunks_total = self.summary.chunks_done = self.summary.chunks_resumed = len(done_before)
         index, idle_rounds = 0, 0
 
         def round_items(missing: int) -> Iterator[WorkItem]:
