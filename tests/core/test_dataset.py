@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tunewiz.dataset import Pair, PairStore, is_validation, split_pairs, trainable
+from tunewiz.dataset import Pair, PairStore, is_validation, split_pairs, split_position, trainable
 
 
 def test_changes_are_appended_and_survive_reload(tmp_path):
@@ -69,6 +69,17 @@ def test_split_is_stable_when_pairs_are_added_elsewhere():
     old_ids = {p.id for p in pairs}
     assert {p.id for p in validation2 if p.id in old_ids} == {p.id for p in validation}
     assert {p.id for p in train2 if p.id in old_ids} == {p.id for p in train}
+
+
+def test_a_small_set_always_holds_one_pair_out():
+    # Ids whose hashes all fall above 0.2 for seed 0: the plain rule would hold out none.
+    ids = [i for i in (f"pair-{n}" for n in range(200)) if not is_validation(i, 0, 0.2)][:12]
+    pairs = [Pair(f"Q {i}", "A", id=i) for i in ids]
+    train, validation = split_pairs(pairs, seed=0, fraction=0.2)
+    nearest = min(ids, key=lambda i: split_position(i, 0))
+    assert [p.id for p in validation] == [nearest] and len(train) == 11
+    assert split_pairs(pairs, seed=0, fraction=0.0)[1] == []
+    assert split_pairs(pairs[:1], seed=0, fraction=0.2)[1] == []  # a lone pair trains
 
 
 def test_split_depends_on_the_seed():

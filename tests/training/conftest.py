@@ -88,7 +88,7 @@ def numbered_pairs(count: int) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def tiny_project(tmp_path, tiny_model):
-    """12 pairs (2 held out), 30 steps, a checkpoint every 5 steps."""
+    """12 pairs (about 2 held out, never none), 30 steps, a checkpoint every 5 steps."""
     return _make_project(tmp_path / "proj", str(tiny_model), numbered_pairs(12),
                         **{"dataset.validation_fraction": 0.2, "hyperparameters.max_steps": 30,
                            "hyperparameters.save_steps": 5, "hyperparameters.eval_steps": 5,
