@@ -4,10 +4,10 @@
     python benchmarks/train.py --shape llama3-8b --tokenizer DIR --batch 16      # a GPU, QA-length samples
     python benchmarks/train.py --shape llama3-8b --tokenizer DIR --full-rows --batch 2 --systems engine
 
-Both systems train the same model, data and LoRA config (r=16, alpha=32, dropout 0, all
-linear layers, lr 2e-4) in the same precision. The baseline is what a plain script does:
-Trainer with the default collator for causal LM samples (DataCollatorForSeq2Seq, padding to
-the longest sample in each batch), samples in random order. The engine is tunewiz's own
+Both systems train the same model, data and LoRA config (r=16, alpha=32, dropout 0 unless
+--lora-dropout, all linear layers, lr 2e-4) in the same precision. The baseline is what a plain
+script does: Trainer with the default collator for causal LM samples (DataCollatorForSeq2Seq,
+padding to the longest sample in each batch), samples in random order. The engine is tunewiz's own
 loop (`tunewiz.training.engine.main`) on a run folder this script writes.
 
 Reported per system: real (non-padding) tokens/s after the warmup steps, MFU (4·N FLOPs per
@@ -208,6 +208,7 @@ def gpu_peak() -> tuple[str, float | None]:
 
 
 def child(args) -> None:
+    LORA["dropout"] = args.lora_dropout
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     folder, random_weights = model_folder(args, work)
     pairs = synthetic_pairs(args.samples, 0, args.full_rows)
@@ -238,6 +239,7 @@ def main() -> None:
     parser.add_argument("--max-seq-len", type=int, default=2048)
     parser.add_argument("--full-rows", action="store_true", help="every sample exactly --max-seq-len tokens")
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--lora-dropout", type=float, default=LORA["dropout"])
     parser.add_argument("--systems", default="engine,baseline",
                         help="comma list of engine, baseline, engine-padded (the engine's loop with padding), "
                              "engine-eager (the engine without torch.compile)")

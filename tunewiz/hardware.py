@@ -3,7 +3,8 @@
 Detection reads /proc, os and `nvidia-smi` (no torch import: the CLI and the TUI stay
 fast); MPS is assumed on Apple-silicon macOS. The memory estimate is deliberately
 simple and explicit (weights + LoRA state + activations + logits + overhead), errs on
-the high side, and is compared with free GPU memory or available RAM before a run starts.
+the high side (benchmarks/memory.py compares it with real peaks; docs/train.md has
+the figures), and is compared with free GPU memory or available RAM before a run starts.
 """
 
 from __future__ import annotations
@@ -131,30 +132,50 @@ class Estimate:
 
 
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+CPU_ALLOCATOR_HEADROOM = 1.25
 
 
 def estimate_memory(shape: ModelShape, *, precision: str, batch_size: int, seq_len: int, lora_r: int,
-                    gradient_checkpointing: bool, gpu: bool) -> Estimate:
-    """Peak memory of LoRA training of one process, in MB (rough, on the high side).
+                    lora_dropout: float, gradient_checkpointing: bool, device: str) -> Estimate:
+    """Peak memory of LoRA training of one process, in MB (on the high side).
 
-    Activations per token per layer: about 18 hidden-sized and 4 intermediate-sized
-    tensors are kept for the backward pass of a Llama-style block; with gradient
-    checkpointing only the layer inputs are kept, plus one layer recomputed at a time.
+    Tokens held at once: on a GPU the whole micro-batch, as if every sample were
+    max_seq_len long; on a CPU one pass (the engine runs a micro-batch as passes of at
+    most CPU_PASS_TOKENS tokens, a longer sample alone). Per token and layer a Llama-style
+    block keeps about 18 hidden-sized and 4 intermediate-sized tensors for the backward
+    pass, and LoRA dropout above 0 a dropped-out copy of each LoRA projection's input with
+    its mask (6 hidden-sized, 1 intermediate-sized); with gradient checkpointing only the
+    layer inputs are kept, plus one layer recomputed at a time and its gradients (counted
+    as two layers). Logits, per token and vocabulary entry: the model's output and its
+    gradient (2 x width), their fp32 copy, the log-softmax and three fp32 gradients or
+    temporaries of the loss (20 bytes).
+
+    On a CPU the tokens' share gets a quarter more: the allocator keeps freed blocks of
+    earlier passes and steps, so peak RSS rises over the first steps (by 10-20 % on
+    SmolLM2). benchmarks/memory.py prints this estimate beside measured peaks.
     """
+    from tunewiz.training.data import CPU_PASS_TOKENS
+
     width = BYTES[precision]
     tokens = batch_size * seq_len
+    if device == "cpu":
+        tokens = min(tokens, max(CPU_PASS_TOKENS, seq_len))
     weights = shape.params * width
     # all-linear LoRA: r x (in + out) per projection, ~7 projections of ~hidden+intermediate per layer;
     # fp32 weights, gradients and two Adam moments.
     lora_params = shape.layers * 7 * lora_r * (shape.hidden + shape.intermediate)
     lora = lora_params * 16
     per_layer_token = (18 * shape.hidden + 4 * shape.intermediate) * width
+    if lora_dropout > 0:
+        per_layer_token += (6 * shape.hidden + shape.intermediate) * (width + 1)
     if gradient_checkpointing:
-        activations = tokens * (shape.layers * shape.hidden * width + per_layer_token)
+        activations = tokens * (shape.layers * shape.hidden * width + 2 * per_layer_token)
     else:
         activations = tokens * shape.layers * per_layer_token
-    logits = tokens * shape.vocab * (4 + 4 + width)  # fp32 logits, their gradient, the low-precision copy
-    overhead = (600 if gpu else 400) * 2**20 + 0.05 * weights
+    logits = tokens * shape.vocab * (20 + 2 * width)
+    if device == "cpu":
+        activations, logits = activations * CPU_ALLOCATOR_HEADROOM, logits * CPU_ALLOCATOR_HEADROOM
+    overhead = (600 if device == "cuda" else 500) * 2**20 + 0.05 * weights
     mb = 2**20
     return Estimate(weights / mb, lora / mb, activations / mb, logits / mb, overhead / mb)
 
@@ -208,6 +229,14 @@ def _gguf_shape(gguf: Path, params: int) -> ModelShape:
                       intermediate=field_int(".feed_forward_length", 4 * hidden), vocab=vocab)
 
 
+def _estimate_for(cfg, shape: ModelShape, precision: str, batch_size: int, device: str) -> Estimate:
+    """The estimate for a project's settings at a given precision, batch size and device."""
+    hp = cfg.hyperparameters
+    return estimate_memory(shape, precision=precision, batch_size=batch_size, seq_len=cfg.template.max_seq_len,
+                           lora_r=hp.lora_r, lora_dropout=hp.lora_dropout,
+                           gradient_checkpointing=hp.gradient_checkpointing, device=device)
+
+
 # ---------------------------------------------------------------- the recommendation
 
 @dataclass
@@ -242,10 +271,7 @@ def recommend(project, hw: Hardware | None = None) -> Recommendation:
     batch, best = 1, None
     if shape is not None:
         for candidate in (64, 32, 16, 8, 4, 2, 1):
-            est = estimate_memory(shape, precision=precision, batch_size=candidate,
-                                  seq_len=cfg.template.max_seq_len, lora_r=cfg.hyperparameters.lora_r,
-                                  gradient_checkpointing=cfg.hyperparameters.gradient_checkpointing,
-                                  gpu=device == "cuda")
+            est = _estimate_for(cfg, shape, precision, candidate, device)
             if est.total_mb <= 0.9 * available or candidate == 1:
                 batch, best = candidate, est
                 break
@@ -275,10 +301,7 @@ def check_fits(project, *, gpus: int = 1, allow: bool = False, hw: Hardware | No
     precision = cfg.hardware.precision
     if precision == "auto":
         precision = ("bf16" if all(g.bf16 for g in hw.gpus) else "fp16") if device == "cuda" and hw.gpus else "fp32"
-    est = estimate_memory(shape, precision=precision, batch_size=cfg.hyperparameters.batch_size,
-                          seq_len=cfg.template.max_seq_len, lora_r=cfg.hyperparameters.lora_r,
-                          gradient_checkpointing=cfg.hyperparameters.gradient_checkpointing,
-                          gpu=device == "cuda")
+    est = _estimate_for(cfg, shape, precision, cfg.hyperparameters.batch_size, device)
     if device == "cuda" and hw.gpus:
         available, where = min(g.free_mb for g in hw.gpus[:gpus]), "free GPU memory"
     else:

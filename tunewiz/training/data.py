@@ -110,6 +110,11 @@ def collate_flat(examples: list[Example], multiple: int = 1, pad_id: int = 0) ->
             "position_ids": torch.tensor([positions])}
 
 
+CPU_PASS_TOKENS = 512
+"""Most tokens of one forward pass on a CPU: a micro-batch runs as rows of at most this many
+tokens (`rows_within`), so memory holds one row's activations (engine.py; hardware.py)."""
+
+
 def rows_within(examples: list[Example], budget: int) -> list[list[Example]]:
     """Consecutive groups of examples of at most `budget` tokens each (a longer one stands alone)."""
     rows: list[list[Example]] = []
