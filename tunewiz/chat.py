@@ -16,17 +16,9 @@ import contextlib
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from tunewiz.templates import render_prompt
+from tunewiz.templates import cut_at_stops, render_prompt
 
 DEFAULT_MAX_TOKENS = 128
-
-
-def cut_at_stops(text: str, stops: Iterable[str]) -> str:
-    """The answer up to the first stop string, trimmed."""
-    for stop in stops:
-        if stop and stop in text:
-            text = text.split(stop, 1)[0]
-    return text.strip()
 
 
 class HFAnswerer:
@@ -37,7 +29,7 @@ class HFAnswerer:
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-        from tunewiz.export.merge import end_of_turn, stop_token_ids
+        from tunewiz.templates import end_of_turn, stop_token_ids
 
         config = AutoConfig.from_pretrained(model_dir)
         if hasattr(config, "quantization_config"):  # a 'gguf' provenance note on a dequantized base

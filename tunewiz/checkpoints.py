@@ -1,12 +1,18 @@
-"""Checkpoints of a run: ranked by validation loss, overfitting flagged, one picked.
+"""Checkpoints of a run: ranked by what the run taught, overfitting and drift flagged, one picked.
 
 Reads only the run folder (metrics.jsonl, run.json, checkpoints/*/COMPLETE), so
 `tunewiz checkpoints` is fast and never imports torch.
 
-Train loss of a checkpoint is the mean of the train losses logged since the
-previous evaluation (one step's loss is too noisy to compare). Overfitting is
-flagged when the validation loss rose at K evaluations in a row while the train
-loss fell over the same stretch; it "began" at the first evaluation that rose.
+The pick follows the kind of data (run.json `kind`):
+- facts: the most reworded questions recalled (a held-out fact can never be learned, so
+  validation loss says nothing there); ties go to the least drift on everyday prompts,
+  then to trained recall, then to the earliest step. Overfitting is reworded recall
+  falling while trained recall holds, or answers to everyday prompts breaking.
+- skill: the lowest validation loss among checkpoints that did not drift. Overfitting is
+  validation loss rising at K evaluations in a row while train loss fell over the same
+  stretch; it "began" at the first evaluation that rose.
+Train loss of a checkpoint is the mean of the losses logged since the previous checkpoint
+(one step's loss is too noisy to compare).
 """
 
 from __future__ import annotations
@@ -90,26 +96,66 @@ def read_run_config(run: Run) -> RunConfig:
 # ---------------------------------------------------------------- ranking
 
 @dataclass
+class Score:
+    """k of n questions recalled."""
+
+    recalled: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return self.recalled / self.total if self.total else 0.0
+
+    def __str__(self) -> str:
+        return f"{self.recalled}/{self.total}"
+
+
+@dataclass
+class Drift:
+    """How the everyday prompts were answered, beside the base model."""
+
+    broken: int
+    total: int
+    changed: float
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        """Broken answers where the base model answered: a quarter of the prompts, at least two."""
+        return self.broken >= max(2, self.total / 4)
+
+
+@dataclass
 class CheckpointInfo:
     step: int
     path: Path
     epoch: float | None = None
     train_loss: float | None = None
-    """Mean train loss since the previous evaluation."""
+    """Mean train loss over the steps since the previous checkpoint."""
     val_loss: float | None = None
+    trained: Score | None = None
+    """Trained questions recalled (asked as trained)."""
+    reworded: Score | None = None
+    """Reworded questions of trained facts recalled."""
+    drift: Drift | None = None
+    misses: list[dict[str, str]] = field(default_factory=list)
+    """Questions not recalled: set, question, reference, answer."""
     best: bool = False
     overfit: bool = False
-    """Saved after overfitting began."""
+    """Saved after overfitting (or drift) began."""
 
 
 @dataclass
 class Overfit:
     began_at: int
-    """Step of the first evaluation whose validation loss rose."""
+    """Step of the first checkpoint (or evaluation) where it showed."""
     detected_at: int
-    """Step of the evaluation that made the rise K long."""
+    """Step where the rule saw it."""
+    reason: str = ""
 
     def describe(self, patience: int) -> str:
+        if self.reason:
+            return self.reason
         return (f"overfitting: validation loss rose for {patience} evaluations in a row while train loss "
                 f"fell, from step {self.began_at} (seen at step {self.detected_at})")
 
@@ -125,6 +171,12 @@ class CheckpointReport:
     incomplete: list[Path] = field(default_factory=list)
     """Checkpoint folders without the completion marker (cut short; ignored)."""
     note: str = ""
+    kind: str = "skill"
+    """What the run taught: 'facts' or 'skill' (run.json; runs from before it: skill)."""
+    reason: str = ""
+    """One line: why `best` is the best."""
+    base: CheckpointInfo | None = None
+    """The base model's recall and everyday answers (step 0), when the run checked them."""
 
     def by_step(self, step: int) -> CheckpointInfo | None:
         return next((c for c in self.checkpoints if c.step == step), None)
@@ -174,6 +226,25 @@ def _evaluations(metrics: list[dict[str, Any]]) -> list[_Eval]:
     return out
 
 
+def _score(value: Any) -> Score | None:
+    if isinstance(value, dict) and isinstance(value.get("recalled"), int) and isinstance(value.get("total"), int):
+        return Score(value["recalled"], value["total"]) if value["total"] > 0 else None
+    return None
+
+
+def _drift(value: Any) -> Drift | None:
+    if not isinstance(value, dict) or not isinstance(value.get("total"), int) or not value["total"]:
+        return None
+    return Drift(int(value.get("broken", 0)), value["total"], float(value.get("changed", 0.0)),
+                 list(value.get("examples") or []))
+
+
+def _apply_checks(info: CheckpointInfo, record: dict[str, Any]) -> None:
+    info.trained, info.reworded = _score(record.get("trained")), _score(record.get("reworded"))
+    info.drift = _drift(record.get("general"))
+    info.misses = [m for m in record.get("misses") or [] if isinstance(m, dict)]
+
+
 def detect_overfit(evals: list[_Eval], patience: int) -> Overfit | None:
     """The first stretch of `patience` rising validation losses during falling train loss."""
     if patience < 1:
@@ -188,48 +259,135 @@ def detect_overfit(evals: list[_Eval], patience: int) -> Overfit | None:
     return None
 
 
+def detect_fact_overfit(checkpoints: list[CheckpointInfo]) -> Overfit | None:
+    """Facts: reworded recall falling while trained recall holds or rises, or answers drifting.
+
+    A fall counts when it is at least two questions and a tenth of the set below the best so far."""
+    best: CheckpointInfo | None = None
+    for info in checkpoints:
+        if info.drift and info.drift.drifted:
+            return Overfit(info.step, info.step, f"drift: from step {info.step} the model breaks on everyday "
+                                                 f"prompts ({info.drift.broken}/{info.drift.total} broken)")
+        if info.reworded is None:
+            continue
+        if best is not None and best.reworded is not None:
+            fall = best.reworded.recalled - info.reworded.recalled
+            holds = info.trained is None or best.trained is None or info.trained.recalled >= best.trained.recalled
+            if fall >= max(2, 0.1 * info.reworded.total) and holds:
+                return Overfit(info.step, info.step,
+                               f"overfitting: reworded recall fell from {best.reworded} (step {best.step}) to "
+                               f"{info.reworded} at step {info.step} while trained recall held")
+        if best is None or best.reworded is None or info.reworded.recalled > best.reworded.recalled:
+            best = info
+    return None
+
+
 def rank_checkpoints(run: Run, patience: int = DEFAULT_PATIENCE) -> CheckpointReport:
-    """Every complete checkpoint of a run with its losses; the best by validation loss marked."""
+    """Every complete checkpoint with its losses and checks; the best for the run's kind of data marked."""
     metrics = run.metrics()
     evals = _evaluations(metrics)
     train = _train_losses(metrics)
     eval_at = {e.step: e for e in evals}
+    checks = {int(m["step"]): m for m in metrics if m.get("type") == "recall" and isinstance(m.get("step"), int)}
     train_epochs = {int(m["step"]): _finite(m.get("epoch")) for m in metrics
                     if m.get("type") == "train" and "step" in m}
-    overfit = detect_overfit(evals, patience)
+    kind = _run_kind(run)
 
     checkpoints = []
+    previous = 0
     for path in run.complete_checkpoints():
         step = int(path.name.rsplit("-", 1)[1])
-        info = CheckpointInfo(step=step, path=path)
+        info = CheckpointInfo(step=step, path=path, train_loss=_mean_loss(train, previous, step))
         evaluation = eval_at.get(step)
-        if evaluation:
-            info.epoch, info.val_loss, info.train_loss = evaluation.epoch, evaluation.val_loss, evaluation.train_loss
-        else:
-            # Saved between evaluations: no validation loss, train loss since the last evaluation.
-            info.epoch = train_epochs.get(step)
-            info.train_loss = _mean_loss(train, max((e.step for e in evals if e.step < step), default=-1), step)
-        info.overfit = overfit is not None and step >= overfit.began_at
+        info.epoch = evaluation.epoch if evaluation else train_epochs.get(step)
+        info.val_loss = evaluation.val_loss if evaluation else None
+        if step in checks:
+            _apply_checks(info, checks[step])
         checkpoints.append(info)
+        previous = step
+    base = None
+    if 0 in checks:
+        base = CheckpointInfo(step=0, path=run.dir)
+        _apply_checks(base, checks[0])
 
     incomplete = []
     if run.checkpoints_dir.is_dir():
         incomplete = sorted(p for p in run.checkpoints_dir.glob("checkpoint-*")
                             if p.is_dir() and not (p / COMPLETE_MARKER).exists())
 
-    scored = [c for c in checkpoints if c.val_loss is not None]
-    note = ""
-    if scored:
-        best = min(scored, key=lambda c: (c.val_loss, c.step))
-    elif checkpoints:
-        best = checkpoints[-1]
-        note = "no validation loss was recorded (no validation pairs?): 'best' is the latest checkpoint"
+    if kind == "facts":
+        overfit = detect_fact_overfit(checkpoints)
+        best, reason, note = _pick_facts(checkpoints)
     else:
-        best = None
+        overfit = detect_overfit(evals, patience)
+        best, reason, note = _pick_skill(checkpoints)
+    if overfit:
+        for info in checkpoints:
+            info.overfit = info.step >= overfit.began_at
     if best:
         best.best = True
-    return CheckpointReport(run=run, checkpoints=checkpoints, best=best, overfit=overfit,
-                            patience=patience, incomplete=incomplete, note=note)
+    return CheckpointReport(run=run, checkpoints=checkpoints, best=best, overfit=overfit, patience=patience,
+                            incomplete=incomplete, note=note, kind=kind, reason=reason, base=base)
+
+
+def _run_kind(run: Run) -> str:
+    try:
+        kind = json.loads((run.dir / RUN_CONFIG_FILE).read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return "skill"
+    return kind if kind in ("facts", "skill") else "skill"
+
+
+def _drift_text(info: CheckpointInfo) -> str:
+    if info.drift is None:
+        return ""
+    if not info.drift.broken:
+        return f"everyday prompts intact ({info.drift.total}/{info.drift.total})"
+    return f"{info.drift.broken}/{info.drift.total} everyday prompts broken"
+
+
+def _pick_facts(checkpoints: list[CheckpointInfo]) -> tuple[CheckpointInfo | None, str, str]:
+    """Most reworded questions recalled; ties: least drift, then most trained recalled, then the earliest."""
+    if not checkpoints:
+        return None, "", ""
+    scored = [c for c in checkpoints if c.reworded or c.trained]
+    if not scored:
+        latest = checkpoints[-1]
+        return latest, f"step {latest.step}: the latest (this run recorded no recall checks)", \
+            "no recall checks were recorded: 'best' is the latest checkpoint"
+
+    def key(c: CheckpointInfo):
+        return (-(c.reworded.fraction if c.reworded else 0.0), c.drift.broken if c.drift else 0,
+                -(c.trained.fraction if c.trained else 0.0), c.step)
+
+    best = min(scored, key=key)
+    parts = []
+    if best.reworded:
+        parts.append(f"recalled {best.reworded} reworded questions (most of any checkpoint)")
+    if best.trained:
+        parts.append(f"{best.trained} trained")
+    if best.drift:
+        parts.append(_drift_text(best))
+    return best, f"step {best.step}: " + ", ".join(parts), ""
+
+
+def _pick_skill(checkpoints: list[CheckpointInfo]) -> tuple[CheckpointInfo | None, str, str]:
+    """Lowest validation loss among the checkpoints that did not drift."""
+    if not checkpoints:
+        return None, "", ""
+    scored = [c for c in checkpoints if c.val_loss is not None]
+    if not scored:
+        latest = checkpoints[-1]
+        return latest, f"step {latest.step}: the latest (no validation loss was recorded)", \
+            "no validation loss was recorded (no validation pairs?): 'best' is the latest checkpoint"
+    steady = [c for c in scored if not (c.drift and c.drift.drifted)]
+    best = min(steady or scored, key=lambda c: (c.val_loss, c.step))
+    reason = f"step {best.step}: lowest validation loss ({best.val_loss:.4f})"
+    if len(steady) < len(scored):
+        reason += f" among the {len(steady)} checkpoints that kept everyday answers"
+    if best.drift:
+        reason += f"; {_drift_text(best)}"
+    return best, reason, ""
 
 
 # ---------------------------------------------------------------- picking

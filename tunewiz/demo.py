@@ -56,23 +56,17 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> Projec
 
     step(3, "Fine-tuning SmolLM2-135M with LoRA on the CPU")
     if options.max_steps is not None:
-        hp = project.config.hyperparameters
-        hp.max_steps = options.max_steps
-        hp.eval_steps = hp.save_steps = max(1, options.max_steps // 4)
+        project.config.hyperparameters.max_steps = options.max_steps
         project.save()
     run = _train(project, say)
 
-    step(4, "Ranking checkpoints by validation loss")
-    import argparse
+    step(4, "Picking the checkpoint that recalls the most facts, asked in other words")
+    from tunewiz.checkpoints import pick_checkpoint, rank_checkpoints
 
-    from tunewiz.checkpoints import DEFAULT_PATIENCE, pick_checkpoint
-    from tunewiz.cli.export_cmds import cmd_checkpoints
-
-    cmd_checkpoints(argparse.Namespace(project=str(project.root), run=run.id, patience=DEFAULT_PATIENCE,
-                                       samples=0))
+    for line in checkpoint_summary(rank_checkpoints(run)):
+        say(line)
     chosen = pick_checkpoint(project, "best", run.id)
-    why = "lowest validation loss" if chosen.val_loss is not None else "the latest: no validation pairs"
-    say(f"Picked checkpoint {chosen.step} ({why}).")
+    say(f"Picked checkpoint {chosen.step}.")
 
     step(5, f"Exporting: merged model, {options.gguf_type} GGUF, Modelfile, smoke test")
     from tunewiz.export import export_model
@@ -96,6 +90,22 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> Projec
         say(f"                 {path.name}")
     say(f"Next: tunewiz open {project.root}   (the wizard over this project)")
     return project
+
+
+def checkpoint_summary(report) -> list[str]:
+    """What the demo prints of the ranking: recall per checkpoint, the base model's, and why the pick."""
+    lines = []
+    if report.base and report.base.reworded:
+        lines.append(f"  base model: {report.base.trained} trained questions, {report.base.reworded} reworded "
+                     "questions recalled")
+    for info in report.checkpoints:
+        drift = f", everyday prompts broken {info.drift.broken}/{info.drift.total}" if info.drift else ""
+        lines.append(f"  step {info.step:>4}: trained {info.trained or '-'}, reworded {info.reworded or '-'}"
+                     f"{drift}{'  <- best' if info.best else ''}")
+    lines.append(f"Best: {report.reason}")
+    if report.overfit:
+        lines.append(report.overfit.describe(report.patience))
+    return lines
 
 
 def _create(example: Path, target: Path) -> Project:

@@ -20,7 +20,25 @@ class Preset:
     advice: dict[str, str]
 
 
+def _schema_defaults() -> dict[str, object]:
+    import dataclasses
+
+    from tunewiz.schema import HyperparametersSection
+
+    skip = ("preset",)
+    return {f.name: (f.default_factory() if f.default is dataclasses.MISSING else f.default)  # type: ignore[misc]
+            for f in dataclasses.fields(HyperparametersSection) if f.name not in skip}
+
+
 PRESETS: dict[str, Preset] = {
+    "auto": Preset(
+        "auto",
+        "Every value at its default is chosen when training starts, from the kind of data (facts or skill), "
+        "its size and the hardware; a value you change stays yours. `tunewiz train` shows what it chose.",
+        _schema_defaults(),
+        {"learning_rate": "facts: 1e-3 on small models so facts stick in a few epochs; skill: 2e-4",
+         "epochs": "facts: enough passes for each fact to be recalled; skill: 3 passes",
+         "save_steps": "about eight checkpoints a run, each checked for recall and drift"}),
     "quick-test": Preset(
         "quick-test",
         "A few minutes: checks that data, template and hardware work end to end. The model learns little.",

@@ -52,6 +52,7 @@ class Config:
     template: Any = None
     hardware: Any = None
     hyperparameters: Any = None
+    evaluation: Any = None
     checkpoint: Any = None
     export: Any = None
 

@@ -80,6 +80,10 @@ class DatasetSection:
                               min=0, max=2**31 - 1)
     train_on: str = setting("accepted+pending", "Which pairs train: rejected pairs never do.",
                             choices=("accepted", "accepted+pending"))
+    kind: str = setting(
+        "auto", "What the pairs teach: 'facts' (knowledge to recall: names, numbers, definitions; every pair "
+        "trains and reworded questions validate), 'skill' (a style, format or task; held-out pairs validate) "
+        "or 'auto' (decided from the data when training starts).", choices=("auto", "facts", "skill"))
 
 
 @dataclass
@@ -101,8 +105,10 @@ class HardwareSection:
 
 @dataclass
 class HyperparametersSection:
-    preset: str = setting("balanced", "The preset these values started from.",
-                          choices=("quick-test", "balanced", "memorize-facts", "custom"))
+    preset: str = setting(
+        "auto", "The preset these values started from. 'auto': every value left at its default is chosen "
+        "when training starts, from the kind of data, its size and the hardware (shown, and kept in run.json).",
+        choices=("auto", "quick-test", "balanced", "memorize-facts", "custom"))
     lora_r: int = setting(16, "LoRA rank: capacity of the adapter.", min=1, max=1024)
     lora_alpha: int = setting(32, "LoRA alpha: scale of the adapter's update (often 2 x rank).", min=1, max=4096)
     lora_dropout: float = setting(0.05, "Dropout on the LoRA path.", min=0.0, max=0.9)
@@ -127,9 +133,20 @@ class HyperparametersSection:
 
 
 @dataclass
+class EvaluationSection:
+    questions: int = setting(
+        24, "Trained questions (and their reworded questions) answered at every checkpoint; a seeded sample "
+        "of bigger sets, the same at every checkpoint (0 = no recall check).", min=0, max=10_000)
+    general_prompts: bool = setting(True, "Answer a few everyday prompts at every checkpoint to catch a model "
+                                          "that breaks (drift).")
+    answer_tokens: int = setting(48, "Longest answer generated per question during the checks.", min=8, max=1024)
+
+
+@dataclass
 class CheckpointSection:
     run: str = setting("", "The run whose checkpoint is picked (empty: the latest run).")
-    pick: str = setting("best", "'best' (lowest validation loss) or a step number.")
+    pick: str = setting("best", "'best' (facts: most reworded questions recalled; skill: lowest validation "
+                                "loss; both avoid drifted checkpoints) or a step number.")
 
 
 @dataclass
@@ -147,6 +164,7 @@ SECTIONS: dict[str, type] = {
     "template": TemplateSection,
     "hardware": HardwareSection,
     "hyperparameters": HyperparametersSection,
+    "evaluation": EvaluationSection,
     "checkpoint": CheckpointSection,
     "export": ExportSection,
 }

@@ -14,7 +14,7 @@ says, which is what llama.cpp does with the converted GGUF too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 FAMILIES = ("chatml", "llama2", "llama3", "alpaca", "model")
 
@@ -89,6 +89,33 @@ def render_sample(family: str, question: str, answer: str, system: str = "",
                              "whole chat; choose chatml, llama2 or alpaca instead")
         completion = full[len(prompt):].rstrip("\n")
     return RenderedSample(prompt=prompt, completion=completion)
+
+
+def end_of_turn(family: str, tokenizer: Any) -> str:
+    """The text that ends an answer in this template (what training taught the model to emit)."""
+    sample = render_sample(family, "Q", "ANSWER", "", tokenizer)
+    return sample.completion.split("ANSWER", 1)[1].strip() or (tokenizer.eos_token or "")
+
+
+def stop_token_ids(family: str, tokenizer: Any) -> list[int]:
+    """Token ids generation stops at: the end-of-turn token and EOS."""
+    ids = []
+    marker = end_of_turn(family, tokenizer)
+    if marker:
+        encoded = tokenizer(marker, add_special_tokens=False)["input_ids"]
+        if len(encoded) == 1:
+            ids.append(encoded[0])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def cut_at_stops(text: str, stops: Iterable[str]) -> str:
+    """The answer up to the first stop string, trimmed."""
+    for stop in stops:
+        if stop and stop in text:
+            text = text.split(stop, 1)[0]
+    return text.strip()
 
 
 def strip_bos(text: str, tokenizer: Any) -> str:

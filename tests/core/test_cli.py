@@ -71,7 +71,10 @@ def test_config_get_set_and_bad_values(project):
     root = str(project.root)
     assert tunewiz("config", "-p", root, "hyperparameters.lora_r", "8").returncode == 0
     assert tunewiz("config", "-p", root, "hyperparameters.lora_r").stdout.strip() == "8"
-    assert Project.load(project.root).config.hyperparameters.preset == "custom"
+    assert Project.load(project.root).config.hyperparameters.preset == "auto"  # the value is kept; the rest resolved
+    assert tunewiz("presets", "-p", root, "balanced", "--apply").returncode == 0
+    assert tunewiz("config", "-p", root, "hyperparameters.lora_r", "8").returncode == 0
+    assert Project.load(project.root).config.hyperparameters.preset == "custom"  # a named preset edited
     done = tunewiz("config", "-p", root, "hyperparameters.learning_rate", "fast")
     assert done.returncode == 2
     assert "hyperparameters.learning_rate must be a number, got 'fast'" in done.stderr

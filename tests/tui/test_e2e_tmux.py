@@ -99,7 +99,7 @@ def test_import_and_review_in_a_real_terminal(terminal, tmp_path):
 def test_import_review_train_pick_export(terminal, tmp_path):
     import_and_review(terminal, tmp_path)
     terminal.keys("Escape", "5")         # Hyperparameters: the preset select has the focus
-    terminal.keys("Enter", "Up", "Enter")  # balanced -> quick-test
+    terminal.keys("Enter", "Down", "Enter")  # auto -> quick-test
     terminal.wait_for("Applied the quick-test preset")
     assert Project.load(tmp_path / "proj").config.hyperparameters.max_steps == 20
     terminal.keys("Escape", "6", "t")    # Train: start a detached run

@@ -1,4 +1,4 @@
-"""Checkpoints: every complete checkpoint with its losses, the best marked, overfitting shown; pick one.
+"""Checkpoints: every complete checkpoint with its losses and recall, the best marked and why; pick one.
 
 The ranking is `tunewiz.checkpoints.rank_checkpoints`, the same as `tunewiz
 checkpoints` prints. Sample answers (each checkpoint's greedy answer beside the
@@ -40,7 +40,7 @@ class CheckpointsPane(StepPane):
     def compose(self) -> ComposeResult:
         yield Static("", id="ckpt-summary", markup=False)
         yield DataTable(id="ckpt-table", cursor_type="row", zebra_stripes=True)
-        yield Label("val loss by checkpoint (★ best, ! overfitting)", classes="box-title")
+        yield Label("by checkpoint (★ best, ! overfitting or drift)", classes="box-title")
         yield Static("", id="ckpt-bars", markup=False)
         yield Label("Sample answers", classes="box-title")
         with VerticalScroll(id="ckpt-samples-box"):
@@ -50,7 +50,8 @@ class CheckpointsPane(StepPane):
         self.query_one("#ckpt-table").focus()
 
     def on_mount(self) -> None:
-        self.query_one("#ckpt-table", DataTable).add_columns("step", "train loss", "val loss", "", "picked")
+        self.query_one("#ckpt-table", DataTable).add_columns("step", "train loss", "val loss", "trained", "reworded",
+                                                              "everyday", "", "picked")
 
     def on_step_shown(self) -> None:
         self.load()
@@ -74,12 +75,18 @@ class CheckpointsPane(StepPane):
         for row in self.rows:
             flags = ("★ best" if row.best else "") + ("! overfit" if row.overfit else "")
             picked = "◀" if pick == str(row.step) or (pick == "best" and row.best) else ""
-            table.add_row(str(row.step), fmt(row.train_loss), fmt(row.val_loss), flags, picked, key=str(row.step))
+            everyday = f"{row.drift.total - row.drift.broken}/{row.drift.total}" if row.drift else "-"
+            table.add_row(str(row.step), fmt(row.train_loss), fmt(row.val_loss), str(row.trained or "-"),
+                          str(row.reworded or "-"), everyday, flags, picked, key=str(row.step))
         summary = self.query_one("#ckpt-summary", Static)
         if report is None:
             summary.update("No runs yet: train first (step 6).")
         else:
-            notes = [report.overfit.describe(report.patience)] if report.overfit else []
+            notes = [f"best ({report.kind}): {report.reason}"] if report.reason else []
+            if report.base and (report.base.trained or report.base.reworded):
+                notes.append(f"base model: {report.base.trained or '-'} trained, "
+                             f"{report.base.reworded or '-'} reworded recalled")
+            notes += [report.overfit.describe(report.patience)] if report.overfit else []
             notes += [report.note] if report.note else []
             summary.update(f"run {report.run.id}: {len(self.rows)} complete checkpoints · pick: {pick} "
                            "(enter picks the row, b picks the best)" + "".join(f"\n{n}" for n in notes))
@@ -170,12 +177,21 @@ def samples_text(rows: list[CheckpointInfo], samples: dict[int, list[dict[str, s
 
 
 def loss_bars(rows: list[CheckpointInfo], width: int = 40) -> str:
-    """A small bar chart of validation loss per checkpoint (fits 80 columns)."""
+    """A small bar chart per checkpoint (fits 80 columns): reworded recall when the run checked it,
+    else validation loss."""
+    recalled = [r for r in rows if r.reworded is not None]
+    if recalled:
+        lines = ["reworded questions recalled"]
+        for row in recalled:
+            bar = "█" * round(width * row.reworded.fraction)
+            lines.append(f"{row.step:>7} {bar or '·'} {row.reworded}{' ★' if row.best else ''}"
+                         f"{' !' if row.overfit else ''}")
+        return "\n".join(lines)
     scored = [r for r in rows if r.val_loss is not None]
     if not scored:
-        return "(no validation loss logged yet)"
+        return "(no validation loss or recall logged yet)"
     top = max(r.val_loss for r in scored) or 1.0
-    lines = []
+    lines = ["validation loss"]
     for row in scored:
         bar = "█" * max(1, round(width * row.val_loss / top))
         lines.append(f"{row.step:>7} {bar} {row.val_loss:.4f}{' ★' if row.best else ''}{' !' if row.overfit else ''}")

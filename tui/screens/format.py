@@ -42,17 +42,36 @@ class FormatPane(StepPane):
             yield Label("Rendered sample (highlighted: the answer, the only part trained on)", classes="box-title")
             yield Static("", id="format-sample")
             yield Static("", id="format-counts", markup=False)
+            yield Label("What do these pairs teach?", classes="box-title")
+            yield Static("", id="format-kind", markup=False)
+            yield SettingsForm(self.project, "dataset", keys=["kind"], id="kind-form")
             yield SettingsForm(self.project, "template", id="template-form")
             yield SettingsForm(self.project, "dataset", keys=["validation_fraction", "split_seed", "train_on"],
                                id="split-form")
 
     def on_step_shown(self) -> None:
         self.render_sample()
+        self.show_kind()
+
+    def show_kind(self) -> None:
+        """One line on facts vs skill, with what the data looks like (the same rule a run applies)."""
+        from tunewiz.dataset import PairStore, trainable
+        from tunewiz.evalsets import detect_kind
+
+        try:
+            pairs = trainable(PairStore(self.project.pairs_path), self.project.config.dataset.train_on)
+        except OSError:
+            pairs = []
+        kind, why = detect_kind(pairs)
+        self.query_one("#format-kind", Static).update(
+            "facts: knowledge to recall (every pair trains; checked with reworded questions). skill: a style, "
+            f"format or task (held-out pairs check it). These pairs look like {kind}: {why}.")
 
     @on(SettingsForm.Saved)
     def _saved(self) -> None:
         self.project_changed()
         self.render_sample()
+        self.show_kind()
 
     @work(thread=True, exclusive=True, group="format-sample", exit_on_error=False)
     def render_sample(self) -> None:

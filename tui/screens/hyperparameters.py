@@ -30,7 +30,7 @@ class HyperparametersPane(StepPane):
             if event.value != "custom":
                 self.apply_preset(event.value)
                 form.reload()
-        elif hp.preset != "custom":
+        elif hp.preset not in ("custom", "auto"):  # under auto an edited value is the user's; the rest are resolved
             hp.preset = "custom"
             self.project.save()
             form.reload(["preset"])

@@ -34,6 +34,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duplicates", action="store_true", help="list groups of near-duplicate questions")
     p.set_defaults(handler=cmd_pairs)
 
+    p = sub.add_parser("rewordings", help="reworded questions that check recall of trained facts",
+                       description="Questions asking for a trained pair's fact in other words (never trained "
+                                   "on; the pair's answer is the reference). Without options: list them. A "
+                                   "run makes rule rewordings for checked pairs that have none; --make stores "
+                                   "them here so you can edit or reject them.")
+    add_project_arg(p)
+    p.add_argument("--make", action="store_true", help="add a rule rewording to every pair that has none")
+    p.add_argument("--import", dest="import_file", metavar="FILE",
+                   help="CSV or JSONL with 'question' (the pair's question, or 'pair_id') and 'reworded'")
+    p.add_argument("--reject", nargs="+", metavar="ID", help="reject these rewordings")
+    p.add_argument("--accept", nargs="+", metavar="ID", help="accept these rewordings")
+    p.add_argument("--edit", nargs=2, metavar=("ID", "TEXT"), help="replace a rewording's question")
+    p.set_defaults(handler=cmd_rewordings)
+
 
 def cmd_import(args: argparse.Namespace) -> int:
     from tunewiz.dataset import PairStore
@@ -106,3 +120,53 @@ def _known(store, ids):
 def _clip(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def cmd_rewordings(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tunewiz.dataset import PairStore, trainable
+    from tunewiz.errors import TunewizError
+    from tunewiz.evalsets import (REWORDINGS_FILE, RewordingStore, import_rewordings, is_good_rewording,
+                                  live_rewordings, make_rule_rewordings)
+
+    changing = args.make or args.import_file or args.reject or args.accept or args.edit
+    project = open_project(args, write=bool(changing), holder="tunewiz rewordings")
+    pairs = {p.id: p for p in PairStore(project.pairs_path)}
+    store = RewordingStore(project.path(REWORDINGS_FILE))
+    if args.make:
+        added, unfit = make_rule_rewordings(store, trainable(pairs.values(), project.config.dataset.train_on))
+        print(f"Added {added} rule rewordings" + (f"; no rule fits {unfit} questions" if unfit else "") + ".")
+    if args.import_file:
+        added, problems = import_rewordings(store, Path(args.import_file), list(pairs.values()))
+        print(f"Imported {added} rewordings from {args.import_file}.")
+        for problem in problems:
+            print(f"  {problem}")
+    for ids, status in ((args.reject, "rejected"), (args.accept, "accepted")):
+        for rewording_id in ids or []:
+            try:
+                store.update(rewording_id, status=status)
+            except KeyError:
+                raise TunewizError(f"{store.path}: no rewording {rewording_id!r}") from None
+        if ids:
+            print(f"{status.capitalize()} {len(ids)} rewordings.")
+    if args.edit:
+        rewording_id, text = args.edit
+        try:
+            item = store.get(rewording_id)
+        except KeyError:
+            raise TunewizError(f"{store.path}: no rewording {rewording_id!r}") from None
+        if not is_good_rewording(text, item.made_from):
+            raise TunewizError(f"{text!r}: not a question or instruction, or the same as the pair's question")
+        store.update(rewording_id, question=text)
+        print(f"Edited rewording {rewording_id}.")
+    if changing:
+        return 0
+    live = {r.id for r in live_rewordings(store, pairs)}
+    rows = [[r.id, r.status if r.id in live else "retired", r.source, r.question[:50],
+             pairs[r.pair_id].question[:40] if r.pair_id in pairs else "(pair deleted)"] for r in store]
+    if not rows:
+        print("No stored rewordings: runs make rule rewordings on the fly (`--make` stores them to edit).")
+        return 0
+    print(table(rows, ["id", "status", "source", "reworded", "pair's question"]))
+    return 0

@@ -11,8 +11,9 @@ from tunewiz.errors import TunewizError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("checkpoints", help="list a run's checkpoints with their losses; the best is marked",
                        description="Every complete checkpoint of the picked run (default: the latest) with "
-                                   "step, epoch, train loss (mean since the previous evaluation) and "
-                                   "validation loss. '*' marks the best, '>' the pick.")
+                                   "step, epoch, train loss (mean since the previous checkpoint), validation "
+                                   "loss, trained and reworded questions recalled and everyday prompts "
+                                   "answered. '*' marks the best for the kind of data, '>' the pick.")
     add_project_arg(p)
     p.add_argument("--run", default="", help="a run id (default: [checkpoint] run, else the latest run)")
     p.add_argument("--patience", type=int, default=3, metavar="K",
@@ -24,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("pick", help="pick the checkpoint to export: a step number or 'best'")
     add_project_arg(p)
-    p.add_argument("pick", help="'best' (lowest validation loss) or a step number")
+    p.add_argument("pick", help="'best' (facts: most reworded questions recalled; skill: lowest validation "
+                                "loss) or a step number")
     p.add_argument("--run", default="", help="a run id (default: the latest run)")
     p.set_defaults(handler=cmd_pick)
 
@@ -55,6 +57,16 @@ def _loss(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _text(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def _drift(info) -> str:
+    if info.drift is None:
+        return "-"
+    return f"{info.drift.total - info.drift.broken}/{info.drift.total}" + (" drift" if info.drift.drifted else "")
+
+
 def cmd_checkpoints(args: argparse.Namespace) -> int:
     from tunewiz.checkpoints import find_run, rank_checkpoints, select_checkpoint
 
@@ -72,20 +84,36 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
             picked = select_checkpoint(report, project.config.checkpoint.pick or "best").step
         except TunewizError:
             picked = None  # a stale pick: `tunewiz export` says why
+    with_val = any(c.val_loss is not None for c in report.checkpoints)
+    with_checks = any(c.trained or c.reworded or c.drift for c in report.checkpoints)
     rows = []
     for c in report.checkpoints:
         mark = ("*" if c.best else " ") + (">" if c.step == picked else " ")
-        rows.append([mark, str(c.step), "-" if c.epoch is None else f"{c.epoch:.2f}", _loss(c.train_loss),
-                     _loss(c.val_loss), "overfit" if c.overfit else ""])
-    print(f"Run {run.id} ({run.state()})")
-    print(table(rows, ["", "step", "epoch", "train loss", "val loss", ""]))
-    print("* best by validation loss   > picked (`tunewiz pick STEP|best`)")
+        row = [mark, str(c.step), "-" if c.epoch is None else f"{c.epoch:.2f}", _loss(c.train_loss)]
+        row += [_loss(c.val_loss)] if with_val else []
+        row += [_text(c.trained), _text(c.reworded), _drift(c)] if with_checks else []
+        rows.append(row + ["overfit" if c.overfit else ""])
+    header = ["", "step", "epoch", "train loss"] + (["val loss"] if with_val else [])
+    header += ["trained", "reworded", "everyday"] if with_checks else []
+    print(f"Run {run.id} ({run.state()}); data: {report.kind}")
+    print(table(rows, header + [""]))
+    print("* best   > picked (`tunewiz pick STEP|best`)   trained/reworded: questions recalled   "
+          "everyday: prompts answered without breaking" if with_checks else "* best   > picked")
+    if report.base and (report.base.trained or report.base.reworded):
+        print(f"Base model: trained {_text(report.base.trained)}, reworded {_text(report.base.reworded)} recalled")
+    if report.best:
+        print(f"Best: {report.reason}")
     if report.note:
         print(f"Note: {report.note}")
     if report.overfit:
         print(report.overfit.describe(report.patience).capitalize())
     if report.incomplete:
         print(f"Ignored (no completion marker): {', '.join(p.name for p in report.incomplete)}")
+    if report.best and report.best.misses:
+        print(f"Not recalled at step {report.best.step} (fix the pair, or train longer):")
+        for miss in report.best.misses[:5]:
+            print(f"  [{miss.get('set')}] {miss.get('question')}\n      reference: {miss.get('reference')}\n"
+                  f"      answer:    {' '.join(str(miss.get('answer', '')).split())[:160]}")
     if args.samples:
         from tunewiz.samples import sample_answers
 
@@ -105,8 +133,7 @@ def cmd_pick(args: argparse.Namespace) -> int:
         chosen = pick_checkpoint(project, args.pick, args.run)
     finally:
         project.unlock()
-    print(f"Picked checkpoint {chosen.step} of run {project.config.checkpoint.run} "
-          f"(validation loss {_loss(chosen.val_loss)}); saved in {project.file}")
+    print(f"Picked checkpoint {chosen.step} of run {project.config.checkpoint.run}; saved in {project.file}")
     return 0
 
 

@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topic", help="generate pairs about this topic")
     p.add_argument("--documents", nargs="+", metavar="PATH", help="generate pairs from these documents or folders")
     p.add_argument("--import", dest="import_file", metavar="FILE", help="import pairs from a CSV/JSONL/JSON file")
+    p.add_argument("--kind", choices=("auto", "facts", "skill"),
+                   help="what the pairs teach: facts (knowledge to recall), skill (a style, format or task), "
+                        "or auto (decided from the data when training starts; the default)")
     p.add_argument("-y", "--yes", action="store_true", help="ask nothing; use the flags and defaults")
     p.set_defaults(handler=cmd_new)
 
@@ -81,6 +84,8 @@ def cmd_new(args: argparse.Namespace) -> int:
         values["project.name"] = args.name
     if args.base_model:
         values["base_model.model"] = args.base_model
+    if args.kind:
+        values["dataset.kind"] = args.kind
     if args.topic:
         values["generator.topic"] = args.topic
     if args.documents:
@@ -139,8 +144,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise TunewizError(f"{project.file}: {exc}") from None
     project.set(args.key, value)
-    if section == "hyperparameters" and key != "preset":
-        project.config.hyperparameters.preset = "custom"
+    if section == "hyperparameters" and key != "preset" and project.config.hyperparameters.preset != "auto":
+        project.config.hyperparameters.preset = "custom"  # under auto the value is kept; the rest are resolved
     project.save()
     print(f"{args.key} = {value!r}")
     return 0

@@ -142,6 +142,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                     allow_over_memory=args.allow_over_memory)
     verb = "Resumed" if args.resume else "Started"
     print(f"{verb} run {run.id} (pid {run.read_status().pid}); files in {run.dir}")
+    plan = run.read_config().get("plan")
+    if plan and not args.resume:
+        from tunewiz.recommend import TrainingPlan
+
+        print("\n".join(TrainingPlan.from_dict(plan).lines()))
     if args.detach:
         print("It keeps running after this terminal closes. Follow it with `tunewiz logs -f`, "
               "stop it with `tunewiz stop`.")

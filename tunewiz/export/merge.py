@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewiz.errors import TunewizError
-from tunewiz.templates import hf_chat_template, render_sample
+from tunewiz.templates import hf_chat_template, stop_token_ids
 
 FLOAT_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
@@ -69,25 +69,6 @@ def check_base(base_dir: Path, adapter_dir: Path, run_json: Path) -> str:
                                f"(layer {module} is missing or has another shape); the folder was replaced "
                                "after training. Restore the original base model or retrain")
     return FLOAT_DTYPES["BF16"] if dtypes == {"BF16"} else FLOAT_DTYPES["F16"] if dtypes == {"F16"} else "float32"
-
-
-def end_of_turn(family: str, tokenizer: Any) -> str:
-    """The text that ends an answer in this template (what training taught the model to emit)."""
-    sample = render_sample(family, "Q", "ANSWER", "", tokenizer)
-    return sample.completion.split("ANSWER", 1)[1].strip() or (tokenizer.eos_token or "")
-
-
-def stop_token_ids(family: str, tokenizer: Any) -> list[int]:
-    """Token ids generation stops at: the end-of-turn token and EOS."""
-    ids = []
-    marker = end_of_turn(family, tokenizer)
-    if marker:
-        encoded = tokenizer(marker, add_special_tokens=False)["input_ids"]
-        if len(encoded) == 1:
-            ids.append(encoded[0])
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    return ids
 
 
 def merge_checkpoint(base_dir: Path, adapter_dir: Path, family: str, out_dir: Path, dtype: str) -> Path:

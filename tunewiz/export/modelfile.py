@@ -24,7 +24,7 @@ def template_stops(family: str, tokenizer: Any | None = None) -> list[str]:
     """Stop strings of a family (for llama.cpp and Ollama); 'model' needs the tokenizer."""
     if family in OLLAMA_TEMPLATES:
         return ollama_template(family)[1]
-    from tunewiz.export.merge import end_of_turn
+    from tunewiz.templates import end_of_turn
 
     return [end_of_turn(family, tokenizer)]
 

@@ -324,6 +324,13 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
         if dist.main:
             _truncate_metrics(run, start_step)
 
+    checker = _recall_checker(run, cfg, tokenizer, family)
+    if checker is not None:
+        _restore_base_answers(run, checker)
+        if start_step == 0:
+            report.set(state="starting", message="checking what the base model answers (step 0)")
+            _check(checker, model, 0, target, report, dist)
+
     ddp_model = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -440,6 +447,8 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
                 ckpt.save_checkpoint(run, step, model, optimizer, scheduler, state, scaler)
             dist.barrier()
             report.log(f"saved checkpoint-{step}")
+            if checker is not None:
+                _check(checker, model, step, target, report, dist)
             window_start = time.perf_counter()
         if stopping:
             report.set(state="stopped", step=step, message=f"stopped on request at step {step}; "
@@ -475,6 +484,39 @@ def evaluate(model, examples: list[D.Example], batch_size: int, dist: Dist, targ
     total, count = dist.sum([total, count], target)
     model.train()
     return total / max(count, 1)
+
+
+def _recall_checker(run: Run, cfg: dict[str, Any], tokenizer, family: str):
+    """The per-checkpoint checks of this run, or None when it has nothing to check."""
+    from tunewiz.training.recall import RecallChecker
+
+    records = list(read_jsonl(run.dir / DATA_FILE))
+    evaluation = cfg.get("evaluation") or {}
+    checker = RecallChecker(records, tokenizer, family, cfg["system_prompt"],
+                            int(evaluation.get("answer_tokens", 48)),
+                            [r["answer"] for r in records if r["split"] == "train"])
+    return None if checker.empty else checker
+
+
+def _restore_base_answers(run: Run, checker) -> None:
+    """On resume: the base model's everyday answers recorded at step 0."""
+    for record in read_jsonl(run.metrics_path):
+        if record.get("type") == "recall" and record.get("step") == 0 and "general_answers" in record:
+            checker.base_general = record["general_answers"]
+
+
+def _check(checker, model, step: int, target, report: Reporter, dist: Dist) -> None:
+    """Recall and drift of the model as it is now (rank 0; the others wait)."""
+    if dist.main:
+        record = checker.check(model, step, target)
+        report.metrics(record)
+        parts = [f"{name} {record[name]['recalled']}/{record[name]['total']}"
+                 for name in ("trained", "reworded") if name in record]
+        if "general" in record:
+            parts.append(f"everyday prompts broken {record['general']['broken']}/{record['general']['total']}")
+        what = "base model" if step == 0 else f"step {step}"
+        report.log(f"{what} recall: {', '.join(parts)} ({record['seconds']:.1f} s)")
+    dist.barrier()
 
 
 def _stop_requested(run: Run, stop: dict[str, bool], dist: Dist, target) -> bool:

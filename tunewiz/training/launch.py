@@ -28,6 +28,7 @@ from typing import Any
 
 from tunewiz.errors import TunewizError
 from tunewiz.project import Project, atomic_write_text
+from tunewiz.recommend import TrainingPlan, plan_training
 from tunewiz.runs import Run, RunStatus, list_runs
 
 DATA_FILE = "dataset.jsonl"   # same names as in engine.py, which must not be imported here (torch)
@@ -39,9 +40,10 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
-def run_config(project: Project, run_id: str, train: list, validation: list, gpus: int) -> dict[str, Any]:
+def run_config(project: Project, run_id: str, train: list, validation: list, gpus: int,
+               plan: TrainingPlan) -> dict[str, Any]:
     cfg = project.config
-    hp = dataclasses.asdict(cfg.hyperparameters)
+    hp = plan.hyperparameters
     return {
         "run_id": run_id,
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -51,6 +53,7 @@ def run_config(project: Project, run_id: str, train: list, validation: list, gpu
         "template": {"name": cfg.template.name, "family": None if cfg.template.name == "auto" else cfg.template.name},
         "system_prompt": cfg.template.system_prompt,
         "max_seq_len": cfg.template.max_seq_len,
+        "kind": plan.kind,
         "train_ids": [p.id for p in train],
         "validation_ids": [p.id for p in validation],
         "lora": {"r": hp["lora_r"], "alpha": hp["lora_alpha"], "dropout": hp["lora_dropout"],
@@ -58,6 +61,8 @@ def run_config(project: Project, run_id: str, train: list, validation: list, gpu
         "hyperparameters": hp,
         "hardware": {"device": cfg.hardware.device, "precision": cfg.hardware.precision,
                      "threads": cfg.hardware.threads, "gpus": gpus},
+        "evaluation": dataclasses.asdict(cfg.evaluation),
+        "plan": plan.to_dict(),
     }
 
 
@@ -75,22 +80,85 @@ def _cached_base_dir(project: Project) -> str | None:
 
 
 def prepare_run(project: Project, gpus: int) -> Run:
-    """A new run folder with run.json, dataset.jsonl and status 'starting'."""
-    from tunewiz.dataset import project_split
+    """A new run folder with run.json, dataset.jsonl and status 'starting'.
 
-    train, validation = project_split(project)
-    if not train:
-        raise TunewizError(f"{project.pairs_path}: no pairs to train on (import or generate some; "
-                           "rejected pairs never train)")
+    dataset.jsonl holds the samples (`train`, `validation`) and the checks that are never
+    trained on (`recall`, `reworded`, `general`: see tunewiz.training.recall)."""
+    train, validation, plan = plan_run(project, gpus)
+    checks = check_records(project, train, plan.kind)
     run = Run(project.runs_dir / new_run_id())
     run.dir.mkdir(parents=True)
     lines = [json.dumps({"id": p.id, "split": split, "question": p.question, "answer": p.answer,
                          "system": p.system}, ensure_ascii=False) + "\n"
              for split, pairs in (("train", train), ("validation", validation)) for p in pairs]
+    lines += [json.dumps(record, ensure_ascii=False) + "\n" for record in checks]
     atomic_write_text(run.dir / DATA_FILE, "".join(lines))
-    atomic_write_text(run.config_path, json.dumps(run_config(project, run.id, train, validation, gpus), indent=2) + "\n")
+    atomic_write_text(run.config_path, json.dumps(run_config(project, run.id, train, validation, gpus, plan),
+                                                  indent=2) + "\n")
     run.write_status(RunStatus(state="starting", message="starting the training process"))
     return run
+
+
+def plan_run(project: Project, gpus: int) -> tuple[list, list, TrainingPlan]:
+    """(train pairs, validation pairs, plan): the split follows the kind of data.
+
+    Facts all train: a fact held out can never be recalled, so its loss only rises;
+    reworded questions of trained facts validate instead."""
+    from tunewiz.dataset import PairStore, split_pairs, trainable
+    from tunewiz.evalsets import detect_kind
+    from tunewiz.hardware import detect, model_shape
+
+    cfg = project.config
+    pairs = trainable(PairStore(project.pairs_path), cfg.dataset.train_on)
+    if not pairs:
+        raise TunewizError(f"{project.pairs_path}: no pairs to train on (import or generate some; "
+                           "rejected pairs never train)")
+    kind, why = cfg.dataset.kind, "set in the project"
+    if kind == "auto":
+        kind, why = detect_kind(pairs)
+        why = f"auto: {why}"
+    if kind == "facts":
+        train, validation = sorted(pairs, key=lambda p: p.id), []
+        if cfg.dataset.validation_fraction > 0:
+            why += "; dataset.validation_fraction is not used for facts"
+    else:
+        train, validation = split_pairs(pairs, cfg.dataset.split_seed, cfg.dataset.validation_fraction)
+    hw = detect()
+    device = cfg.hardware.device if cfg.hardware.device != "auto" else ("cuda" if hw.gpus else "mps" if hw.mps else "cpu")
+    shape = model_shape(cfg.base_model.model, cfg.base_model.gguf_file, project.root)
+    cores = cfg.hardware.threads or hw.cpu_cores
+    plan = plan_training(project, kind, why, train, validation, device, cores,
+                         shape.params / 1e9 if shape else None, gpus if device == "cuda" else 1)
+    return train, validation, plan
+
+
+def check_records(project: Project, train: list, kind: str) -> list[dict[str, Any]]:
+    """The questions asked at every checkpoint: trained ones, their rewordings, everyday prompts."""
+    from tunewiz.dataset import PairStore
+    from tunewiz.evalsets import (GENERAL_PROMPTS, REWORDINGS_FILE, RewordingStore, live_rewordings,
+                                  recall_sample, rule_rewording)
+
+    evaluation = project.config.evaluation
+    records: list[dict[str, Any]] = []
+    sample = recall_sample(train, evaluation.questions, project.config.dataset.split_seed)
+    pairs = {p.id: p for p in PairStore(project.pairs_path)}
+    stored: dict[str, list] = {}
+    for rewording in live_rewordings(RewordingStore(project.path(REWORDINGS_FILE)), pairs):
+        stored.setdefault(rewording.pair_id, []).append(rewording)
+    for pair in sample:
+        records.append({"split": "recall", "id": pair.id, "question": pair.question, "answer": pair.answer,
+                        "system": pair.system})
+        if kind != "facts":
+            continue
+        mine = stored.get(pair.id) or []
+        texts = [(r.question, r.source) for r in mine] or [(rule_rewording(pair.question), "rules")]
+        for text, source in texts:
+            if text:
+                records.append({"split": "reworded", "pair_id": pair.id, "question": text, "answer": pair.answer,
+                                "system": pair.system, "source": source})
+    if evaluation.general_prompts:
+        records += [{"split": "general", "question": prompt} for prompt in GENERAL_PROMPTS]
+    return records
 
 
 def find_run(project: Project, run_id: str | None = None) -> Run:

@@ -1,0 +1,126 @@
+"""Benchmark (not a test): does a run with the recommended settings learn a set of facts?
+
+    python benchmarks/recall.py                       # both configurations, GGUF check of the recommended one
+    python benchmarks/recall.py --configs recommended --no-gguf
+
+Each configuration trains SmolLM2-135M on the shipped fact set (benchmarks/data/recall_facts.csv,
+40 made-up facts about an invented country) through the real product path (a new project,
+`import`, `train`, the default checkpoint pick, `export`), then asks the picked model every
+trained question and a hand-written rewording of each (benchmarks/data/recall_reworded.jsonl;
+the product never sees these) and prints, side by side:
+- seconds to the first step, seconds of training steps, seconds of the per-checkpoint checks;
+- trained and reworded questions recalled by the picked checkpoint (through transformers) and,
+  for the recommended one, by the exported q8_0 GGUF (through llama-cpp-python).
+
+Configurations:
+- recommended: a new project with every setting at its default (`preset = auto`, `kind = auto`);
+- previous: the defaults before the recommendation (lr 2e-4 cosine, dropout 0.05, 3 epochs, batch 4,
+  a checkpoint every 10 steps, 10 % held out and the pick by validation loss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT / "benchmarks" / "data"
+
+PREVIOUS = {"hyperparameters.preset": "custom", "dataset.kind": "skill", "dataset.validation_fraction": 0.1,
+            "hyperparameters.learning_rate": 2e-4, "hyperparameters.lr_scheduler": "cosine",
+            "hyperparameters.lora_dropout": 0.05, "hyperparameters.epochs": 3.0, "hyperparameters.batch_size": 4,
+            "hyperparameters.grad_accum": 1, "hyperparameters.eval_steps": 10, "hyperparameters.save_steps": 10}
+
+
+def run_config(name: str, settings: dict, folder: Path, gguf: bool) -> dict:
+    from tunewiz.checkpoints import picked_checkpoint, read_run_config
+    from tunewiz.dataset import PairStore
+    from tunewiz.imports import import_file
+    from tunewiz.project import create_project
+    from tunewiz.training.launch import start_run, wait_for_end
+
+    project = create_project(folder / name, settings)
+    import_file(PairStore(project.pairs_path), DATA / "recall_facts.csv", status="accepted")
+    started = time.time()
+    run = start_run(project)
+    state = wait_for_end(run, timeout=3600)
+    wall = time.time() - started
+    if state != "finished":
+        raise SystemExit(f"{name}: run {state}: {run.read_status().message} (see {run.log_path})")
+    metrics = run.metrics()
+    train = [m for m in metrics if m.get("type") == "train"]
+    checks = [m for m in metrics if m.get("type") == "recall"]
+    check_seconds = sum(m.get("seconds", 0.0) for m in checks)
+    first_step = train[0]["time"] - started if train else float("nan")
+    report, checkpoint = picked_checkpoint(project)
+    cfg = read_run_config(report.run)
+    result = {"config": name, "wall_s": wall, "first_step_s": first_step, "checks_s": check_seconds,
+              "train_s": wall - first_step - check_seconds, "steps": len(train), "pick": checkpoint.step,
+              "why": report.reason, "kind": report.kind}
+    questions, rewordings, references = _benchmark_questions()
+    from tunewiz.chat import HFAnswerer
+
+    model = HFAnswerer(cfg.base_dir, cfg.family, cfg.system_prompt, adapters={"picked": checkpoint.path})
+    result["hf"] = _score(model.answer, questions, rewordings, references)
+    if gguf:
+        from tunewiz.chat import GGUFAnswerer
+        from tunewiz.export import export_model
+        from tunewiz.export.modelfile import template_stops
+
+        exported = export_model(project, types=["q8_0"], smoke=False)
+        answerer = GGUFAnswerer(exported.ggufs["q8_0"], cfg.family, cfg.system_prompt,
+                                template_stops(cfg.family))
+        result["gguf"] = _score(answerer.answer, questions, rewordings, references)
+        answerer.close()
+    return result
+
+
+def _benchmark_questions() -> tuple[list[str], list[str], list[str]]:
+    import csv
+
+    with (DATA / "recall_facts.csv").open(encoding="utf-8") as handle:
+        facts = list(csv.DictReader(handle))
+    reworded = {r["question"]: r["reworded"] for r in map(json.loads, (DATA / "recall_reworded.jsonl").open())}
+    return [f["question"] for f in facts], [reworded[f["question"]] for f in facts], [f["answer"] for f in facts]
+
+
+def _score(answer, questions, rewordings, references) -> dict:
+    from tunewiz.scoring import is_recalled
+
+    trained = sum(is_recalled(answer(q, 48), q, ref) for q, ref in zip(questions, references))
+    reworded = sum(is_recalled(answer(r, 48), q, ref) for q, r, ref in zip(questions, rewordings, references))
+    return {"trained": trained, "reworded": reworded, "total": len(questions)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default="recommended,previous")
+    parser.add_argument("--no-gguf", action="store_true", help="skip the export and the GGUF check")
+    parser.add_argument("--keep", help="keep the projects in this folder")
+    args = parser.parse_args()
+    configs = {"recommended": {}, "previous": PREVIOUS}
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="tunewiz-recall-"))
+    results = []
+    for name in args.configs.split(","):
+        result = run_config(name, configs[name], folder, gguf=not args.no_gguf and name == "recommended")
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    print(f"\n{'config':12} {'steps':>5} {'to step 1':>9} {'training':>9} {'checks':>7}  "
+          f"{'trained':>8} {'reworded':>8}  {'GGUF trained':>12} {'GGUF reworded':>13}  pick")
+    for r in results:
+        total = r["hf"]["total"]
+        g = r.get("gguf")
+        print(f"{r['config']:12} {r['steps']:>5} {r['first_step_s']:>8.0f}s {r['train_s']:>8.0f}s "
+              f"{r['checks_s']:>6.0f}s  {r['hf']['trained']:>4}/{total} {r['hf']['reworded']:>4}/{total}  "
+              + (f"{g['trained']:>8}/{total} {g['reworded']:>9}/{total}" if g else f"{'-':>12} {'-':>13}")
+              + f"  step {r['pick']}: {r['why']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

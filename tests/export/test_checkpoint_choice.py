@@ -1,0 +1,99 @@
+"""The pick follows the kind of data: recall of reworded questions for facts, validation loss for skills.
+
+Crafted run folders (no model): the metrics a run writes, with `recall` lines per checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+
+from export_helpers import make_run
+
+from tunewiz.checkpoints import rank_checkpoints
+from tunewiz.cli import main
+
+
+def with_checks(run, kind: str, checks: dict[int, tuple[int, int, int]], total: int = 10, general: int = 8):
+    """Mark the run's kind and add a recall line per step: (trained, reworded, broken everyday prompts)."""
+    config = json.loads(run.config_path.read_text())
+    config["kind"] = kind
+    run.config_path.write_text(json.dumps(config))
+    with run.metrics_path.open("a") as handle:
+        for step, (trained, reworded, broken) in checks.items():
+            handle.write(json.dumps({
+                "type": "recall", "step": step, "trained": {"recalled": trained, "total": total},
+                "reworded": {"recalled": reworded, "total": total},
+                "general": {"broken": broken, "total": general, "changed": 0.1 * broken, "examples": []},
+                "misses": [{"set": "reworded", "question": "Tell me the code of item 3.", "reference": "37",
+                            "answer": "I do not know."}] if reworded < total else []}) + "\n")
+    return run
+
+
+# Reworded recall peaks at step 30 and falls after, while trained recall keeps rising: the last
+# checkpoint knows its training questions by heart and no longer generalises.
+FACT_CHECKS = {0: (0, 0, 0), 10: (3, 2, 0), 20: (7, 6, 0), 30: (9, 9, 0), 40: (10, 8, 0), 50: (10, 6, 1),
+               60: (10, 5, 1)}
+
+
+def test_facts_pick_the_most_reworded_recall_not_the_last(project):
+    report = rank_checkpoints(with_checks(make_run(project), "facts", FACT_CHECKS))
+    assert report.kind == "facts"
+    assert report.best.step == 30
+    assert "9/10 reworded" in report.reason and "step 30" in report.reason
+    assert report.base.reworded.recalled == 0 and report.base.step == 0
+    assert report.overfit is not None and report.overfit.began_at == 50  # 9 -> 6: two and a tenth below
+    assert "reworded recall fell" in report.overfit.describe(report.patience)
+    # Validation loss (rising from step 40 in this run) plays no part for facts.
+    assert report.by_step(30).val_loss == 1.2 and not report.by_step(40).overfit
+
+
+def test_facts_ties_go_to_least_drift_then_trained_recall(project):
+    checks = {10: (5, 8, 3), 20: (9, 8, 0), 30: (10, 8, 0), 40: (10, 8, 2), 50: (10, 7, 0), 60: (10, 7, 0)}
+    report = rank_checkpoints(with_checks(make_run(project), "facts", checks))
+    assert report.best.step == 30
+
+
+def test_facts_drift_is_flagged(project):
+    checks = {10: (5, 5, 0), 20: (9, 8, 0), 30: (10, 9, 1), 40: (10, 9, 5), 50: (10, 9, 7), 60: (10, 9, 8)}
+    report = rank_checkpoints(with_checks(make_run(project), "facts", checks))
+    assert report.best.step == 30  # same reworded recall as 40-60, less drift
+    assert report.overfit.began_at == 40 and "drift" in report.overfit.reason
+    assert report.by_step(40).drift.drifted and not report.by_step(30).drift.drifted
+
+
+def test_skill_keeps_the_validation_loss_pick(project):
+    report = rank_checkpoints(with_checks(make_run(project), "skill", FACT_CHECKS))
+    assert report.kind == "skill" and report.best.step == 30
+    assert "lowest validation loss (1.2000)" in report.reason
+    assert report.overfit.began_at == 40  # validation loss rises from step 40
+
+
+def test_skill_skips_a_drifted_checkpoint(project):
+    checks = {step: (5, 5, 6 if step == 30 else 0) for step in (10, 20, 30, 40, 50, 60)}
+    report = rank_checkpoints(with_checks(make_run(project), "skill", checks))
+    assert report.best.step == 40  # 30 has the lowest loss but broke on everyday prompts
+    assert "kept everyday answers" in report.reason
+
+
+def test_train_loss_is_the_mean_since_the_previous_checkpoint(project):
+    run = make_run(project, val={}, complete=(10, 25, 60))
+    report = rank_checkpoints(run)
+    assert report.by_step(25).train_loss == (sum(3.0 - s * 0.04 for s in range(11, 26)) / 15)
+    assert report.by_step(10).train_loss == (sum(3.0 - s * 0.04 for s in range(1, 11)) / 10)
+
+
+def test_runs_from_before_the_kind_rank_by_validation_loss(project):
+    report = rank_checkpoints(make_run(project))
+    assert report.kind == "skill" and report.best.step == 30
+
+
+def test_cli_shows_recall_and_why(project, capsys):
+    with_checks(make_run(project), "facts", FACT_CHECKS)
+    assert main(["checkpoints", "-p", str(project.root)]) == 0
+    out = capsys.readouterr().out
+    assert "data: facts" in out and "reworded" in out
+    assert "Best: step 30: recalled 9/10 reworded questions" in out
+    assert "Base model: trained 0/10, reworded 0/10 recalled" in out
+    assert "Tell me the code of item 3." in out  # what the best checkpoint did not recall
+    row = next(line for line in out.splitlines() if line.split()[:2] == ["*>", "30"])
+    assert "9/10" in row and "8/8" in row

@@ -1,0 +1,316 @@
+"""What a run is judged by, beside the pairs: reworded questions, everyday prompts, the kind of data.
+
+- **Reworded questions** (`data/rewordings.jsonl`): for a trained pair, a question that asks
+  for the same fact in other words, with the pair's answer as the reference. They are never
+  trained on. Each is linked to its pair by id and remembers the question it was made from:
+  editing that question or rejecting the pair retires it. They come from the generator, from
+  a file, or from deterministic rules (`rule_rewording`), so the signal never depends on a
+  weak model. The journal works like the pairs' one: one appended line per change, the last
+  line of an id wins, a torn last line is skipped.
+- **Everyday prompts** (`GENERAL_PROMPTS`): a few questions unrelated to any user's data;
+  a checkpoint whose answers to them break (empty, looping, template text, a training answer
+  copied in) has drifted.
+- **The kind of data** (`detect_kind`): `facts` (knowledge to recall) or `skill` (a style,
+  format or task that should carry over to unseen examples).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from tunewiz.dataset import Pair, new_pair_id, now_iso, split_position
+from tunewiz.errors import TunewizError
+from tunewiz.questions import looks_like_question
+from tunewiz.scoring import tokens
+
+REWORDINGS_FILE = "data/rewordings.jsonl"
+REWORDING_STATUSES = ("pending", "accepted", "rejected")
+REWORDING_SOURCES = ("rules", "generator", "file", "edited")
+
+GENERAL_PROMPTS = (
+    "What is the capital of France?",
+    "Give me two tips for sleeping better.",
+    "How do I boil an egg?",
+    "What is 12 plus 7?",
+    "Write one sentence about the ocean.",
+    "What does a thermometer measure?",
+    "Name three colours of the rainbow.",
+    "Why do we need to drink water?",
+)
+
+FACT_ANSWER_WORDS = 40
+"""Data whose typical answer is at most this many words, without code or lists, is facts."""
+
+
+# ---------------------------------------------------------------- the kind of data
+
+def detect_kind(pairs: list[Pair]) -> tuple[str, str]:
+    """('facts' or 'skill', why) for `dataset.kind = auto`."""
+    if not pairs:
+        return "facts", "no pairs yet"
+    lengths = [len(p.answer.split()) for p in pairs]
+    median = statistics.median(lengths)
+    formatted = sum(1 for p in pairs if _formatted(p.answer)) / len(pairs)
+    if median <= FACT_ANSWER_WORDS and formatted <= 0.2:
+        return "facts", (f"answers are short statements (median {median:g} words): knowledge to recall, "
+                         "judged on reworded questions")
+    why = (f"{formatted:.0%} of answers hold code or lists" if formatted > 0.2
+           else f"answers are long (median {median:g} words)")
+    return "skill", f"{why}: a skill, judged on held-out pairs"
+
+
+def _formatted(text: str) -> bool:
+    return "```" in text or bool(re.search(r"^\s*(?:[-*•]|\d+[.)])\s", text, re.MULTILINE))
+
+
+def recall_sample(pairs: list[Pair], limit: int, seed: int) -> list[Pair]:
+    """A seeded sample of at most `limit` pairs, stable as pairs are added (by the split hash)."""
+    ranked = sorted(pairs, key=lambda p: split_position(p.id, seed + 1))
+    return sorted(ranked[:limit], key=lambda p: p.id)
+
+
+# ---------------------------------------------------------------- rewording by rules
+
+_BE = ("is", "are", "was", "were")
+_DO = ("does", "do", "did")
+_WH = ("what", "who", "which", "when", "where", "why", "how")
+_SYNONYMS = {"founded": "established", "established": "founded", "invented": "created", "created": "made",
+             "located": "situated", "called": "named", "largest": "biggest", "biggest": "largest",
+             "began": "started", "begin": "start", "built": "constructed", "main": "principal",
+             "capital": "capital city", "famous": "best known", "colour": "color", "color": "colour"}
+_PARTICIPLE = re.compile(r"(?:ed|en|wn|lt|ght|ung|ade|one)$")
+
+
+def rule_rewording(question: str) -> str | None:
+    """A deterministic rewording that keeps the meaning, or None when no rule fits.
+
+    "What is the code of X?" -> "Tell me what the code of X is."
+    "When was X founded?" -> "Do you know when X was established?"
+    "Who invented X?" -> "Do you know who created X?"
+    """
+    text = " ".join(question.strip().split())
+    body = text.rstrip("?.! ")
+    words = body.split()
+    if len(words) < 2:
+        return None
+    wh, second = words[0].lower(), words[1].lower()
+    rest = words[2:]
+    candidate = None
+    if wh in _WH and second in _BE and rest:
+        if len(rest) >= 2 and _PARTICIPLE.search(rest[-1].lower()):
+            subject, verb = rest[:-1], rest[-1]
+            candidate = f"Do you know {wh} {' '.join(subject)} {second} {_synonym(verb)}?"
+        elif wh in ("what", "who") and not any(_PARTICIPLE.search(w.lower()) for w in rest[1:]):
+            candidate = f"Tell me {wh} {' '.join(rest)} {second}."
+        else:
+            candidate = f"I would like to know: {_lower_first(_swap_synonyms(body))}?"
+    elif wh in _WH and second in _DO and len(rest) >= 2:
+        candidate = f"I would like to know: {_lower_first(_swap_synonyms(body))}?"
+    elif wh in ("how",) and second in ("many", "much", "long", "old", "tall", "far", "big") and rest:
+        candidate = f"Tell me {_lower_first(_swap_synonyms(body))}."
+    elif wh in _WH:
+        candidate = f"Do you know {_lower_first(_swap_synonyms(body))}?"
+    elif second in _BE + _DO or wh in _BE + _DO + ("can", "has", "have"):
+        candidate = f"Tell me: {_lower_first(_swap_synonyms(body))}?"
+    elif looks_like_question(text):  # an instruction ("Name ...", "Explain ...")
+        candidate = f"Please {_lower_first(_swap_synonyms(body))}."
+    if candidate is None:
+        return None
+    candidate = _swap_synonyms(candidate, first_only=True) if candidate.count(" ") > 3 else candidate
+    return candidate if is_good_rewording(candidate, question) else None
+
+
+def _synonym(word: str) -> str:
+    return _SYNONYMS.get(word.lower(), word)
+
+
+def _swap_synonyms(text: str, first_only: bool = True) -> str:
+    """Replace the first word that has a synonym (keeps names, numbers and the rest)."""
+    words = text.split()
+    for index, word in enumerate(words):
+        core = word.strip(",.;:?!")
+        if core.lower() in _SYNONYMS and core.islower():
+            words[index] = word.replace(core, _SYNONYMS[core.lower()])
+            if first_only:
+                break
+    return " ".join(words)
+
+
+def _lower_first(text: str) -> str:
+    """Lower-case the first word unless it looks like a name (I, an acronym)."""
+    first, _, rest = text.partition(" ")
+    if first.isupper() and len(first) > 1 or first == "I":
+        return text
+    return first[:1].lower() + first[1:] + (" " + rest if rest else "")
+
+
+def is_good_rewording(candidate: str, original: str) -> bool:
+    """Still a question or instruction, and not the original with cosmetic changes."""
+    return looks_like_question(candidate) and tokens(candidate) != tokens(original)
+
+
+# ---------------------------------------------------------------- the store
+
+@dataclass
+class Rewording:
+    """A question asking for a trained pair's fact in other words; the pair's answer is the reference."""
+
+    pair_id: str
+    question: str
+    made_from: str
+    """The pair's question when this was made; a pair whose question changed retires it."""
+    source: str = "rules"
+    status: str = "pending"
+    id: str = field(default_factory=new_pair_id)
+    created: str = field(default_factory=now_iso)
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RewordingStore:
+    """Reads and appends `data/rewordings.jsonl`."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._items: dict[str, Rewording] = {}
+        self.torn_lines: list[int] = []
+        if self.path.exists():
+            with self.path.open("r", encoding="utf-8", errors="replace") as handle:
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                        item = Rewording(**{k: record[k] for k in Rewording.__dataclass_fields__ if k in record})
+                    except (ValueError, TypeError, AttributeError):
+                        self.torn_lines.append(number)
+                        continue
+                    self._items[item.id] = item
+
+    def __iter__(self) -> Iterator[Rewording]:
+        return iter(list(self._items.values()))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, rewording_id: str) -> Rewording:
+        return self._items[rewording_id]
+
+    def _append(self, items: Iterable[Rewording]) -> None:
+        items = list(items)
+        if not items:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a+b") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() and (handle.seek(-1, os.SEEK_END) or handle.read(1) != b"\n"):
+                handle.write(b"\n")  # a torn last line stays torn instead of swallowing the next record
+            handle.write("".join(json.dumps(i.to_record(), ensure_ascii=False) + "\n" for i in items).encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        for item in items:
+            self._items[item.id] = item
+
+    def add(self, items: Iterable[Rewording]) -> list[Rewording]:
+        items = list(items)
+        for item in items:
+            if item.status not in REWORDING_STATUSES or item.source not in REWORDING_SOURCES:
+                raise ValueError(f"rewording {item.id}: bad status {item.status!r} or source {item.source!r}")
+        self._append(items)
+        return items
+
+    def update(self, rewording_id: str, *, question: str | None = None, status: str | None = None) -> Rewording:
+        item = self._items[rewording_id]
+        if status is not None:
+            if status not in REWORDING_STATUSES:
+                raise ValueError(f"status must be one of {', '.join(REWORDING_STATUSES)}, got {status!r}")
+            item.status = status
+        if question is not None and question != item.question:
+            item.question, item.source = question, "edited"
+        self._append([item])
+        return item
+
+
+def live_rewordings(rewordings: Iterable[Rewording], pairs: dict[str, Pair]) -> list[Rewording]:
+    """Rewordings that evaluate: not rejected, their pair trains and still asks what they were made from."""
+    return [r for r in rewordings
+            if r.status != "rejected" and r.pair_id in pairs and pairs[r.pair_id].status != "rejected"
+            and pairs[r.pair_id].question == r.made_from]
+
+
+def make_rule_rewordings(store: RewordingStore, pairs: list[Pair]) -> tuple[int, int]:
+    """One rule rewording for each pair that has no live rewording yet; (added, pairs no rule fits)."""
+    by_id = {p.id: p for p in pairs}
+    covered = {r.pair_id for r in live_rewordings(store, by_id)}
+    new, unfit = [], 0
+    for pair in pairs:
+        if pair.id in covered:
+            continue
+        text = rule_rewording(pair.question)
+        if text is None:
+            unfit += 1
+            continue
+        new.append(Rewording(pair_id=pair.id, question=text, made_from=pair.question, source="rules"))
+    store.add(new)
+    return len(new), unfit
+
+
+def import_rewordings(store: RewordingStore, path: Path, pairs: list[Pair]) -> tuple[int, list[str]]:
+    """Rewordings from a CSV (columns `question`, `reworded`) or JSONL (the same keys, or `pair_id`).
+
+    `question` names the pair by its question as stored (case and spacing aside). Returns
+    (added, problems), each problem naming the file and line."""
+    by_question = {" ".join(p.question.lower().split()): p for p in pairs}
+    by_id = {p.id: p for p in pairs}
+    problems: list[str] = []
+    new: list[Rewording] = []
+    for line, record in _read_rows(path):
+        where = f"{path}:{line}"
+        if not isinstance(record, dict):
+            problems.append(f"{where}: not an object with 'question' and 'reworded'")
+            continue
+        reworded = record.get("reworded")
+        pair = by_id.get(str(record.get("pair_id", ""))) or by_question.get(
+            " ".join(str(record.get("question", "")).lower().split()))
+        if not isinstance(reworded, str) or not reworded.strip():
+            problems.append(f"{where}: no 'reworded' text")
+        elif pair is None:
+            problems.append(f"{where}: no pair asks {record.get('question') or record.get('pair_id')!r}")
+        elif not is_good_rewording(reworded, pair.question):
+            problems.append(f"{where}: {reworded!r} is not a question, or repeats the original")
+        else:
+            new.append(Rewording(pair_id=pair.id, question=reworded.strip(), made_from=pair.question,
+                                 source="file", status="accepted"))
+    store.add(new)
+    return len(new), problems
+
+
+def _read_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise TunewizError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise TunewizError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        fields = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
+        if "reworded" not in fields or not ({"question", "pair_id"} & fields.keys()):
+            raise TunewizError(f"{path}:1: needs a 'reworded' column and a 'question' (or 'pair_id') column")
+        for row in reader:
+            yield reader.line_num, {key: row.get(name) for key, name in fields.items()}
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                yield number, json.loads(line)
+            except ValueError as exc:
+                yield number, f"not JSON ({exc})"

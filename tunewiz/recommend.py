@@ -1,0 +1,147 @@
+"""The training plan: hyperparameters resolved from the kind of data, its size and the hardware.
+
+With `hyperparameters.preset = "auto"` (the default) every hyperparameter still at its
+schema default is chosen here when a run starts; a value the user changed stays theirs.
+With a named preset or "custom" the project's values are used as they are. The plan is
+shown when the run starts and kept in run.json, so a run always says what it trained with
+and why.
+
+The facts figures were measured with `benchmarks/recall.py` (docs/train.md): SmolLM2-135M on
+2 CPU cores learns a few dozen made-up facts, reworded questions included, at a learning
+rate of 1e-3 with no dropout in about FACT_EPOCHS passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunewiz.schema import HyperparametersSection
+
+FACT_EPOCHS = 12.0
+"""Passes over a set of facts (a few dozen to a few hundred); bigger sets need fewer."""
+CHECKPOINTS_PER_RUN = 8
+CPU_TOKENS_PER_S_PER_CORE_PER_B = 8.0
+"""Training throughput on a CPU, real tokens/s per core per billion parameters (135M, 2 cores: ~120 tok/s)."""
+GPU_TOKENS_PER_S_PER_B = 50_000.0
+"""On one recent NVIDIA GPU (H100, 8B: ~6,300 tok/s on QA rows)."""
+TEMPLATE_TOKENS = 20
+"""Tokens a chat template adds around each pair (roles, markers)."""
+
+
+@dataclass
+class TrainingPlan:
+    kind: str
+    """'facts' or 'skill' (never 'auto': resolved)."""
+    kind_reason: str
+    hyperparameters: dict[str, Any]
+    """Every [hyperparameters] value the run uses."""
+    chosen: dict[str, str] = field(default_factory=dict)
+    """Values the plan set (not the user), each with why."""
+    train_pairs: int = 0
+    validation_pairs: int = 0
+    steps: int = 0
+    expected_seconds: float | None = None
+    """Training time from the expected throughput (no start-up, no checks); None when the size is unknown."""
+
+    def lines(self) -> list[str]:
+        out = [f"data: {self.kind} ({self.kind_reason})",
+               f"pairs: {self.train_pairs} train, {self.validation_pairs} validation; {self.steps} steps"
+               + (f", about {_duration(self.expected_seconds)} of training" if self.expected_seconds else "")]
+        for key, why in self.chosen.items():
+            out.append(f"  {key} = {self.hyperparameters[key]!r}  ({why})")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainingPlan":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def schema_defaults() -> dict[str, Any]:
+    out = {}
+    for spec in dataclasses.fields(HyperparametersSection):
+        out[spec.name] = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default  # type: ignore[misc]
+    return out
+
+
+def plan_training(project, kind: str, kind_reason: str, train: list, validation: list,
+                  device: str, cores: int, params_b: float | None, gpus: int = 1) -> TrainingPlan:
+    """The hyperparameters a run uses, and the expected time (see the module docstring)."""
+    current = dataclasses.asdict(project.config.hyperparameters)
+    plan = TrainingPlan(kind=kind, kind_reason=kind_reason, hyperparameters=dict(current),
+                        train_pairs=len(train), validation_pairs=len(validation))
+    if current["preset"] == "auto":
+        defaults = schema_defaults()
+        for key, (value, why) in _recommended(kind, len(train), device, params_b).items():
+            if current[key] == defaults[key] and value != current[key]:
+                plan.hyperparameters[key] = value
+                plan.chosen[key] = why
+    _fill_schedule(plan, gpus, current["preset"] == "auto", schema_defaults())
+    tokens_per_pair = TEMPLATE_TOKENS + sum(len(p.question) + len(p.answer) for p in train) / max(len(train), 1) / 4
+    speed = _tokens_per_s(device, cores, params_b, gpus)
+    if speed:
+        hp = plan.hyperparameters
+        samples = plan.steps * hp["batch_size"] * hp["grad_accum"] * gpus
+        plan.expected_seconds = samples * tokens_per_pair / speed
+    return plan
+
+
+def _recommended(kind: str, n: int, device: str, params_b: float | None) -> dict[str, tuple[Any, str]]:
+    small = params_b is None or params_b <= 2.0
+    if kind == "facts":
+        epochs = FACT_EPOCHS if n <= 300 else max(4.0, round(FACT_EPOCHS * math.sqrt(300 / n), 1))
+        return {
+            "learning_rate": (1e-3 if small else 3e-4, "facts stick in a few passes at a high LoRA rate"
+                                                       + ("" if small else " (lower for a large model)")),
+            "lr_scheduler": ("constant", "no decay before the facts are learned"),
+            "warmup_ratio": (0.0, "the adapter starts at zero: no warmup needed"),
+            "lora_dropout": (0.0, "exact answers back: no dropout"),
+            "epochs": (epochs, f"each fact seen {epochs:g} times"),
+            "batch_size": (4 if device == "cpu" else 8, "short samples; a CPU step stays short"),
+            "grad_accum": (1, "every batch updates"),
+        }
+    return {
+        "learning_rate": (2e-4, "the common LoRA rate for a style or task"),
+        "lr_scheduler": ("cosine", "decays as the skill settles"),
+        "lora_dropout": (0.05, "a little dropout helps unseen examples"),
+        "epochs": (3.0 if n <= 5000 else 1.0, "a few passes; validation loss shows when to stop"),
+        "batch_size": (4 if device == "cpu" else 8, "per device"),
+        "grad_accum": (2 if device == "cpu" else 1, "an effective batch of 8 smooths the updates"),
+    }
+
+
+def _fill_schedule(plan: TrainingPlan, gpus: int, auto: bool, defaults: dict[str, Any]) -> None:
+    """Steps from epochs; under auto, checkpoints (each one checked) spread over the run."""
+    hp = plan.hyperparameters
+    micro = max(1, -(-plan.train_pairs // (hp["batch_size"] * gpus)))  # as the engine batches an epoch
+    steps_per_epoch = max(1, micro // hp["grad_accum"])
+    plan.steps = hp["max_steps"] or max(1, math.ceil(hp["epochs"] * steps_per_epoch))
+    if not auto:
+        return
+    every = max(1, math.ceil(plan.steps / CHECKPOINTS_PER_RUN))
+    for key in ("save_steps", "eval_steps"):
+        if hp[key] == defaults[key] and every != hp[key]:
+            hp[key] = every
+            plan.chosen[key] = f"about {CHECKPOINTS_PER_RUN} checkpoints, each checked"
+
+
+def _tokens_per_s(device: str, cores: int, params_b: float | None, gpus: int) -> float | None:
+    if params_b is None or params_b <= 0:
+        return None
+    if device == "cpu":
+        return CPU_TOKENS_PER_S_PER_CORE_PER_B * max(cores, 1) / params_b
+    if device == "cuda":
+        return GPU_TOKENS_PER_S_PER_B * gpus / params_b
+    return None
