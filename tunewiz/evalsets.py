@@ -108,7 +108,7 @@ def rule_rewording(question: str) -> str | None:
             subject, verb = rest[:-1], rest[-1]
             candidate = f"Do you know {wh} {' '.join(subject)} {second} {_synonym(verb)}?"
         elif wh in ("what", "who") and not any(_PARTICIPLE.search(w.lower()) for w in rest[1:]):
-            candidate = f"Tell me {wh} {' '.join(rest)} {second}."
+            candidate = f"Tell me {wh} {_swap_synonyms(' '.join(rest))} {second}."
         else:
             candidate = f"I would like to know: {_lower_first(_swap_synonyms(body))}?"
     elif wh in _WH and second in _DO and len(rest) >= 2:
@@ -123,7 +123,6 @@ def rule_rewording(question: str) -> str | None:
         candidate = f"Please {_lower_first(_swap_synonyms(body))}."
     if candidate is None:
         return None
-    candidate = _swap_synonyms(candidate, first_only=True) if candidate.count(" ") > 3 else candidate
     return candidate if is_good_rewording(candidate, question) else None
 
 
@@ -131,15 +130,14 @@ def _synonym(word: str) -> str:
     return _SYNONYMS.get(word.lower(), word)
 
 
-def _swap_synonyms(text: str, first_only: bool = True) -> str:
+def _swap_synonyms(text: str) -> str:
     """Replace the first word that has a synonym (keeps names, numbers and the rest)."""
     words = text.split()
     for index, word in enumerate(words):
         core = word.strip(",.;:?!")
         if core.lower() in _SYNONYMS and core.islower():
             words[index] = word.replace(core, _SYNONYMS[core.lower()])
-            if first_only:
-                break
+            break
     return " ".join(words)
 
 

@@ -38,7 +38,7 @@ PRESETS: dict[str, Preset] = {
         _schema_defaults(),
         {"learning_rate": "facts: 1e-3 on small models so facts stick in a few epochs; skill: 2e-4",
          "epochs": "facts: enough passes for each fact to be recalled; skill: 3 passes",
-         "save_steps": "about eight checkpoints a run, each checked for recall and drift"}),
+         "save_steps": "about five checkpoints a run, each checked for recall and drift"}),
     "quick-test": Preset(
         "quick-test",
         "A few minutes: checks that data, template and hardware work end to end. The model learns little.",

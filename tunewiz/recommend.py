@@ -20,9 +20,11 @@ from typing import Any
 
 from tunewiz.schema import HyperparametersSection
 
-FACT_EPOCHS = 12.0
+FACT_EPOCHS = 8.0
 """Passes over a set of facts (a few dozen to a few hundred); bigger sets need fewer."""
-CHECKPOINTS_PER_RUN = 8
+MIN_FACT_STEPS = 40
+"""A few facts still need this many updates (3 facts: learnt in 40-60 steps at 1e-3)."""
+CHECKPOINTS_PER_RUN = 5
 CPU_TOKENS_PER_S_PER_CORE_PER_B = 8.0
 """Training throughput on a CPU, real tokens/s per core per billion parameters (135M, 2 cores: ~120 tok/s)."""
 GPU_TOKENS_PER_S_PER_B = 50_000.0
@@ -88,6 +90,8 @@ def plan_training(project, kind: str, kind_reason: str, train: list, validation:
             if current[key] == defaults[key] and value != current[key]:
                 plan.hyperparameters[key] = value
                 plan.chosen[key] = why
+    if "epochs" in plan.chosen and kind == "facts":
+        _at_least_steps(plan, gpus, MIN_FACT_STEPS)
     _fill_schedule(plan, gpus, current["preset"] == "auto", schema_defaults())
     tokens_per_pair = TEMPLATE_TOKENS + sum(len(p.question) + len(p.answer) for p in train) / max(len(train), 1) / 4
     speed = _tokens_per_s(device, cores, params_b, gpus)
@@ -122,11 +126,23 @@ def _recommended(kind: str, n: int, device: str, params_b: float | None) -> dict
     }
 
 
+def _steps_per_epoch(plan: TrainingPlan, gpus: int) -> int:
+    hp = plan.hyperparameters
+    micro = max(1, -(-plan.train_pairs // (hp["batch_size"] * gpus)))  # as the engine batches an epoch
+    return max(1, micro // hp["grad_accum"])
+
+
+def _at_least_steps(plan: TrainingPlan, gpus: int, steps: int) -> None:
+    per_epoch = _steps_per_epoch(plan, gpus)
+    if plan.hyperparameters["epochs"] * per_epoch < steps:
+        plan.hyperparameters["epochs"] = float(math.ceil(steps / per_epoch))
+        plan.chosen["epochs"] = f"a small set: {steps} updates at least"
+
+
 def _fill_schedule(plan: TrainingPlan, gpus: int, auto: bool, defaults: dict[str, Any]) -> None:
     """Steps from epochs; under auto, checkpoints (each one checked) spread over the run."""
     hp = plan.hyperparameters
-    micro = max(1, -(-plan.train_pairs // (hp["batch_size"] * gpus)))  # as the engine batches an epoch
-    steps_per_epoch = max(1, micro // hp["grad_accum"])
+    steps_per_epoch = _steps_per_epoch(plan, gpus)
     plan.steps = hp["max_steps"] or max(1, math.ceil(hp["epochs"] * steps_per_epoch))
     if not auto:
         return

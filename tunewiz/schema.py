@@ -135,7 +135,7 @@ class HyperparametersSection:
 @dataclass
 class EvaluationSection:
     questions: int = setting(
-        24, "Trained questions (and their reworded questions) answered at every checkpoint; a seeded sample "
+        16, "Trained questions (and their reworded questions) answered at every checkpoint; a seeded sample "
         "of bigger sets, the same at every checkpoint (0 = no recall check).", min=0, max=10_000)
     general_prompts: bool = setting(True, "Answer a few everyday prompts at every checkpoint to catch a model "
                                           "that breaks (drift).")

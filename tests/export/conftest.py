@@ -43,6 +43,8 @@ def make_project(root, steps: int, every: int):
         "hardware.device": "cpu",
         "hardware.precision": "fp32",
         "dataset.validation_fraction": VALIDATION,
+        "dataset.kind": "skill",  # these tests check the validation-loss path; facts are tests/training's
+        "hyperparameters.preset": "custom",
     })
     store = PairStore(project.pairs_path)
     train = store.add(Pair(id=_pair_id(f"fact{i}", False), question=q, answer=a, status="accepted")

@@ -69,8 +69,9 @@ def tiny_model(tmp_path_factory, smollm2_tokenizer) -> Path:
 
 
 def _make_project(root: Path, model: str, pairs: list[tuple[str, str]], **settings):
-    values = {"base_model.model": model, "dataset.validation_fraction": 0.0,
-              "hyperparameters.logging_steps": 1, **settings}
+    # Mechanics tests train exactly what they set: no recommendation (preset custom), kind given.
+    values = {"base_model.model": model, "dataset.validation_fraction": 0.0, "dataset.kind": "skill",
+              "hyperparameters.preset": "custom", "hyperparameters.logging_steps": 1, **settings}
     project = create_project(root, values)
     PairStore(project.pairs_path).add([Pair(question=q, answer=a) for q, a in pairs])
     return project

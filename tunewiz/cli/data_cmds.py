@@ -123,6 +123,15 @@ def _clip(text: str, width: int) -> str:
 
 
 def cmd_rewordings(args: argparse.Namespace) -> int:
+    changing = args.make or args.import_file or args.reject or args.accept or args.edit
+    project = open_project(args, write=bool(changing), holder="tunewiz rewordings")
+    try:
+        return _rewordings(args, project, bool(changing))
+    finally:
+        project.unlock()
+
+
+def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
     from pathlib import Path
 
     from tunewiz.dataset import PairStore, trainable
@@ -130,8 +139,6 @@ def cmd_rewordings(args: argparse.Namespace) -> int:
     from tunewiz.evalsets import (REWORDINGS_FILE, RewordingStore, import_rewordings, is_good_rewording,
                                   live_rewordings, make_rule_rewordings)
 
-    changing = args.make or args.import_file or args.reject or args.accept or args.edit
-    project = open_project(args, write=bool(changing), holder="tunewiz rewordings")
     pairs = {p.id: p for p in PairStore(project.pairs_path)}
     store = RewordingStore(project.path(REWORDINGS_FILE))
     if args.make:

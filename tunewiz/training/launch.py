@@ -84,8 +84,7 @@ def prepare_run(project: Project, gpus: int) -> Run:
 
     dataset.jsonl holds the samples (`train`, `validation`) and the checks that are never
     trained on (`recall`, `reworded`, `general`: see tunewiz.training.recall)."""
-    train, validation, plan = plan_run(project, gpus)
-    checks = check_records(project, train, plan.kind)
+    train, validation, plan, checks = plan_run(project, gpus)
     run = Run(project.runs_dir / new_run_id())
     run.dir.mkdir(parents=True)
     lines = [json.dumps({"id": p.id, "split": split, "question": p.question, "answer": p.answer,
@@ -99,8 +98,10 @@ def prepare_run(project: Project, gpus: int) -> Run:
     return run
 
 
-def plan_run(project: Project, gpus: int) -> tuple[list, list, TrainingPlan]:
-    """(train pairs, validation pairs, plan): the split follows the kind of data.
+def plan_run(project: Project, gpus: int) -> tuple[list, list, TrainingPlan, list]:
+    """(train pairs, validation pairs, plan, check records).
+
+    The split follows the kind of data.
 
     Facts all train: a fact held out can never be recalled, so its loss only rises;
     reworded questions of trained facts validate instead."""
@@ -129,7 +130,7 @@ def plan_run(project: Project, gpus: int) -> tuple[list, list, TrainingPlan]:
     cores = cfg.hardware.threads or hw.cpu_cores
     plan = plan_training(project, kind, why, train, validation, device, cores,
                          shape.params / 1e9 if shape else None, gpus if device == "cuda" else 1)
-    return train, validation, plan
+    return train, validation, plan, check_records(project, train, kind)
 
 
 def check_records(project: Project, train: list, kind: str) -> list[dict[str, Any]]:

@@ -21,9 +21,12 @@ from typing import Any
 from tunewiz.scoring import check_general, is_recalled
 from tunewiz.templates import cut_at_stops, end_of_turn, render_prompt, stop_token_ids
 
-BATCH = 16
-ANSWER_MARGIN = 12
-"""Tokens allowed past the reference's length (a recalled fact rarely needs more)."""
+BATCH = 64
+"""Rows per generate call: on a CPU 48 rows decode in under twice the time of 16 (measured, SmolLM2-135M)."""
+ANSWER_MARGIN = 4
+"""Tokens allowed past the reference's length: a recalled fact is said within it."""
+GENERAL_TOKENS = 16
+"""Enough of an everyday answer to see it break (empty, looping, template text, a copied answer)."""
 MISSES_KEPT = 20
 
 
@@ -58,30 +61,35 @@ class RecallChecker:
         return not any(self.sets.values())
 
     def check(self, model: Any, step: int, device: Any) -> dict[str, Any]:
-        """Answer every question with `model` and score them: one metrics record."""
+        """Answer every question with `model` and score them: one metrics record.
+
+        All questions go through one batched generate call: on a CPU a decoding step costs
+        about the same for 1 or 48 rows (it reads every weight once), so the time is the
+        number of steps, which is the longest reference plus ANSWER_MARGIN."""
         started = time.perf_counter()
+        names = [name for name in ("trained", "reworded", "general") if self.sets[name]]
+        questions = [q for name in names for q in self.sets[name]]
+        answers = iter(self.answers(model, questions, device))
+        by_set = {name: [next(answers) for _ in self.sets[name]] for name in names}
         record: dict[str, Any] = {"type": "recall", "step": step}
         misses: list[dict[str, str]] = []
         for name in ("trained", "reworded"):
-            questions = self.sets[name]
-            if not questions:
+            if name not in by_set:
                 continue
-            answers = self.answers(model, questions, device)
             hits = 0
-            for question, answer in zip(questions, answers):
+            for question, answer in zip(self.sets[name], by_set[name]):
                 if is_recalled(answer, question.text, question.reference):
                     hits += 1
                 elif len(misses) < MISSES_KEPT:
                     misses.append({"set": name, "question": question.text, "reference": question.reference,
                                    "answer": answer[:300], "pair_id": question.pair_id})
-            record[name] = {"recalled": hits, "total": len(questions)}
-        if self.sets["general"]:
-            prompts = [q.text for q in self.sets["general"]]
-            answers = self.answers(model, self.sets["general"], device, fixed=self.answer_tokens)
+            record[name] = {"recalled": hits, "total": len(self.sets[name])}
+        if "general" in by_set:
+            prompts, answers_now = [q.text for q in self.sets["general"]], by_set["general"]
             if self.base_general is None:  # step 0: the base model's own answers
-                self.base_general = answers
-                record["general_answers"] = answers
-            check = check_general(prompts, answers, self.base_general, self.training_answers)
+                self.base_general = answers_now
+                record["general_answers"] = answers_now
+            check = check_general(prompts, answers_now, self.base_general, self.training_answers)
             record["general"] = {"broken": check.broken, "total": check.total, "changed": check.changed,
                                  "examples": check.examples[:3]}
         record["misses"] = misses
@@ -89,37 +97,37 @@ class RecallChecker:
         record["time"] = round(time.time(), 3)
         return record
 
-    def answers(self, model: Any, questions: list[Question], device: Any, fixed: int | None = None) -> list[str]:
-        """Greedy answers, in batches of similar length (left padding)."""
+    def answer_limit(self, questions: list[Question]) -> int:
+        """Tokens to generate: the longest reference plus a margin (everyday prompts: GENERAL_TOKENS)."""
+        lengths = [len(self.tokenizer(q.reference, add_special_tokens=False)["input_ids"]) + ANSWER_MARGIN
+                   if q.reference else GENERAL_TOKENS for q in questions]
+        return max(8, min(self.answer_tokens, max(lengths, default=GENERAL_TOKENS)))
+
+    def answers(self, model: Any, questions: list[Question], device: Any) -> list[str]:
+        """Greedy answers, in batches of up to BATCH rows (left padding)."""
         import torch
 
         tokenizer = self.tokenizer
         prompts = [render_prompt(self.family, q.text, q.system or self.system, tokenizer) for q in questions]
-        limits = [fixed or min(self.answer_tokens, len(tokenizer(q.reference, add_special_tokens=False)["input_ids"])
-                               + ANSWER_MARGIN) for q in questions]
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        out: list[str] = [""] * len(prompts)
+        limit = self.answer_limit(questions)
+        out: list[str] = []
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
-        side = tokenizer.padding_side
-        tokenizer.padding_side = "left"
         was_training = model.training
         model.eval()
         try:
-            for start in range(0, len(order), BATCH):
-                chunk = order[start:start + BATCH]
-                encoded = [tokenizer(prompts[i], add_special_tokens=True)["input_ids"] for i in chunk]
+            for start in range(0, len(prompts), BATCH):
+                encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts[start:start + BATCH]]
                 width = max(len(ids) for ids in encoded)
                 input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in encoded], device=device)
                 mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
                 with torch.no_grad():
                     generated = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=False,
-                                               max_new_tokens=max(limits[i] for i in chunk), use_cache=True,
+                                               max_new_tokens=limit, use_cache=True,
                                                eos_token_id=self.stop_ids, pad_token_id=pad_id)
-                for row, index in enumerate(chunk):
+                for row in range(len(encoded)):
                     text = tokenizer.decode(generated[row, width:], skip_special_tokens=True)
-                    out[index] = cut_at_stops(text, self.stops)
+                    out.append(cut_at_stops(text, self.stops))
         finally:
-            tokenizer.padding_side = side
             if was_training:
                 model.train()
         return out
