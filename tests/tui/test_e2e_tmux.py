@@ -107,7 +107,7 @@ def test_import_review_train_pick_export(terminal, tmp_path):
     run = next((tmp_path / "proj" / "runs").iterdir())
     assert any(json.loads(line).get("type") == "eval" for line in (run / "metrics.jsonl").read_text().splitlines())
     terminal.keys("Escape", "7")         # Checkpoints: pick the best
-    terminal.wait_for("★ best")
+    terminal.wait_for("best (")  # the line that says why
     terminal.keys("b")
     terminal.wait_for("pick: best")
     assert Project.load(tmp_path / "proj").config.checkpoint.run == run.name

@@ -311,6 +311,9 @@ async def test_format_shows_real_token_counts_from_the_tokenizer(qa_project):
 
 
 async def test_hyperparameters_form_validates_and_marks_custom(qa_project):
+    project = Project.load("proj")
+    project.set("hyperparameters.preset", "balanced")
+    project.save()
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("5")
@@ -323,6 +326,17 @@ async def test_hyperparameters_form_validates_and_marks_custom(qa_project):
         assert app.screen.query_one("#hyperparameters-preset").value == "custom"
     saved = Project.load("proj").config.hyperparameters
     assert saved.lora_r == 8 and saved.preset == "custom"
+
+
+async def test_under_auto_an_edited_value_is_kept_and_the_preset_stays_auto(qa_project):
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        app.screen.query_one("#hyperparameters-lora_r").value = "8"
+        await pilot.pause()
+        assert app.screen.query_one("#hyperparameters-preset").value == "auto"
+    saved = Project.load("proj").config.hyperparameters
+    assert saved.lora_r == 8 and saved.preset == "auto"
 
 
 # ---------------------------------------------------------------- train, checkpoints, export

@@ -40,7 +40,7 @@ class CheckpointsPane(StepPane):
     def compose(self) -> ComposeResult:
         yield Static("", id="ckpt-summary", markup=False)
         yield DataTable(id="ckpt-table", cursor_type="row", zebra_stripes=True)
-        yield Label("by checkpoint (★ best, ! overfitting or drift)", classes="box-title")
+        yield Label("★ best · ! overfit/drift · daily: everyday prompts answered", classes="box-title")
         yield Static("", id="ckpt-bars", markup=False)
         yield Label("Sample answers", classes="box-title")
         with VerticalScroll(id="ckpt-samples-box"):
@@ -50,8 +50,9 @@ class CheckpointsPane(StepPane):
         self.query_one("#ckpt-table").focus()
 
     def on_mount(self) -> None:
-        self.query_one("#ckpt-table", DataTable).add_columns("step", "train loss", "val loss", "trained", "reworded",
-                                                              "everyday", "", "picked")
+        # Short headers so that every column fits the pane at 80 columns (the legend says the rest).
+        self.query_one("#ckpt-table", DataTable).add_columns("step", "train", "val", "trained", "reword", "daily",
+                                                              "", "pick")
 
     def on_step_shown(self) -> None:
         self.load()
@@ -73,7 +74,7 @@ class CheckpointsPane(StepPane):
         table.clear()
         fmt = lambda v: f"{v:.4f}" if v is not None else "-"  # noqa: E731
         for row in self.rows:
-            flags = ("★ best" if row.best else "") + ("! overfit" if row.overfit else "")
+            flags = ("★" if row.best else "") + ("!" if row.overfit else "")
             picked = "◀" if pick == str(row.step) or (pick == "best" and row.best) else ""
             everyday = f"{row.drift.total - row.drift.broken}/{row.drift.total}" if row.drift else "-"
             table.add_row(str(row.step), fmt(row.train_loss), fmt(row.val_loss), str(row.trained or "-"),
