@@ -22,8 +22,8 @@ from tunewiz.schema import HyperparametersSection
 
 FACT_EPOCHS = 8.0
 """Passes over a set of facts (a few dozen to a few hundred); bigger sets need fewer."""
-MIN_FACT_STEPS = 40
-"""A few facts still need this many updates (3 facts: learnt in 40-60 steps at 1e-3)."""
+MIN_FACT_STEPS = 16
+"""A few facts still need this many updates (4 facts at 1e-3: recalled from step 8, copied into everyday answers from step 16-24)."""
 CHECKPOINTS_PER_RUN = 5
 CPU_TOKENS_PER_S_PER_CORE_PER_B = 8.0
 """Training throughput on a CPU, real tokens/s per core per billion parameters (135M, 2 cores: ~120 tok/s)."""

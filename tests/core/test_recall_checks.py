@@ -120,7 +120,7 @@ def test_the_plan_resolves_defaults_from_the_kind_and_keeps_what_the_user_set(tm
     assert any("learning_rate = 0.001" in line for line in plan.lines())
 
     small = plan_training(project, "facts", "test", _pairs(4), [], "cpu", 2, 0.135)
-    assert small.steps == 40  # a few facts still get 40 updates
+    assert small.steps == 16  # a few facts still get 16 updates
     skill = plan_training(project, "skill", "test", _pairs(40), _pairs(4), "cpu", 2, 0.135)
     assert skill.hyperparameters["learning_rate"] == 2e-4 and skill.hyperparameters["lora_dropout"] == 0.05
 

@@ -56,12 +56,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     project = open_project(args, write=True, holder="tunewiz import")
     store = PairStore(project.pairs_path)
     bad = 0
-    for name in args.files:
-        report = import_file(store, name, status=args.status)
-        print(report.summary())
-        for problem in report.problems:
-            print(f"  {name}: {problem.where}: {problem.reason}")
-        bad += len(report.problems)
+    try:
+        for name in args.files:
+            report = import_file(store, name, status=args.status)
+            print(report.summary())
+            for problem in report.problems:
+                print(f"  {name}: {problem.where}: {problem.reason}")
+            bad += len(report.problems)
+    finally:
+        project.unlock()  # callers in the same process (the demo, tests) may write next
     print(f"The project now has {len(store)} pairs.")
     return 1 if bad else 0
 

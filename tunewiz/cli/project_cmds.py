@@ -140,13 +140,16 @@ def cmd_config(args: argparse.Namespace) -> int:
         return 0
     project = open_project(args, write=True)
     try:
-        value = parse_value(section, key, args.value)
-    except ValueError as exc:
-        raise TunewizError(f"{project.file}: {exc}") from None
-    project.set(args.key, value)
-    if section == "hyperparameters" and key != "preset" and project.config.hyperparameters.preset != "auto":
-        project.config.hyperparameters.preset = "custom"  # under auto the value is kept; the rest are resolved
-    project.save()
+        try:
+            value = parse_value(section, key, args.value)
+        except ValueError as exc:
+            raise TunewizError(f"{project.file}: {exc}") from None
+        project.set(args.key, value)
+        if section == "hyperparameters" and key != "preset" and project.config.hyperparameters.preset != "auto":
+            project.config.hyperparameters.preset = "custom"  # under auto the value is kept; the rest resolved
+        project.save()
+    finally:
+        project.unlock()
     print(f"{args.key} = {value!r}")
     return 0
 

@@ -115,8 +115,11 @@ def cmd_presets(args: argparse.Namespace) -> int:
         print(f"  {key} = {value!r}" + (f"    # {note}" if note else ""))
     if args.apply:
         project = open_project(args, write=True, holder="tunewiz presets")
-        changed = apply_preset(project, args.name)
-        project.save()
+        try:
+            changed = apply_preset(project, args.name)
+            project.save()
+        finally:
+            project.unlock()
         print(f"\nApplied to {project.file}: {len(changed)} values changed.")
     return 0
 
