@@ -63,10 +63,7 @@ def run_config(name: str, settings: dict, folder: Path, gguf: bool) -> dict:
               "train_s": wall - first_step - check_seconds, "steps": len(train), "pick": checkpoint.step,
               "why": report.reason, "kind": report.kind}
     questions, rewordings, references = _benchmark_questions()
-    from tunewiz.chat import HFAnswerer
-
-    model = HFAnswerer(cfg.base_dir, cfg.family, cfg.system_prompt, adapters={"picked": checkpoint.path})
-    result["hf"] = _score(model.answer, questions, rewordings, references)
+    result["hf"] = _score(_batched_answerer(cfg, checkpoint.path), questions, rewordings, references)
     if gguf:
         from tunewiz.chat import GGUFAnswerer
         from tunewiz.export import export_model
@@ -75,9 +72,25 @@ def run_config(name: str, settings: dict, folder: Path, gguf: bool) -> dict:
         exported = export_model(project, types=["q8_0"], smoke=False)
         answerer = GGUFAnswerer(exported.ggufs["q8_0"], cfg.family, cfg.system_prompt,
                                 template_stops(cfg.family))
-        result["gguf"] = _score(answerer.answer, questions, rewordings, references)
+        result["gguf"] = _score(lambda pairs: [answerer.answer(q, 48) for q, _ in pairs], questions, rewordings,
+                                references)
         answerer.close()
     return result
+
+
+def _batched_answerer(cfg, adapter):
+    """Greedy answers of base + adapter through transformers, all questions in one batch (as the run's checks)."""
+    from transformers import AutoTokenizer
+
+    from tunewiz.chat import HFAnswerer
+    from tunewiz.training.recall import Question, RecallChecker
+
+    hf = HFAnswerer(cfg.base_dir, cfg.family, cfg.system_prompt, adapters={"picked": adapter})
+    checker = RecallChecker([], AutoTokenizer.from_pretrained(cfg.base_dir), cfg.family, cfg.system_prompt, 48, [])
+
+    def answer_all(pairs):
+        return checker.answers(hf.model, [Question(q, ref, "") for q, ref in pairs], "cpu")
+    return answer_all
 
 
 def _benchmark_questions() -> tuple[list[str], list[str], list[str]]:
@@ -89,12 +102,15 @@ def _benchmark_questions() -> tuple[list[str], list[str], list[str]]:
     return [f["question"] for f in facts], [reworded[f["question"]] for f in facts], [f["answer"] for f in facts]
 
 
-def _score(answer, questions, rewordings, references) -> dict:
+def _score(answer_all, questions, rewordings, references) -> dict:
+    """answer_all([(question, reference), ...]) -> answers; recall on the trained and the reworded questions."""
     from tunewiz.scoring import is_recalled
 
-    trained = sum(is_recalled(answer(q, 48), q, ref) for q, ref in zip(questions, references))
-    reworded = sum(is_recalled(answer(r, 48), q, ref) for q, r, ref in zip(questions, rewordings, references))
-    return {"trained": trained, "reworded": reworded, "total": len(questions)}
+    trained = answer_all(list(zip(questions, references)))
+    reworded = answer_all(list(zip(rewordings, references)))
+    return {"trained": sum(is_recalled(a, q, ref) for a, q, ref in zip(trained, questions, references)),
+            "reworded": sum(is_recalled(a, q, ref) for a, q, ref in zip(reworded, questions, references)),
+            "total": len(questions)}
 
 
 def main() -> int:

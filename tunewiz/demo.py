@@ -147,8 +147,12 @@ def _train(project: Project, say: Callable[[str], None]):
     from tunewiz.cli.train_cmds import follow_with_progress
     from tunewiz.training.launch import start_run
 
+    from tunewiz.recommend import TrainingPlan
+
     run = start_run(project)
     say(f"Run {run.id} started (log: {run.log_path})")
+    for line in TrainingPlan.from_dict(run.read_config()["plan"]).lines():
+        say(line)
     if follow_with_progress(run) != 0 or run.state() != "finished":
         raise TunewizError(f"training did not finish ({run.state()}: {run.read_status().message}); "
                            f"see {run.log_path}")
