@@ -13,6 +13,8 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
+import statistics
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -228,8 +230,48 @@ def split_pairs(pairs: Iterable[Pair], seed: int, fraction: float) -> tuple[list
     return train, validation
 
 
+# ---------------------------------------------------------------- the kind of data
+
+FACT_ANSWER_WORDS = 40
+"""Data whose typical answer is at most this many words, without code or lists, is facts."""
+
+
+
+def detect_kind(pairs: list[Pair]) -> tuple[str, str]:
+    """('facts' or 'skill', why) for `dataset.kind = auto`."""
+    if not pairs:
+        return "facts", "no pairs yet"
+    lengths = [len(p.answer.split()) for p in pairs]
+    median = statistics.median(lengths)
+    formatted = sum(1 for p in pairs if _formatted(p.answer)) / len(pairs)
+    if median <= FACT_ANSWER_WORDS and formatted <= 0.2:
+        return "facts", (f"answers are short statements (median {median:g} words): knowledge to recall, "
+                         "judged on reworded questions")
+    why = (f"{formatted:.0%} of answers hold code or lists" if formatted > 0.2
+           else f"answers are long (median {median:g} words)")
+    return "skill", f"{why}: a skill, judged on held-out pairs"
+
+
+def _formatted(text: str) -> bool:
+    return "```" in text or bool(re.search(r"^\s*(?:[-*•]|\d+[.)])\s", text, re.MULTILINE))
+
+
+def project_kind(project, pairs: list[Pair]) -> tuple[str, str]:
+    """('facts' or 'skill', why) as `dataset.kind` says (auto: from the pairs)."""
+    kind = project.config.dataset.kind
+    if kind != "auto":
+        return kind, "set in the project"
+    kind, why = detect_kind(pairs)
+    return kind, f"auto: {why}"
+
+
 def project_split(project) -> tuple[list[Pair], list[Pair]]:
-    """The train/validation pairs of a project, as its [dataset] section says."""
+    """The train/validation pairs of a project, as its [dataset] section says.
+
+    Facts all train: a fact held out can never be recalled, so its loss only rises;
+    reworded questions of trained facts validate instead (`tunewiz.evalsets`)."""
     ds = project.config.dataset
-    store = PairStore(project.pairs_path)
-    return split_pairs(trainable(store, ds.train_on), ds.split_seed, ds.validation_fraction)
+    pairs = trainable(PairStore(project.pairs_path), ds.train_on)
+    if project_kind(project, pairs)[0] == "facts":
+        return sorted(pairs, key=lambda p: p.id), []
+    return split_pairs(pairs, ds.split_seed, ds.validation_fraction)

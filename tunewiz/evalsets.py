@@ -10,8 +10,8 @@
 - **Everyday prompts** (`GENERAL_PROMPTS`): a few questions unrelated to any user's data;
   a checkpoint whose answers to them break (empty, looping, template text, a training answer
   copied in) has drifted.
-- **The kind of data** (`detect_kind`): `facts` (knowledge to recall) or `skill` (a style,
-  format or task that should carry over to unseen examples).
+The kind of data (`facts` or `skill`) and the split that follows from it live in
+`tunewiz.dataset` (`detect_kind`, `project_kind`, `project_split`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import csv
 import json
 import os
 import re
-import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -45,29 +44,6 @@ GENERAL_PROMPTS = (
     "Why do we need to drink water?",
 )
 
-FACT_ANSWER_WORDS = 40
-"""Data whose typical answer is at most this many words, without code or lists, is facts."""
-
-
-# ---------------------------------------------------------------- the kind of data
-
-def detect_kind(pairs: list[Pair]) -> tuple[str, str]:
-    """('facts' or 'skill', why) for `dataset.kind = auto`."""
-    if not pairs:
-        return "facts", "no pairs yet"
-    lengths = [len(p.answer.split()) for p in pairs]
-    median = statistics.median(lengths)
-    formatted = sum(1 for p in pairs if _formatted(p.answer)) / len(pairs)
-    if median <= FACT_ANSWER_WORDS and formatted <= 0.2:
-        return "facts", (f"answers are short statements (median {median:g} words): knowledge to recall, "
-                         "judged on reworded questions")
-    why = (f"{formatted:.0%} of answers hold code or lists" if formatted > 0.2
-           else f"answers are long (median {median:g} words)")
-    return "skill", f"{why}: a skill, judged on held-out pairs"
-
-
-def _formatted(text: str) -> bool:
-    return "```" in text or bool(re.search(r"^\s*(?:[-*•]|\d+[.)])\s", text, re.MULTILINE))
 
 
 def recall_sample(pairs: list[Pair], limit: int, seed: int) -> list[Pair]:

@@ -8,7 +8,8 @@ import pytest
 
 from tunewiz.cli import main
 from tunewiz.dataset import Pair, PairStore
-from tunewiz.evalsets import (REWORDINGS_FILE, RewordingStore, detect_kind, is_good_rewording, live_rewordings,
+from tunewiz.dataset import detect_kind
+from tunewiz.evalsets import (REWORDINGS_FILE, RewordingStore, is_good_rewording, live_rewordings,
                               make_rule_rewordings, rule_rewording)
 from tunewiz.project import create_project
 from tunewiz.recommend import plan_training

@@ -66,7 +66,7 @@ def terminal(tmp_path):
         "Where is the Zorbl lab?,In Tromso.\n"
         "What colour is the Zorbl logo?,Teal.\n"
         + "".join(f"What is Zorbl fact number {i}?,Fact {i} is {i * 7}.\n" for i in range(1, 9)))
-    # Half held out: the split hashes random ids, and the slow test needs validation pairs.
+    # Facts (auto: short answers): every pair trains and reworded questions check each checkpoint.
     create_project(tmp_path / "proj", {"dataset.validation_fraction": 0.5})
     term = Terminal(f"tunewiz-e2e-{os.getpid()}", tmp_path,
                     {"XDG_CONFIG_HOME": str(tmp_path / "config"), "TERM": "xterm-256color"})
@@ -105,9 +105,9 @@ def test_import_review_train_pick_export(terminal, tmp_path):
     terminal.keys("Escape", "6", "t")    # Train: start a detached run
     terminal.wait_for(": finished", timeout=900)
     run = next((tmp_path / "proj" / "runs").iterdir())
-    assert any(json.loads(line).get("type") == "eval" for line in (run / "metrics.jsonl").read_text().splitlines())
+    assert any(json.loads(line).get("type") == "recall" for line in (run / "metrics.jsonl").read_text().splitlines())
     terminal.keys("Escape", "7")         # Checkpoints: pick the best
-    terminal.wait_for("best (")  # the line that says why
+    terminal.wait_for("best (facts)")  # the line that says why
     terminal.keys("b")
     terminal.wait_for("pick: best")
     assert Project.load(tmp_path / "proj").config.checkpoint.run == run.name

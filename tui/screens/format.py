@@ -56,7 +56,7 @@ class FormatPane(StepPane):
     def show_kind(self) -> None:
         """One line on facts vs skill, with what the data looks like (the same rule a run applies)."""
         from tunewiz.dataset import PairStore, trainable
-        from tunewiz.evalsets import detect_kind
+        from tunewiz.dataset import detect_kind
 
         try:
             pairs = trainable(PairStore(self.project.pairs_path), self.project.config.dataset.train_on)

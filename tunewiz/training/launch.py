@@ -105,25 +105,17 @@ def plan_run(project: Project, gpus: int) -> tuple[list, list, TrainingPlan, lis
 
     Facts all train: a fact held out can never be recalled, so its loss only rises;
     reworded questions of trained facts validate instead."""
-    from tunewiz.dataset import PairStore, split_pairs, trainable
-    from tunewiz.evalsets import detect_kind
+    from tunewiz.dataset import project_kind, project_split
     from tunewiz.hardware import detect, model_shape
 
     cfg = project.config
-    pairs = trainable(PairStore(project.pairs_path), cfg.dataset.train_on)
-    if not pairs:
+    train, validation = project_split(project)
+    if not train:
         raise TunewizError(f"{project.pairs_path}: no pairs to train on (import or generate some; "
                            "rejected pairs never train)")
-    kind, why = cfg.dataset.kind, "set in the project"
-    if kind == "auto":
-        kind, why = detect_kind(pairs)
-        why = f"auto: {why}"
-    if kind == "facts":
-        train, validation = sorted(pairs, key=lambda p: p.id), []
-        if cfg.dataset.validation_fraction > 0:
-            why += "; dataset.validation_fraction is not used for facts"
-    else:
-        train, validation = split_pairs(pairs, cfg.dataset.split_seed, cfg.dataset.validation_fraction)
+    kind, why = project_kind(project, train + validation)
+    if kind == "facts" and cfg.dataset.validation_fraction > 0:
+        why += "; dataset.validation_fraction is not used for facts"
     hw = detect()
     device = cfg.hardware.device if cfg.hardware.device != "auto" else ("cuda" if hw.gpus else "mps" if hw.mps else "cpu")
     shape = model_shape(cfg.base_model.model, cfg.base_model.gguf_file, project.root)
