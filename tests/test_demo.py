@@ -24,7 +24,7 @@ def test_short_demo_runs_every_step_offline(tmp_path):
         assert f"[{number}/6]" in out
     assert "Base vs fine-tuned" in out and "fine-tuned:" in out
     assert "base model: " in out and "reworded questions recalled" in out
-    assert "data: facts (set in the project)" in out  # the plan, printed when training starts
+    assert "data: facts (set in the project" in out  # the plan, printed when training starts
     assert "Best: step " in out and "reworded questions (most of any checkpoint)" in out
 
     project = Project.load(target)
