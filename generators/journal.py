@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from tunewiz.dataset import now_iso
+from tunewiz.journal import append_lines
 
 JOURNAL_NAME = "generation.jsonl"
 
@@ -55,13 +56,8 @@ class GenerationJournal:
         if not records:
             return
         stamp = now_iso()
-        lines = "".join(json.dumps({**r, "at": stamp}, ensure_ascii=False) + "\n" for r in records)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(lines)
-            handle.flush()
-            if sync:
-                os.fsync(handle.fileno())
+        append_lines(self.path, (json.dumps({**r, "at": stamp}, ensure_ascii=False) + "\n" for r in records),
+                     sync=sync)
         for record in records:
             if record.get("kind") == "subtopics":
                 self.subtopics[record["topic"]] = list(record["items"])

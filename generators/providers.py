@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from tunewiz.errors import TunewizError
+from tunewiz.errors import TunewizError, redact_urls
 
 # Placeholder key for local servers that want none (the openai client insists on one).
 NO_KEY = "no-key-needed"
@@ -70,10 +70,11 @@ class Endpoint:
 
 
 def redact(text: str, secret: str) -> str:
-    """`text` with every occurrence of `secret` replaced (secrets shorter than 4 are left: noise)."""
+    """`text` with every occurrence of `secret` and the user-info of URLs replaced (secrets shorter
+    than 4 are left: noise)."""
     if secret and secret != NO_KEY and len(secret) >= 4:
         text = text.replace(secret, "***")
-    return text
+    return redact_urls(text)
 
 
 def preset_of(project) -> Preset:
@@ -121,7 +122,7 @@ def resolve_endpoint(project, *, need_model: bool = True) -> tuple[str, str, str
         raise TunewizError("generator.base_url: the custom provider needs a base URL, "
                            "e.g. `tunewiz config generator.base_url http://host:port/v1`")
     if not base_url.startswith(("http://", "https://")):
-        raise TunewizError(f"generator.base_url must start with http:// or https://, got {base_url!r}")
+        raise TunewizError(f"generator.base_url must start with http:// or https://, got {redact_urls(base_url)!r}")
     model = g.model or preset.model
     if not model and need_model:
         raise TunewizError(f"generator.model: {preset.label} has no default model; set one with "
@@ -172,7 +173,7 @@ def test_connection(project) -> str:
     with open_endpoint(project, need_model=False) as endpoint:
         client = openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key,
                                timeout=min(g.timeout_s, 60.0), max_retries=0)
-        where = "the embedded server" if endpoint.preset.name == "embedded" else endpoint.base_url
+        where = "the embedded server" if endpoint.preset.name == "embedded" else redact_urls(endpoint.base_url)
         try:
             served = [m.id for m in client.models.list().data]
         except openai.AuthenticationError as exc:

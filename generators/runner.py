@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from tunewiz.dataset import Pair, PairStore
-from tunewiz.errors import TunewizError
+from tunewiz.errors import TunewizError, redact_urls
 from tunewiz.generators import prompts
 from tunewiz.generators.chunking import split_text
 from tunewiz.generators.documents import find_documents, read_document, source_name
@@ -71,6 +71,8 @@ class GenerationSummary:
     """Stopped early (the stop event, Ctrl-C); a re-run goes on where it stopped."""
     failures: dict[str, str] = field(default_factory=dict)
     """Chunk key -> reason, for the chunks that failed in this run."""
+    notices: list[str] = field(default_factory=list)
+    """What the pair store did to keep earlier data safe (a torn last line set aside)."""
 
     @property
     def chunks_left(self) -> int:
@@ -91,6 +93,7 @@ class GenerationSummary:
                f"{self.tokens_in}/{self.tokens_out}; cost: "
                + ("unknown (set generator.price_in_per_mtok and price_out_per_mtok)"
                   if self.cost is None else f"${self.cost:.4f}")]
+        out.extend(f"Note: {notice}" for notice in self.notices)
         if self.dropped:
             out.append("Dropped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.dropped.items())))
         if self.judge_errors:
@@ -316,7 +319,7 @@ class _Run:
                     raise FatalRequestError(f"the provider refused the request ({reason}); check the "
                                             "API key and generator.api_key_env") from None
                 if exc.status_code == 404:
-                    raise FatalRequestError(f"{self.endpoint.base_url} has no model "
+                    raise FatalRequestError(f"{redact_urls(self.endpoint.base_url)} has no model "
                                             f"{self.endpoint.model!r} or no chat endpoint ({reason}); "
                                             "check generator.model and generator.base_url") from None
                 if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
@@ -573,6 +576,7 @@ class _Run:
         self.summary.cost = self.cost()
         self.summary.dropped = dict(self.gate.dropped)
         self.summary.pairs_in_project = len(self.store)
+        self.summary.notices = list(self.store.notices)
         self.emit("finished", summary=self.summary)
         return self.summary
 

@@ -1,10 +1,11 @@
 """The QA pairs of a project: `data/pairs.jsonl`, an append-only journal of pair records.
 
 Every change is one appended, flushed line: a new pair, an edited pair (same id,
-later line wins) or a deletion (`{"id": ..., "deleted": true}`). Appends are
-cheap and a crash at any moment loses at most the line being written; a torn
-last line is ignored on load. `compact()` rewrites the file atomically with one
-line per live pair when superseded lines pile up.
+later line wins) or a deletion (`{"id": ..., "deleted": true}`). Appends go
+through `tunewiz.journal`: all or nothing, and never onto a torn last line (that
+is set aside in a side file first; `notices` says where). A torn line is skipped
+on load. `compact()` rewrites the file atomically with one line per live pair
+when superseded lines pile up.
 """
 
 from __future__ import annotations
@@ -16,24 +17,35 @@ import os
 import re
 import statistics
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from tunewiz.journal import append_lines, torn_tail_notice
 from tunewiz.project import atomic_write_text
 
 STATUSES = ("pending", "accepted", "rejected")
 
 
+_last_stamp: tuple[int, str] = (0, "")
+
+
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    """The time now, to the second (UTC). Pairs made in the same second share one string: 200k
+    imported pairs would otherwise hold 400k copies of it."""
+    global _last_stamp
+    now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    second = int(now.timestamp())
+    if _last_stamp[0] != second:
+        _last_stamp = (second, now.isoformat())
+    return _last_stamp[1]
 
 
 def new_pair_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a big project holds hundreds of thousands of these
 class Pair:
     """One question/answer pair and where it came from."""
 
@@ -51,7 +63,9 @@ class Pair:
     updated: str = field(default_factory=now_iso)
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        record = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        record["scores"] = dict(self.scores)  # a copy, as asdict would give (and 3x faster)
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Pair":
@@ -64,15 +78,27 @@ class PairStore:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self._pairs: dict[str, Pair] = {}
+        self._loaded: dict[str, Pair] = {}
+        self._stale = False
+        """Pairs were streamed in (append_pairs) and not kept: reload before reading them."""
+        self._live = 0
         self._lines = 0
         self.torn_lines: list[int] = []
+        self.notices: list[str] = []
+        """What a write had to do to keep data safe (a torn tail set aside), for the user to read."""
         self.load()
 
     # -- reading
 
+    @property
+    def _pairs(self) -> dict[str, Pair]:
+        if self._stale:
+            self.load()
+        return self._loaded
+
     def load(self) -> None:
-        self._pairs.clear()
+        self._stale = False
+        self._loaded = {}
         self._lines = 0
         self.torn_lines = []
         if not self.path.exists():
@@ -85,16 +111,16 @@ class PairStore:
                 try:
                     record = json.loads(line)
                     if record.get("deleted"):
-                        self._pairs.pop(record["id"], None)
+                        self._loaded.pop(record["id"], None)
                     else:
                         pair = Pair.from_record(record)
-                        self._pairs[pair.id] = pair
+                        self._loaded[pair.id] = pair
                 except (ValueError, KeyError, TypeError, AttributeError):
                     # A line cut short by a crash mid-write: skip it, keep the rest.
                     self.torn_lines.append(number)
 
     def __len__(self) -> int:
-        return len(self._pairs)
+        return self._live if self._stale else len(self._loaded)
 
     def __iter__(self) -> Iterator[Pair]:
         return iter(list(self._pairs.values()))
@@ -120,16 +146,29 @@ class PairStore:
 
     # -- writing
 
-    def _append_records(self, records: Iterable[dict[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        if not lines:
-            return
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self._lines += lines.count("\n")
+    def _append_records(self, records: Iterable[dict[str, Any]]) -> int:
+        """Append records, all or nothing; returns how many lines were stored."""
+        written, side = append_lines(self.path, (json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        if side is not None:
+            self.notices.append(torn_tail_notice(self.path, side))
+        self._lines += written
+        return written
+
+    def append_pairs(self, pairs: Iterable[Pair]) -> int:
+        """Append new pairs as they come without keeping them (an import of a big file); all or
+        nothing. Returns how many were stored; the next read of the pairs reloads the journal."""
+        live = len(self)
+
+        def records():
+            for pair in pairs:
+                if pair.status not in STATUSES:
+                    raise ValueError(f"pair {pair.id}: status must be one of {', '.join(STATUSES)}")
+                yield pair.to_record()
+
+        written = self._append_records(records())
+        if written:
+            self._loaded, self._stale, self._live = {}, True, live + written  # new ids: nothing replaced
+        return written
 
     def add(self, pairs: Iterable[Pair]) -> list[Pair]:
         pairs = list(pairs)
@@ -239,21 +278,30 @@ FACT_ANSWER_WORDS = 40
 
 def detect_kind(pairs: list[Pair]) -> tuple[str, str]:
     """('facts' or 'skill', why) for `dataset.kind = auto`."""
-    if not pairs:
+    return kind_from_answers([len(p.answer.split()) for p in pairs],
+                             sum(1 for p in pairs if formatted_answer(p.answer)))
+
+
+def kind_from_answers(lengths: list[int], formatted: int) -> tuple[str, str]:
+    """detect_kind from the answers' word counts and how many hold code or lists."""
+    if not lengths:
         return "facts", "no pairs yet"
-    lengths = [len(p.answer.split()) for p in pairs]
     median = statistics.median(lengths)
-    formatted = sum(1 for p in pairs if _formatted(p.answer)) / len(pairs)
-    if median <= FACT_ANSWER_WORDS and formatted <= 0.2:
+    share = formatted / len(lengths)
+    if median <= FACT_ANSWER_WORDS and share <= 0.2:
         return "facts", (f"answers are short statements (median {median:g} words): knowledge to recall, "
                          "judged on reworded questions")
-    why = (f"{formatted:.0%} of answers hold code or lists" if formatted > 0.2
+    why = (f"{share:.0%} of answers hold code or lists" if share > 0.2
            else f"answers are long (median {median:g} words)")
     return "skill", f"{why}: a skill, judged on held-out pairs"
 
 
-def _formatted(text: str) -> bool:
-    return "```" in text or bool(re.search(r"^\s*(?:[-*•]|\d+[.)])\s", text, re.MULTILINE))
+def formatted_answer(text: str) -> bool:
+    """Whether an answer holds code or a list (a sign of skill data)."""
+    return "```" in text or bool(_LIST_ITEM.search(text))
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s", re.MULTILINE)
 
 
 def project_kind(project, pairs: list[Pair]) -> tuple[str, str]:

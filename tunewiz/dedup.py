@@ -110,6 +110,24 @@ def near_duplicate_groups(texts: Sequence[str], threshold: float = 0.7) -> list[
     return [g for g in groups.values() if len(g) > 1]
 
 
+class ExactKeys:
+    """The exact-duplicate keys of the pairs seen so far, 8 bytes of digest each: what an import of
+    hundreds of thousands of rows needs (no near-duplicate structures, a few MB for 200k pairs)."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()):
+        self._digests: set[int] = set()
+        for question, answer in pairs:
+            self.add_if_new(question, answer)
+
+    def add_if_new(self, question: str, answer: str) -> bool:
+        """Remember a pair; False when an equal one (after normalization) was seen before."""
+        digest = int.from_bytes(hashlib.blake2b(pair_key(question, answer).encode(), digest_size=8).digest(), "big")
+        if digest in self._digests:
+            return False
+        self._digests.add(digest)
+        return True
+
+
 class DuplicateIndex:
     """Remembers the pairs seen so far and says whether a new one repeats one of them.
 

@@ -1,5 +1,43 @@
 """The one error type the CLI and the TUI show to a person as a message, not a traceback."""
 
+from __future__ import annotations
+
+import errno
+import re
+
+DISK_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EIO: "an input/output error (a failing disk?)",
+}
+"""The errors of a disk a person can do something about, and how to say them."""
+
 
 class TunewizError(Exception):
     """A problem the user can fix; the message says what and where (file, line or key)."""
+
+
+class DiskError(TunewizError):
+    """A file could not be written (a full or read-only disk, no permission)."""
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_REASONS
+
+
+def disk_error(exc: OSError, outcome: str, path: object = None) -> DiskError:
+    """The message for a failed write: the path (`path` when the error names none), the reason,
+    and what that leaves (`outcome`)."""
+    where = exc.filename or path or "a file"
+    return DiskError(f"could not write {where}: {DISK_REASONS.get(exc.errno, exc.strerror)}; {outcome}")
+
+
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the user name and password of any URL in it hidden (`https://***@host/...`)."""
+    return _URL_USERINFO.sub(r"\g<scheme>***@", text)

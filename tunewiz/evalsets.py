@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator
 
 from tunewiz.dataset import Pair, new_pair_id, now_iso, split_position
 from tunewiz.errors import TunewizError
+from tunewiz.journal import append_lines, torn_tail_notice
 from tunewiz.questions import looks_like_question
 from tunewiz.scoring import tokens
 
@@ -156,6 +157,7 @@ class RewordingStore:
         self.path = Path(path)
         self._items: dict[str, Rewording] = {}
         self.torn_lines: list[int] = []
+        self.notices: list[str] = []
         if self.path.exists():
             with self.path.open("r", encoding="utf-8", errors="replace") as handle:
                 for number, line in enumerate(handle, start=1):
@@ -182,14 +184,9 @@ class RewordingStore:
         items = list(items)
         if not items:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a+b") as handle:
-            handle.seek(0, os.SEEK_END)
-            if handle.tell() and (handle.seek(-1, os.SEEK_END) or handle.read(1) != b"\n"):
-                handle.write(b"\n")  # a torn last line stays torn instead of swallowing the next record
-            handle.write("".join(json.dumps(i.to_record(), ensure_ascii=False) + "\n" for i in items).encode())
-            handle.flush()
-            os.fsync(handle.fileno())
+        _, side = append_lines(self.path, (json.dumps(i.to_record(), ensure_ascii=False) + "\n" for i in items))
+        if side is not None:
+            self.notices.append(torn_tail_notice(self.path, side))
         for item in items:
             self._items[item.id] = item
 

@@ -9,17 +9,20 @@ Out: csv, jsonl, alpaca, sharegpt, openai.
 
 A bad row never stops an import: it is reported with its line (or item) number and
 skipped, and the good rows come through. A file that cannot be read at all (empty,
-binary, broken JSON document) is one clear error naming the file.
+binary, broken JSON document, text in an encoding other than UTF-8 or one its
+byte-order mark names) is one clear error naming the file; `encoding=` reads
+text in another encoding when the user says which.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from tunewiz.dataset import Pair
 from tunewiz.errors import TunewizError
@@ -49,26 +52,68 @@ class ReadResult:
 
 # ---------------------------------------------------------------- reading
 
-def _read_text(path: Path) -> tuple[str, bool]:
-    """The file's text and whether every byte was valid UTF-8 (bad bytes kept as surrogates)."""
+BOMS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),  # before UTF-16's: same start
+        (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"), (b"\xef\xbb\xbf", "utf-8"))
+"""Byte-order marks and the encodings they announce (what spreadsheets write as "Unicode text")."""
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, or a FormatError that says why not (a folder, a symlink loop, no permission)."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FormatError(f"{path}: is a folder; give the file of pairs inside it") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FormatError(f"{path}: a symbolic link that points back to itself (a loop)") from None
         raise FormatError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _read_text(path: Path, encoding: str | None = None) -> str:
+    """The file's text, decoded by its byte-order mark, by `encoding`, or as UTF-8.
+
+    Text in another encoding is an error naming the likely one: a silent guess would import
+    wrong characters."""
+    data = _read_bytes(path)
     if not data.strip():
         raise FormatError(f"{path}: the file is empty")
-    if b"\x00" in data[:8192]:
+    if encoding:
+        try:
+            return data.decode(encoding).removeprefix("\ufeff")
+        except LookupError:
+            raise FormatError(f"{encoding!r}: not an encoding Python knows (e.g. utf-16, cp1252, latin-1)") from None
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"{path}: byte {exc.start} is not {encoding} text ({exc.reason})") from None
+    for bom, name in BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(name)
+            except UnicodeDecodeError as exc:
+                raise FormatError(f"{path}: starts as {name} text but byte {exc.start} is not ({exc.reason})") from None
+    head = data[:8192]
+    if b"\x00" in head:
+        if head[1::2].count(0) > len(head) // 4 or head[0::2].count(0) > len(head) // 4:
+            raise FormatError(f"{path}: looks like UTF-16 text without a byte-order mark; import it with "
+                              "`--encoding utf-16-le` (or utf-16-be)")
         raise FormatError(f"{path}: looks like a binary file, not text (CSV, JSON or JSONL expected)")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
     try:
-        return data.decode("utf-8"), True
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        guess = _likely_encoding(data)
+        raise FormatError(f"{path}: line {line}: not UTF-8 text (byte {exc.start}); it looks like {guess}. "
+                          f"Import it with `--encoding {guess}`, or save it as UTF-8") from None
+
+
+def _likely_encoding(data: bytes) -> str:
+    """A likely name for text that is not UTF-8, to suggest (never used without the user saying so)."""
+    try:
+        data.decode("cp1252")
+        return "cp1252"  # Windows' Western European; a superset of latin-1 for text
     except UnicodeDecodeError:
-        return data.decode("utf-8", errors="surrogateescape"), False
-
-
-def _has_bad_bytes(*texts: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for t in texts for ch in t)
+        return "latin-1"
 
 
 def _pick(record: dict[str, Any], names: Iterable[str]) -> str | None:
@@ -136,27 +181,22 @@ def _exchanges(turns: list[tuple[Any, Any]], user: str, assistant: str, system: 
     return found
 
 
-def _make_pairs(triples: list[tuple[str, str, str]], source: str, where: str,
-                result: ReadResult) -> None:
+def _pairs_of(triples: list[tuple[str, str, str]], source: str, where: str) -> Iterator[Pair | RowProblem]:
     for system, question, answer in triples:
-        if _has_bad_bytes(system, question, answer):
-            result.problems.append(RowProblem(where, "not valid UTF-8 text (wrong encoding?)"))
-        elif not question.strip():
-            result.problems.append(RowProblem(where, "the question is empty"))
+        if not question.strip():
+            yield RowProblem(where, "the question is empty")
         elif not answer.strip():
-            result.problems.append(RowProblem(where, "the answer is empty"))
+            yield RowProblem(where, "the answer is empty")
         else:
-            result.pairs.append(Pair(question=question.strip(), answer=answer.strip(),
-                                     system=system.strip(), source=source))
+            yield Pair(question=question.strip(), answer=answer.strip(), system=system.strip(), source=source)
 
 
-def read_csv(path: Path) -> ReadResult:
-    text, _ = _read_text(path)
-    result = ReadResult()
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+def iter_csv(path: Path, encoding: str | None = None) -> Iterator[Pair | RowProblem]:
+    lines = _read_text(path, encoding).splitlines(keepends=True)  # the text itself is not kept
+    reader = csv.reader(iter(lines), strict=True)
     try:
         header = next(reader)
-    except csv.Error as exc:
+    except (csv.Error, StopIteration) as exc:
         raise FormatError(f"{path}: line 1: cannot read the header ({exc})") from None
     columns = [h.strip().lower() for h in header]
     q_col = next((columns.index(c) for c in QUESTION_COLUMNS if c in columns), None)
@@ -166,7 +206,6 @@ def read_csv(path: Path) -> ReadResult:
                           f"(or instruction/output, prompt/response); found {', '.join(header)}")
     s_col = columns.index("system") if "system" in columns else None
     in_col = columns.index("input") if "input" in columns and columns[q_col] == "instruction" else None
-    lines = text.splitlines(keepends=True)
     line = reader.line_num  # physical lines consumed so far
     base = 0  # physical lines skipped before the current reader started
     while line < len(lines):
@@ -177,9 +216,9 @@ def read_csv(path: Path) -> ReadResult:
             break
         except csv.Error as exc:
             # Report the row, then carry on reading from the line after the one it started on.
-            result.problems.append(RowProblem(f"line {start}", f"broken quoting ({exc})"))
+            yield RowProblem(f"line {start}", f"broken quoting ({exc})")
             line = start
-            reader = csv.reader(io.StringIO("".join(lines[line:]), newline=""), strict=True)
+            reader = csv.reader(iter(lines[line:]), strict=True)
             base = line
             continue
         line = reader.line_num + base
@@ -187,20 +226,17 @@ def read_csv(path: Path) -> ReadResult:
             continue
         where = f"line {start}"
         if len(row) <= max(q_col, a_col):
-            result.problems.append(RowProblem(where, f"only {len(row)} columns; the answer is missing"))
+            yield RowProblem(where, f"only {len(row)} columns; the answer is missing")
             continue
         question = row[q_col]
         if in_col is not None and in_col < len(row) and row[in_col].strip():
             question = f"{question}\n\n{row[in_col]}"
         system = row[s_col] if s_col is not None and s_col < len(row) else ""
-        _make_pairs([(system, question, row[a_col])], f"{path.name}:{start}", where, result)
-    return result
+        yield from _pairs_of([(system, question, row[a_col])], f"{path.name}:{start}", where)
 
 
-def read_jsonl(path: Path) -> ReadResult:
-    text, _ = _read_text(path)
-    result = ReadResult()
-    for number, line in enumerate(text.splitlines(), start=1):
+def iter_jsonl(path: Path, encoding: str | None = None) -> Iterator[Pair | RowProblem]:
+    for number, line in enumerate(_read_text(path, encoding).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"line {number}"
@@ -208,59 +244,79 @@ def read_jsonl(path: Path) -> ReadResult:
             record = json.loads(line)
             triples = pairs_from_record(record)
         except json.JSONDecodeError as exc:
-            result.problems.append(RowProblem(where, f"not valid JSON ({exc.msg})"))
+            yield RowProblem(where, f"not valid JSON ({exc.msg})")
             continue
         except ValueError as exc:
-            result.problems.append(RowProblem(where, str(exc)))
+            yield RowProblem(where, str(exc))
             continue
-        _make_pairs(triples, f"{path.name}:{number}", where, result)
-    return result
+        yield from _pairs_of(triples, f"{path.name}:{number}", where)
 
 
-def read_json(path: Path) -> ReadResult:
+def iter_json(path: Path, encoding: str | None = None) -> Iterator[Pair | RowProblem]:
     """A JSON document: a list of records (Alpaca, ShareGPT, or QA objects)."""
-    text, _ = _read_text(path)
+    text = _read_text(path, encoding)
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    del text
     if isinstance(document, dict):
         document = next((v for v in document.values() if isinstance(v, list)), [document])
     if not isinstance(document, list):
         raise FormatError(f"{path}: expected a JSON list of records")
-    result = ReadResult()
     for number, record in enumerate(document, start=1):
         where = f"item {number}"
         try:
             triples = pairs_from_record(record)
         except ValueError as exc:
-            result.problems.append(RowProblem(where, str(exc)))
+            yield RowProblem(where, str(exc))
             continue
-        _make_pairs(triples, f"{path.name}#{number}", where, result)
+        yield from _pairs_of(triples, f"{path.name}#{number}", where)
+
+
+def read_pairs(path: str | Path, encoding: str | None = None) -> ReadResult:
+    """Read any supported file, choosing the reader by extension (and content for .json).
+
+    `encoding` is for text that is neither UTF-8 nor marked by a byte-order mark."""
+    result = ReadResult()
+    for item in iter_pairs(path, encoding):
+        (result.problems if isinstance(item, RowProblem) else result.pairs).append(item)
     return result
 
 
-def read_pairs(path: str | Path) -> ReadResult:
-    """Read any supported file, choosing the reader by extension (and content for .json)."""
+def iter_pairs(path: str | Path, encoding: str | None = None) -> Iterator[Pair | RowProblem]:
+    """The pairs and bad rows of a file one by one, in file order (imports stream through this).
+
+    Errors about the whole file (FormatError) come before the first item."""
     path = Path(path)
-    if not path.exists():
-        raise FormatError(f"{path}: no such file")
+    _read_bytes_check(path)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        return read_csv(path)
-    if suffix in (".jsonl", ".ndjson"):
-        return read_jsonl(path)
-    if suffix == ".json":
+        reader = iter_csv
+    elif suffix in (".jsonl", ".ndjson"):
+        reader = iter_jsonl
+    elif suffix == ".json":
         # A list is one JSON document; an object per line is JSONL saved as .json.
-        text, _ = _read_text(path)
-        first = text.lstrip()[:1]
-        return read_json(path) if first == "[" or (first == "{" and _is_one_document(text)) else read_jsonl(path)
-    raise FormatError(f"{path}: unknown file type '{suffix}' (expected .csv, .jsonl or .json)")
+        head = _read_text(path, encoding).lstrip()[:1]
+        reader = iter_json if head == "[" or (head == "{" and _is_one_document(path, encoding)) else iter_jsonl
+    else:
+        raise FormatError(f"{path}: unknown file type '{suffix or '(no extension)'}' "
+                          "(expected .csv, .jsonl or .json)")
+    yield from reader(path, encoding)
 
 
-def _is_one_document(text: str) -> bool:
+def _read_bytes_check(path: Path) -> None:
+    """The errors of a path that is not a readable file, before its name is looked at."""
     try:
-        json.loads(text)
+        with path.open("rb"):
+            pass
+    except OSError:
+        _read_bytes(path)  # raises the FormatError that says why
+
+
+def _is_one_document(path: Path, encoding: str | None) -> bool:
+    try:
+        json.loads(_read_text(path, encoding))
         return True
     except json.JSONDecodeError:
         return False

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
-from tunewiz.dataset import PairStore
-from tunewiz.dedup import DuplicateIndex
-from tunewiz.formats import RowProblem, read_pairs
+from tunewiz.dataset import Pair, PairStore
+from tunewiz.dedup import ExactKeys
+from tunewiz.errors import disk_error, is_disk_error
+from tunewiz.formats import RowProblem, iter_pairs
 
 
 @dataclass
@@ -17,6 +19,8 @@ class ImportReport:
     duplicates: int = 0
     """Rows that repeat a pair already in the project or earlier in the file (after normalization)."""
     problems: list[RowProblem] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    """What the store had to do to keep earlier data safe (a torn last line set aside)."""
 
     def summary(self) -> str:
         parts = [f"{self.file}: added {self.added} pairs"]
@@ -27,20 +31,32 @@ class ImportReport:
         return ", ".join(parts)
 
 
-def import_file(store: PairStore, path: str | Path, status: str = "pending") -> ImportReport:
-    """Add the pairs of `path` to `store`; bad rows are reported, duplicates counted, nothing removed."""
+def import_file(store: PairStore, path: str | Path, status: str = "pending",
+                encoding: str | None = None) -> ImportReport:
+    """Add the pairs of `path` to `store`; bad rows are reported, duplicates counted, nothing removed.
+
+    The file streams into the journal (no list of all its pairs is held), all or nothing: an
+    unreadable file, a failed write or Ctrl-C leave the store's journal as it was."""
     path = Path(path)
-    result = read_pairs(path)
-    report = ImportReport(file=path, problems=result.problems)
-    seen = DuplicateIndex((p.question, p.answer) for p in store)
-    fresh = []
-    for pair in result.pairs:
-        if seen.is_exact(pair.question, pair.answer):
-            report.duplicates += 1
-            continue
-        seen.add(pair.question, pair.answer)
-        pair.status = status
-        fresh.append(pair)
-    store.add(fresh)
-    report.added = len(fresh)
+    report = ImportReport(file=path)
+    seen = ExactKeys((p.question, p.answer) for p in store)
+
+    def fresh() -> Iterator[Pair]:
+        for item in iter_pairs(path, encoding):
+            if isinstance(item, RowProblem):
+                report.problems.append(item)
+            elif not seen.add_if_new(item.question, item.answer):
+                report.duplicates += 1
+            else:
+                item.status = status
+                yield item
+
+    before = len(store.notices)
+    try:
+        report.added = store.append_pairs(fresh())
+    except OSError as exc:
+        if not is_disk_error(exc):
+            raise
+        raise disk_error(exc, f"nothing was imported from {path}; the project's pairs are as they were") from None
+    report.notices = store.notices[before:]
     return report

@@ -12,6 +12,7 @@ import datetime as _dt
 import difflib
 import fcntl
 import os
+import re
 import sys
 import tempfile
 import typing
@@ -26,7 +27,7 @@ else:  # pragma: no cover - Python 3.10
 
 import tomli_w
 
-from tunewiz.errors import TunewizError
+from tunewiz.errors import TunewizError, disk_error, is_disk_error
 from tunewiz.schema import SCHEMA_VERSION, SECTIONS
 
 PROJECT_FILE = "tunewiz.toml"
@@ -74,6 +75,9 @@ def _type_name(t: Any) -> str:
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(t, "a list of strings")
 
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def check_value(section: str, key: str, value: Any) -> Any:
     """Check one value against the schema; return it (ints widened to floats where a number is due).
 
@@ -96,6 +100,11 @@ def check_value(section: str, key: str, value: Any) -> Any:
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError(f"{where} must be a finite number, got {value!r}")
     elif want is str:
+        if spec.metadata.get("env_name") and isinstance(value, str) and value and not ENV_NAME.fullmatch(value):
+            # Never echoed: what was typed here is most likely the key itself.
+            raise ValueError(f"{where} must be the name of an environment variable (letters, digits and _), "
+                             "and this looks like a key itself: put the key in an environment variable "
+                             "(`export MY_API_KEY=...`) and name the variable here")
         if not isinstance(value, str):
             raise ValueError(f"{where} must be a string, got {value!r}")
     else:  # list[str]
@@ -233,7 +242,12 @@ class Project:
 
     def save(self) -> None:
         """Write the project file atomically: a temp file beside it, fsync, rename."""
-        atomic_write_text(self.file, tomli_w.dumps(self.config.to_dict()))
+        try:
+            atomic_write_text(self.file, tomli_w.dumps(self.config.to_dict()))
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            raise disk_error(exc, f"{self.file} is unchanged", self.file) from None
 
     def set(self, dotted_key: str, value: Any) -> None:
         """Set `section.key` to a value (checked) in memory; call save() to keep it."""
@@ -260,7 +274,12 @@ class Project:
         if self._lock_fd is not None:
             return self
         path = self.root / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            raise disk_error(exc, "the project cannot be changed from here (reading it still works)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -269,8 +288,11 @@ class Project:
             raise ProjectLockedError(
                 f"{self.root}: the project is open for writing by {who}; "
                 "close it there first (reading is still fine)") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} ({holder})".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} ({holder})".encode())
+        except OSError:
+            pass  # a full disk: the lock holds without the note of who holds it
         self._lock_fd = fd
         return self
 

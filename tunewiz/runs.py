@@ -6,6 +6,7 @@ process lives in `tunewiz.training`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ RUN_CONFIG_FILE = "run.json"
 """The run's configuration snapshot (base model, base_dir, template, data split, LoRA, hyperparameters)."""
 CHECKPOINTS_DIR = "checkpoints"
 COMPLETE_MARKER = "COMPLETE"
-"""Written last into a checkpoint folder; a checkpoint without it is ignored."""
+"""Written last into a checkpoint folder; a checkpoint without it is ignored. It holds the trainer
+state and, under "files", the size and SHA-256 of every other file (checkpoints written before
+checksums existed have none; they are checked for structure only)."""
 
 ACTIVE_STATES = ("starting", "running", "stopping")
 
@@ -136,3 +139,63 @@ def list_runs(runs_dir: Path) -> list[Run]:
     if not runs_dir.is_dir():
         return []
     return [Run(p) for p in sorted(runs_dir.iterdir()) if (p / STATUS_FILE).exists()]
+
+
+# ---------------------------------------------------------------- checkpoint integrity
+
+def file_digests(folder: Path) -> dict[str, dict[str, Any]]:
+    """Name -> {size, sha256} of the files of a checkpoint folder (the marker excluded)."""
+    digests = {}
+    for file in sorted(folder.iterdir()):
+        if file.is_file() and file.name != COMPLETE_MARKER:
+            digests[file.name] = {"size": file.stat().st_size, "sha256": _sha256(file)}
+    return digests
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_damage(folder: Path) -> str | None:
+    """What is wrong with a complete checkpoint's files (naming the file), or None when it is intact."""
+    try:
+        marker = json.loads((folder / COMPLETE_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{folder / COMPLETE_MARKER} is unreadable"
+    for name, want in (marker.get("files") or {}).items():
+        file = folder / name
+        if not file.is_file():
+            return f"{file} is missing"
+        if file.stat().st_size != want["size"]:
+            return f"{file} is damaged ({file.stat().st_size:,} bytes, {want['size']:,} when it was saved)"
+        if _sha256(file) != want["sha256"]:
+            return f"{file} is damaged (its contents changed since it was saved)"
+    return _structure_damage(folder)
+
+
+def _structure_damage(folder: Path) -> str | None:
+    """Checks that need no checksum: the adapter's config parses and its weights file is whole."""
+    config = folder / "adapter_config.json"
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"{config} is missing"
+    except (OSError, ValueError) as exc:
+        return f"{config} is damaged ({exc})"
+    weights = folder / "adapter_model.safetensors"
+    try:
+        with weights.open("rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(size))
+    except FileNotFoundError:
+        return f"{weights} is missing"
+    except (OSError, ValueError):
+        return f"{weights} is damaged (its header is unreadable)"
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if weights.stat().st_size < 8 + size + end:
+        return f"{weights} is damaged (cut short: {weights.stat().st_size:,} of {8 + size + end:,} bytes)"
+    return None

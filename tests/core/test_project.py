@@ -98,8 +98,10 @@ def test_save_is_atomic_a_failed_write_keeps_the_old_file(project, monkeypatch):
     def broken_fsync(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "fsync", broken_fsync)  # a full disk can't be produced on demand
-    with pytest.raises(OSError):
+    monkeypatch.setattr(os, "fsync", broken_fsync)  # the fsync of the new file (tests/core/test_faults.py fills a disk)
+    from tunewiz.errors import DiskError
+
+    with pytest.raises(DiskError, match="the disk is full.*tunewiz.toml is unchanged"):
         project.save()
     monkeypatch.undo()
     assert project.file.read_bytes() == before

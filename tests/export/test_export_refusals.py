@@ -108,3 +108,40 @@ def test_existing_export_is_not_overwritten(tiny_project):
     with pytest.raises(TunewizError, match="already exists.*--force"):
         export_model(project)
     assert (existing / "Modelfile").read_text() == "mine"
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("truncate-weights", r"adapter_model\.safetensors is damaged \(cut short"),
+    ("broken-config", r"adapter_config\.json is damaged"),
+    ("missing-weights", r"adapter_model\.safetensors is missing"),
+])
+def test_damaged_checkpoint_is_refused_naming_the_file(tiny_project, damage, message):
+    """Checkpoints from before checksums existed: the structure alone tells a damaged file."""
+    project, _base = tiny_project
+    folder = project.runs_dir / "20260101-000000-aaaa" / "checkpoints" / "checkpoint-30"
+    weights = folder / "adapter_model.safetensors"
+    if damage == "truncate-weights":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "broken-config":
+        (folder / "adapter_config.json").write_text('{"r": 4, "lora_al')
+    else:
+        weights.unlink()
+    with pytest.raises(TunewizError, match=r"checkpoint 30 of run .* cannot be exported: .*" + message):
+        export_model(project)
+    assert _nothing_written(project)
+
+
+def test_checksums_in_the_marker_catch_a_changed_byte(tiny_project):
+    from tunewiz.runs import COMPLETE_MARKER, checkpoint_damage, file_digests
+
+    project, _base = tiny_project
+    folder = project.runs_dir / "20260101-000000-aaaa" / "checkpoints" / "checkpoint-30"
+    (folder / COMPLETE_MARKER).write_text(json.dumps({"step": 30, "files": file_digests(folder)}))
+    assert checkpoint_damage(folder) is None
+    weights = folder / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # same size, one byte of a weight changed: only the checksum can tell
+    weights.write_bytes(bytes(data))
+    with pytest.raises(TunewizError, match=r"adapter_model\.safetensors is damaged \(its contents changed"):
+        export_model(project)
+    assert _nothing_written(project)

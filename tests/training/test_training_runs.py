@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import numbered_pairs
 from tunewiz.runs import COMPLETE_MARKER
 from tunewiz.training.launch import start_run, stop_run, wait_for_end
 
@@ -174,3 +175,62 @@ def test_the_memory_estimate_refuses_what_cannot_fit(make_project, tmp_path):
     result = subprocess.run([sys.executable, "-m", "tunewiz", "train", "-p", str(project.root)],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "will not fit" in result.stderr
+
+
+def test_one_run_per_project_unless_parallel(tiny_project):
+    from tunewiz.errors import TunewizError
+
+    tiny_project.set("hyperparameters.max_steps", 400)
+    tiny_project.set("hyperparameters.save_steps", 1000)
+    first = start_run(tiny_project)
+    try:
+        wait_until(lambda: first.is_alive())
+        with pytest.raises(TunewizError, match=f"run {first.id} of this project is still running.*--parallel"):
+            start_run(tiny_project)
+        with pytest.raises(TunewizError, match="still running"):
+            start_run(tiny_project, resume=True)
+        second = start_run(tiny_project, parallel=True)
+        wait_until(lambda: second.is_alive())
+        stop_run(second)
+        assert wait_for_end(second, 60) == "stopped"
+    finally:
+        if first.is_alive():
+            stop_run(first)
+        wait_for_end(first, 60)
+
+
+def test_resume_passes_over_a_damaged_checkpoint_to_the_newest_intact_one(tiny_project):
+    tiny_project.set("hyperparameters.max_steps", 10)
+    run = start_run(tiny_project)
+    assert wait_for_end(run, 120) == "finished", run.log_path.read_text()
+    damaged = run.checkpoints_dir / "checkpoint-10" / "optimizer.pt"
+    damaged.write_bytes(damaged.read_bytes()[:100])  # truncated, as a full disk or a bad copy leaves it
+    # Pretend the run stopped at 10 of 15 steps, so resume has work to do.
+    status = run.read_status()
+    status.state, status.max_steps = "stopped", 15
+    run.write_status(status)
+    config = run.read_config()
+    config["hyperparameters"]["max_steps"] = 15
+    run.config_path.write_text(json.dumps(config))
+    start_run(tiny_project, resume=run.id)
+    assert wait_for_end(run, 120) == "finished", run.log_path.read_text()
+    log = run.log_path.read_text()
+    assert f"passed over a damaged checkpoint: {damaged} is damaged" in log
+    assert "resuming from checkpoint-5" in log
+    assert train_steps(run) == list(range(1, 16))
+
+
+@pytest.mark.slow
+def test_a_loss_that_blows_up_stops_the_run(tmp_path, make_project):
+    """SmolLM2 (a tiny random model's loss cannot rise above chance): at learning rate 1.0 the
+    loss goes from about 1.7 to above 20 at step 2 and stays high."""
+    project = make_project(tmp_path / "proj", "smollm2-135m", numbered_pairs(8), **{
+        "hyperparameters.learning_rate": 1.0, "hyperparameters.max_grad_norm": 0.0,
+        "hyperparameters.max_steps": 14, "hyperparameters.save_steps": 100, "hyperparameters.batch_size": 4,
+        "hyperparameters.warmup_ratio": 0.0, "hyperparameters.lr_scheduler": "constant",
+        "evaluation.questions": 0, "evaluation.general_prompts": False, "hardware.threads": 2})
+    run = start_run(project)
+    assert wait_for_end(run, 300) == "failed", run.log_path.read_text()
+    message = run.read_status().message
+    assert "the loss blew up" in message and "learning_rate (now 1)" in message
+    assert max(train_steps(run)) < 14

@@ -69,7 +69,7 @@ class DataPane(StepPane):
         except (TunewizError, OSError) as exc:
             self.app.call_from_thread(self._import_failed, str(exc))
             return
-        lines = [report.summary()] + [f"  {p.where}: {p.reason}" for p in report.problems[:20]]
+        lines = report.notices + [report.summary()] + [f"  {p.where}: {p.reason}" for p in report.problems[:20]]
         if len(report.problems) > 20:
             lines.append(f"  ... and {len(report.problems) - 20} more")
         self.app.call_from_thread(self._imported, "\n".join(lines))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from tunewiz import __version__
-from tunewiz.errors import TunewizError
+from tunewiz.errors import TunewizError, disk_error, is_disk_error, redact_urls
 
 COMMAND_MODULES = (
     "tunewiz.cli.project_cmds",   # new, status, config, open
@@ -50,7 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except TunewizError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_urls(str(exc))}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away (`tunewiz pairs | head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        if not is_disk_error(exc):
+            raise
+        # Commands turn the writes they can undo into their own message; this is the rest.
+        print(f"error: {disk_error(exc, f'`tunewiz {args.command}` stopped there')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)

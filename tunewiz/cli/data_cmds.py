@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tunewiz.cli.common import add_project_arg, open_project, table
 from tunewiz.formats import EXPORT_FORMATS
@@ -16,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--status", default="pending", choices=("pending", "accepted"),
                    help="status of the imported pairs (default: pending)")
+    p.add_argument("--encoding", metavar="NAME",
+                   help="the files' text encoding when it is not UTF-8 and has no byte-order mark "
+                        "(e.g. cp1252, latin-1, utf-16-le)")
     p.set_defaults(handler=cmd_import)
 
     p = sub.add_parser("export-data", help="write the pairs to a file")
@@ -58,14 +62,19 @@ def cmd_import(args: argparse.Namespace) -> int:
     bad = 0
     try:
         for name in args.files:
-            report = import_file(store, name, status=args.status)
+            report = import_file(store, name, status=args.status, encoding=args.encoding)
+            for notice in report.notices:
+                print(f"note: {notice}", file=sys.stderr)
             print(report.summary())
             for problem in report.problems:
                 print(f"  {name}: {problem.where}: {problem.reason}")
             bad += len(report.problems)
     finally:
         project.unlock()  # callers in the same process (the demo, tests) may write next
-    print(f"The project now has {len(store)} pairs.")
+    from tunewiz.pairstats import pair_summary
+
+    # Read from the journal (the stats cache reads the new tail once, so `status` is quick next).
+    print(f"The project now has {pair_summary(project).total} pairs.")
     return 1 if bad else 0
 
 

@@ -10,7 +10,7 @@ import threading
 import time
 
 from tunewiz.cli.common import add_project_arg, open_project, table
-from tunewiz.errors import TunewizError
+from tunewiz.errors import TunewizError, redact_urls
 from tunewiz.generators.providers import PRESETS  # plain data: keeps `tunewiz --help` fast
 
 
@@ -69,7 +69,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     changed = _apply_options(project, args)
     if changed:
         project.save()
-        print("Saved to tunewiz.toml: " + "; ".join(changed))
+        print(redact_urls("Saved to tunewiz.toml: " + "; ".join(changed)))
     g = project.config.generator
     what = f"{len(g.documents)} document path(s)" if g.documents else f"{g.num_pairs} pairs about {g.topic!r}"
     print(f"Generating {what} with {g.provider} (Ctrl-C stops cleanly).")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tunewiz.cli.common import add_project_arg, open_project
-from tunewiz.errors import TunewizError
+from tunewiz.errors import TunewizError, redact_urls
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -128,13 +128,13 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     if args.key is None:
         project = open_project(args)
-        print(tomli_w.dumps(project.config.to_dict()), end="")
+        print(redact_urls(tomli_w.dumps(project.config.to_dict())), end="")
         return 0
     section, _, key = args.key.partition(".")
     if args.value is None:
         project = open_project(args)
         try:
-            print(project.get(args.key))
+            print(redact_urls(str(project.get(args.key))))
         except AttributeError:
             raise TunewizError(f"unknown key '{args.key}'") from None
         return 0
@@ -150,7 +150,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         project.save()
     finally:
         project.unlock()
-    print(f"{args.key} = {value!r}")
+    print(redact_urls(f"{args.key} = {value!r}"))
     return 0
 
 

@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus", type=int, help="processes/GPUs to train on (overrides hardware.gpus)")
     p.add_argument("--allow-over-memory", action="store_true",
                    help="start even when the memory estimate says it will not fit")
+    p.add_argument("--parallel", action="store_true",
+                   help="start even when another run of this project is still running")
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("runs", help="list training runs")
@@ -142,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     project = open_project(args)
     run = start_run(project, detach=args.detach, resume=args.resume, gpus=args.gpus,
-                    allow_over_memory=args.allow_over_memory)
+                    allow_over_memory=args.allow_over_memory, parallel=args.parallel)
     verb = "Resumed" if args.resume else "Started"
     print(f"{verb} run {run.id} (pid {run.read_status().pid}); files in {run.dir}")
     plan = run.read_config().get("plan")

@@ -31,6 +31,7 @@ from tunewiz.export import disk, gguf
 from tunewiz.export.modelfile import (MODELFILE, RUN_README, ollama_name, render_modelfile, run_readme,
                                       template_stops)
 from tunewiz.project import Project, atomic_write_text
+from tunewiz.runs import checkpoint_damage
 from tunewiz.templates import OLLAMA_TEMPLATES
 
 SIXTEEN_BIT = ("f32", "f16", "bf16")
@@ -66,6 +67,10 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
 
     # -- check everything before writing anything
     report, checkpoint = picked_checkpoint(project)
+    damage = checkpoint_damage(checkpoint.path)
+    if damage:
+        raise TunewizError(f"checkpoint {checkpoint.step} of run {report.run.id} cannot be exported: {damage}. "
+                           "Pick another with `tunewiz pick`, or resume the run to write new checkpoints")
     cfg = read_run_config(report.run)
     from tunewiz.export.merge import check_base
 

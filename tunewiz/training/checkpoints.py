@@ -1,13 +1,15 @@
 """Checkpoints: `checkpoints/checkpoint-<step>/`, written so that a crash never leaves one that looks whole.
 
 A checkpoint is written into `checkpoints/.tmp-checkpoint-<step>/`, every file fsynced,
-renamed to `checkpoint-<step>`, and only then gets its COMPLETE marker. Readers
-(resume, the checkpoint picker, export) ignore folders without the marker.
+renamed to `checkpoint-<step>`, and only then gets its COMPLETE marker, which also
+records the size and SHA-256 of every file. Readers (resume, the checkpoint picker,
+export) ignore folders without the marker; resume and export check the sums
+(`tunewiz.runs.checkpoint_damage`) and resume falls back to the newest intact one.
 
 Contents: the PEFT adapter (adapter_model.safetensors + adapter_config.json, via
 save_pretrained), optimizer.pt, scheduler.pt, rng_state.pt (plus scaler.pt under fp16)
 and trainer_state.json {step, epoch, val_loss, max_steps, world_size, time}.
-The COMPLETE marker holds the same JSON as trainer_state.json.
+The COMPLETE marker holds the same JSON as trainer_state.json plus "files" (name -> size, sha256).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tunewiz.runs import COMPLETE_MARKER, Run
+from tunewiz.runs import COMPLETE_MARKER, Run, checkpoint_damage, file_digests
 
 TRAINER_STATE = "trainer_state.json"
+DISK_FULL_BYTES = 64 * 2**20
+"""Less free space than this after a failed save: the disk filled up."""
 
 
 class DiskFullError(Exception):
@@ -52,20 +56,24 @@ def save_checkpoint(run: Run, step: int, model: Any, optimizer: Any, scheduler: 
         (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
         for file in tmp.iterdir():
             _fsync(file)
+        digests = file_digests(tmp)
         if final.exists():  # a checkpoint of the same step from before a resume: replace it
             shutil.rmtree(final)
         os.replace(tmp, final)
         _fsync(root)
         marker = final / COMPLETE_MARKER
-        marker.write_text(json.dumps(state) + "\n", encoding="utf-8")
+        marker.write_text(json.dumps({**state, "files": digests}) + "\n", encoding="utf-8")
         _fsync(marker)
         _fsync(final)
-    except OSError as exc:
+    except Exception as exc:
+        # torch and safetensors report a full disk as their own errors; the free space tells.
+        full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                or shutil.disk_usage(root).free < DISK_FULL_BYTES)
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(f"the disk is full: checkpoint-{step} could not be written in {root} "
-                                f"({exc.strerror}); earlier checkpoints are intact. Free some space, then "
-                                "continue with `tunewiz train --resume`") from None
+        if full:
+            raise DiskFullError(f"the disk is full: checkpoint-{step} could not be written in {root}; "
+                                "earlier checkpoints are intact. Free some space, then continue with "
+                                "`tunewiz train --resume`") from None
         raise
     return final
 
@@ -86,6 +94,15 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, scal
     if restore_rng:
         _set_rng_state(torch.load(path / "rng_state.pt", weights_only=False))
     return json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
+
+
+def intact_checkpoints(run: Run) -> tuple[list[Path], list[str]]:
+    """Complete checkpoints whose files match their marker, by step; and what is wrong with the others."""
+    intact, damaged = [], []
+    for path in run.complete_checkpoints():
+        problem = checkpoint_damage(path)
+        (damaged.append(problem) if problem else intact.append(path))
+    return intact, damaged
 
 
 def read_trainer_state(path: Path) -> dict[str, Any]:

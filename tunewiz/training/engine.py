@@ -28,6 +28,7 @@ from tunewiz.runs import Run, RunStatus, read_jsonl
 from tunewiz.training import checkpoints as ckpt
 from tunewiz.training import data as D
 from tunewiz.training.attention import pick_attention
+from tunewiz.training.divergence import DivergenceGuard
 from tunewiz.training.loss import answer_loss, keeps_logits_by_index
 
 DATA_FILE = "dataset.jsonl"
@@ -309,18 +310,19 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
                 module.cast_input_dtype_enabled = False
 
     start_step = 0
+    guard = DivergenceGuard()
     if resume:
         if dist.main:
             ckpt.remove_partial(run)
         dist.barrier()
-        complete = run.complete_checkpoints()
-        if complete:
-            state = ckpt.load_checkpoint(complete[-1], model, optimizer, scheduler, scaler,
-                                         restore_rng=dist.world == 1)
+        resumed = _load_newest_intact(run, model, optimizer, scheduler, scaler, dist, report)
+        if resumed is not None:
+            path, state = resumed
             if dist.world > 1:
                 torch.manual_seed(hp["seed"] + 7919 * state["step"] + dist.rank)
             start_step = state["step"]
-            report.log(f"resuming from {complete[-1].name}")
+            guard.reference = state.get("loss_reference")  # absent in older checkpoints: measured again
+            report.log(f"resuming from {path.name}")
         if dist.main:
             _truncate_metrics(run, start_step)
 
@@ -408,6 +410,8 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
                 f"the {what} became {value} at step {step}: training stopped. Lower "
                 f"hyperparameters.learning_rate (now {hp['learning_rate']:g}), use fp32 or bf16 instead of "
                 "fp16, or check the base model's weights")
+        if guard.diverged(step_loss):
+            raise TrainingFailed(guard.message(step_loss, step, hp["learning_rate"]))
         if scaler:
             scaler.step(optimizer)
             scaler.update()
@@ -442,7 +446,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
             if stopping:
                 report.set(state="stopping", message="saving a checkpoint before stopping", step=step)
             state = {"step": step, "epoch": epoch, "val_loss": last_val, "max_steps": max_steps,
-                     "world_size": dist.world, "time": now_iso()}
+                     "world_size": dist.world, "loss_reference": guard.reference, "time": now_iso()}
             if dist.main:
                 ckpt.save_checkpoint(run, step, model, optimizer, scheduler, state, scaler)
             dist.barrier()
@@ -463,6 +467,29 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
     report.set(state="finished", step=step, message=f"finished {max_steps} steps", ended=now_iso())
     report.log("finished")
     return "finished"
+
+
+def _load_newest_intact(run: Run, model, optimizer, scheduler, scaler, dist: Dist, report):
+    """Load the newest checkpoint whose files are whole, saying which damaged ones were passed over.
+
+    None when the run has no complete checkpoint (it starts from step 0); TrainingFailed when it
+    has some and none loads."""
+    intact, damaged = ckpt.intact_checkpoints(run)
+    for path in reversed(intact):
+        try:
+            state = ckpt.load_checkpoint(path, model, optimizer, scheduler, scaler, restore_rng=dist.world == 1)
+        except Exception as exc:  # a checkpoint from before checksums, damaged: torch's or safetensors' error
+            damaged.append(f"{path} does not load ({type(exc).__name__}: {str(exc)[:200]})")
+            continue
+        for problem in damaged:
+            report.log(f"passed over a damaged checkpoint: {problem}")
+        if damaged:
+            report.set(message=f"{len(damaged)} damaged checkpoint(s) passed over; resuming from {path.name}")
+        return path, state
+    if damaged:
+        raise TrainingFailed("no intact checkpoint to resume from: " + "; ".join(damaged)
+                             + ". Start a new run with `tunewiz train`")
+    return None
 
 
 def evaluate(model, examples: list[D.Example], batch_size: int, dist: Dist, target, autocast,

@@ -15,18 +15,21 @@ run.json keys (the contract other steps read):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import datetime as _dt
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tunewiz.errors import TunewizError
+from tunewiz.errors import TunewizError, disk_error, is_disk_error
 from tunewiz.project import Project, atomic_write_text
 from tunewiz.recommend import TrainingPlan, plan_training
 from tunewiz.runs import Run, RunStatus, list_runs
@@ -86,15 +89,21 @@ def prepare_run(project: Project, gpus: int) -> Run:
     trained on (`recall`, `reworded`, `general`: see tunewiz.training.recall)."""
     train, validation, plan, checks = plan_run(project, gpus)
     run = Run(project.runs_dir / new_run_id())
-    run.dir.mkdir(parents=True)
-    lines = [json.dumps({"id": p.id, "split": split, "question": p.question, "answer": p.answer,
-                         "system": p.system}, ensure_ascii=False) + "\n"
-             for split, pairs in (("train", train), ("validation", validation)) for p in pairs]
-    lines += [json.dumps(record, ensure_ascii=False) + "\n" for record in checks]
-    atomic_write_text(run.dir / DATA_FILE, "".join(lines))
-    atomic_write_text(run.config_path, json.dumps(run_config(project, run.id, train, validation, gpus, plan),
-                                                  indent=2) + "\n")
-    run.write_status(RunStatus(state="starting", message="starting the training process"))
+    try:
+        run.dir.mkdir(parents=True)
+        lines = [json.dumps({"id": p.id, "split": split, "question": p.question, "answer": p.answer,
+                             "system": p.system}, ensure_ascii=False) + "\n"
+                 for split, pairs in (("train", train), ("validation", validation)) for p in pairs]
+        lines += [json.dumps(record, ensure_ascii=False) + "\n" for record in checks]
+        atomic_write_text(run.dir / DATA_FILE, "".join(lines))
+        atomic_write_text(run.config_path, json.dumps(run_config(project, run.id, train, validation, gpus, plan),
+                                                      indent=2) + "\n")
+        run.write_status(RunStatus(state="starting", message="starting the training process"))
+    except BaseException as exc:
+        shutil.rmtree(run.dir, ignore_errors=True)  # no half-made run folder stays behind
+        if is_disk_error(exc):
+            raise disk_error(exc, "no run was started", run.dir) from None
+        raise
     return run
 
 
@@ -169,8 +178,10 @@ def find_run(project: Project, run_id: str | None = None) -> Run:
 
 
 def start_run(project: Project, *, detach: bool = True, resume: str | bool | None = None,
-              gpus: int | None = None, allow_over_memory: bool = False) -> Run:
+              gpus: int | None = None, allow_over_memory: bool = False, parallel: bool = False) -> Run:
     """Start a new run (or resume one) as a detached process; returns at once.
+
+    One run per project at a time: another live run is an error naming it, unless `parallel`.
 
     `detach` is accepted for the callers' clarity: the engine always runs detached, and a
     foreground caller follows its files (see `follow`).
@@ -180,19 +191,38 @@ def start_run(project: Project, *, detach: bool = True, resume: str | bool | Non
     from tunewiz.hardware import check_fits
 
     check_fits(project, gpus=gpus, allow=allow_over_memory or project.config.hardware.allow_over_memory)
-    if resume:
-        run = find_run(project, resume if isinstance(resume, str) else None)
-        if run.is_alive():
-            raise TunewizError(f"run {run.id} is still running (pid {run.read_status().pid}); "
-                               "stop it first with `tunewiz stop`")
-        (run.dir / STOP_FILE).unlink(missing_ok=True)
-        status = run.read_status()
-        status.state, status.message, status.ended = "starting", "resuming", ""
-        run.write_status(status)
-    else:
-        run = prepare_run(project, gpus)
-    spawn(run, gpus, resume=bool(resume))
+    with _start_lock(project):  # two `tunewiz train` at once: the second sees the first's pid
+        if not parallel:
+            running = [r for r in list_runs(project.runs_dir) if r.is_alive()]
+            if running:
+                raise TunewizError(f"run {running[-1].id} of this project is still running (pid "
+                                   f"{running[-1].read_status().pid}); follow it with `tunewiz logs -f`, stop it "
+                                   "with `tunewiz stop`, or start another beside it with `--parallel`")
+        if resume:
+            run = find_run(project, resume if isinstance(resume, str) else None)
+            if run.is_alive():
+                raise TunewizError(f"run {run.id} is still running (pid {run.read_status().pid}); "
+                                   "stop it first with `tunewiz stop`")
+            (run.dir / STOP_FILE).unlink(missing_ok=True)
+            status = run.read_status()
+            status.state, status.message, status.ended = "starting", "resuming", ""
+            run.write_status(status)
+        else:
+            run = prepare_run(project, gpus)
+        spawn(run, gpus, resume=bool(resume))
     return run
+
+
+
+@contextlib.contextmanager
+def _start_lock(project: Project):
+    project.runs_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(project.runs_dir / ".start.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def engine_command(run: Run, gpus: int, resume: bool) -> list[str]:

@@ -1,0 +1,82 @@
+"""Benchmark (not a test): importing big files of pairs, and reading a big project back.
+
+    python benchmarks/import.py                 # 10k, 100k and 200k rows
+    python benchmarks/import.py --rows 200000
+
+For each size a CSV of real-looking rows (about 230 bytes each: 215k rows are the 50 MB file of
+the no-loss issue) is imported into a new project by `tunewiz import` in its own process, then
+`tunewiz status` runs twice (the first reads the journal, the second may use the counts cache).
+Printed side by side with the targets:
+- import: rows per second and the process's peak memory, against 3x the bytes the kept pairs
+  take in the journal (the target) and the CSV's size;
+- `tunewiz status`: seconds for the first and the second call (target: under 1 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = ("tide", "harbour", "lamp", "keeper", "signal", "north", "rock", "beacon", "storm", "chart", "lens",
+         "fog", "horn", "stone", "island", "current", "vessel", "mile", "light", "rotation", "season", "pilot")
+
+
+def write_csv(path: Path, rows: int) -> None:
+    rng = random.Random(rows)
+    with path.open("w", encoding="utf-8") as out:
+        out.write("Question,Answer\n")
+        for i in range(rows):
+            q = " ".join(rng.choice(WORDS) for _ in range(12))
+            a = " ".join(rng.choice(WORDS) for _ in range(22))
+            out.write(f"What is the {q} number {i}?,\"The {a}, {i}.\"\n")
+
+
+def tunewiz(*args: str) -> tuple[float, int]:
+    """(seconds, peak memory in bytes) of one `tunewiz` command in its own process."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _MEASURED, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"tunewiz {' '.join(args)} failed:\n{done.stderr}")
+    return time.perf_counter() - started, int(done.stdout.strip().splitlines()[-1])
+
+
+# Runs the command in-process and prints its peak RSS (ru_maxrss is in KiB on Linux).
+_MEASURED = """
+import resource, sys
+from tunewiz.cli import main
+code = main(sys.argv[1:])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+sys.exit(code)
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 200_000])
+    args = parser.parse_args()
+    print(f"{'rows':>8} {'csv MB':>7} {'rows/s':>8} {'peak MB':>8} {'3x kept MB':>10} "
+          f"{'status 1st s':>12} {'status 2nd s':>12}")
+    for rows in args.rows:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            csv = tmp / "pairs.csv"
+            write_csv(csv, rows)
+            project = tmp / "proj"
+            subprocess.run([sys.executable, "-m", "tunewiz", "new", str(project), "-y"], check=True,
+                           capture_output=True)
+            seconds, peak = tunewiz("import", "-p", str(project), str(csv))
+            kept = (project / "data" / "pairs.jsonl").stat().st_size
+            first, _ = tunewiz("status", str(project))
+            second, _ = tunewiz("status", str(project))
+            print(f"{rows:>8} {csv.stat().st_size / 2**20:>7.1f} {rows / seconds:>8.0f} {peak / 2**20:>8.0f} "
+                  f"{3 * kept / 2**20:>10.0f} {first:>12.2f} {second:>12.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

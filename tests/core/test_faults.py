@@ -1,0 +1,220 @@
+"""Faults and bad inputs a demanding user meets: each ends in a message, and nothing made is lost.
+
+Full disks are real: a small tmpfs is mounted and filled (CI runs as root, so there these tests
+run; elsewhere they skip). Ctrl-C is raised at the real write call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tunewiz.cli import main
+from tunewiz.dataset import Pair, PairStore
+from tunewiz.formats import FormatError
+from tunewiz.imports import import_file
+from tunewiz.project import Project, ProjectError, create_project
+
+TORN = '{"question": "Half written q?", "answer": "Half wr'
+
+
+def write_csv(path: Path, rows: int, start: int = 0) -> Path:
+    path.write_text("Question,Answer\n" + "".join(f"Question {i}?,Answer {i}.\n" for i in range(start, start + rows)))
+    return path
+
+
+def three_pairs(project: Project) -> PairStore:
+    store = PairStore(project.pairs_path)
+    store.add([Pair(question=f"Q{i}?", answer=f"A{i}.") for i in range(3)])
+    return store
+
+
+@contextlib.contextmanager
+def small_disk(tmp_path: Path, size_kb: int):
+    """A real file system of `size_kb` KiB (tmpfs), unmounted after."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root (CI runs as root)")
+    mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path, leave: int = 0) -> None:
+    """Fill the file system of `folder` up to `leave` bytes."""
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    with open(folder / "filler", "wb") as handle:
+        try:
+            handle.write(b"\0" * max(free - leave, 0))
+            handle.flush()
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------- the pair journal
+
+def test_a_torn_last_line_is_set_aside_and_the_import_counts_what_is_stored(project, tmp_path, capsys):
+    three_pairs(project)
+    with project.pairs_path.open("a") as handle:
+        handle.write(TORN)
+    assert main(["import", "-p", str(project.root), str(write_csv(tmp_path / "two.csv", 2))]) == 0
+    out, err = capsys.readouterr()
+    assert "added 2 pairs" in out and "now has 5 pairs" in out
+    store = PairStore(project.pairs_path)
+    assert len(store) == 5 and not store.torn_lines
+    side = [p for p in project.pairs_path.parent.iterdir() if p.name.startswith("pairs.torn-")]
+    assert len(side) == 1 and side[0].read_text() == TORN + "\n"
+    assert str(side[0]) in err and "cut short" in err
+
+
+def test_ctrl_c_during_an_import_leaves_the_journal_as_it_was(project, tmp_path, monkeypatch):
+    import tunewiz.journal as journal
+
+    three_pairs(project)
+    before = project.pairs_path.read_bytes()
+    monkeypatch.setattr(journal, "CHUNK_BYTES", 64)  # many writes, so the interrupt lands mid-import
+    real_write, calls = journal._write_all, []
+
+    def interrupted(fd, data):
+        calls.append(len(data))
+        if len(calls) == 3:  # two chunks are on disk when Ctrl-C comes
+            raise KeyboardInterrupt
+        return real_write(fd, data)
+
+    monkeypatch.setattr(journal, "_write_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        import_file(PairStore(project.pairs_path), write_csv(tmp_path / "many.csv", 50))
+    assert project.pairs_path.read_bytes() == before
+    assert len(PairStore(project.pairs_path)) == 3
+
+
+def test_import_onto_a_full_disk_changes_nothing_and_says_so(tmp_path, capsys):
+    with small_disk(tmp_path, 512) as disk:
+        project = create_project(disk / "proj")
+        three_pairs(project)
+        before = project.pairs_path.read_bytes()
+        big = write_csv(tmp_path / "big.csv", 20_000)  # ~600 kB of journal: more than the disk holds
+        assert main(["import", "-p", str(project.root), str(big)]) == 2
+        err = capsys.readouterr().err
+        assert f"could not write {project.pairs_path}: the disk is full" in err
+        assert "nothing was imported" in err and "Traceback" not in err
+        assert project.pairs_path.read_bytes() == before
+
+
+def test_config_and_lock_on_a_full_disk(tmp_path, capsys):
+    with small_disk(tmp_path, 256) as disk:
+        project = create_project(disk / "proj")
+        before = project.file.read_bytes()
+        fill(disk)
+        assert main(["config", "-p", str(project.root), "hyperparameters.max_steps", "7"]) == 2
+        err = capsys.readouterr().err
+        assert "the disk is full" in err and f"{project.file} is unchanged" in err
+        assert project.file.read_bytes() == before
+        assert not [p for p in project.root.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_train_on_a_full_disk_leaves_no_run_folder(tmp_path, capsys):
+    with small_disk(tmp_path, 256) as disk:
+        project = create_project(disk / "proj", {"dataset.kind": "skill"})
+        three_pairs(project)
+        fill(disk, leave=0)
+        assert main(["train", "-p", str(project.root), "--detach"]) == 2
+        err = capsys.readouterr().err
+        assert "the disk is full" in err and "no run was started" in err and "Traceback" not in err
+        assert not [p for p in project.runs_dir.iterdir() if p.is_dir()] if project.runs_dir.exists() else True
+
+
+# ---------------------------------------------------------------- secrets
+
+def test_a_key_pasted_as_the_variable_name_is_refused_without_echoing_it(project, capsys):
+    key = "sk-proj-Abc123DEF456ghi789"
+    assert main(["config", "-p", str(project.root), "generator.api_key_env", key]) == 2
+    err = capsys.readouterr().err
+    assert "looks like a key itself" in err and key not in err
+    assert key not in project.file.read_text()
+    assert main(["config", "-p", str(project.root), "generator.api_key_env", "MY_API_KEY"]) == 0
+
+
+def test_a_project_file_holding_a_key_fails_to_load_naming_the_field_only(project):
+    key = "sk-proj-Abc123DEF456ghi789"
+    text = project.file.read_text().replace('api_key_env = ""', f'api_key_env = "{key}"')
+    assert key in text
+    project.file.write_text(text)
+    with pytest.raises(ProjectError, match="generator.api_key_env") as caught:
+        Project.load(project.root)
+    assert key not in str(caught.value)
+
+
+def test_user_info_in_urls_is_redacted_in_output_and_errors(project, capsys):
+    url = "https://alice:s3cret-pass@llm.example.com/v1"
+    assert main(["config", "-p", str(project.root), "generator.base_url", url]) == 0
+    assert main(["config", "-p", str(project.root), "generator.base_url"]) == 0
+    assert main(["config", "-p", str(project.root)]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret-pass" not in out and "https://***@llm.example.com/v1" in out
+    assert main(["config", "-p", str(project.root), "generator.base_url", "ftp://bob:hunter22@host/v1"]) == 0
+    assert main(["config", "-p", str(project.root), "generator.provider", "custom"]) == 0
+    assert main(["generate", "-p", str(project.root), "--topic", "tides"]) == 2
+    captured = capsys.readouterr()
+    assert "hunter22" not in captured.err + captured.out and "ftp://***@host/v1" in captured.err
+
+
+# ---------------------------------------------------------------- files that are not what they seem
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])
+def test_unicode_text_with_a_byte_order_mark_imports(project, tmp_path, encoding):
+    f = tmp_path / "unicode.csv"
+    f.write_bytes("Question,Answer\nWhat is café?,A place with crème brûlée.\n".encode(encoding))
+    report = import_file(PairStore(project.pairs_path), f)
+    assert report.added == 1
+    assert next(iter(PairStore(project.pairs_path))).answer == "A place with crème brûlée."
+
+
+def test_other_encodings_are_named_and_read_only_when_asked(project, tmp_path, capsys):
+    f = tmp_path / "latin.csv"
+    f.write_bytes("Question,Answer\nWhat is café?,A place.\n".encode("cp1252"))
+    assert main(["import", "-p", str(project.root), str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: not UTF-8 text" in err and "--encoding cp1252" in err
+    assert not project.pairs_path.exists() or not PairStore(project.pairs_path)
+    assert main(["import", "-p", str(project.root), "--encoding", "cp1252", str(f)]) == 0
+    assert next(iter(PairStore(project.pairs_path))).question == "What is café?"
+
+
+def test_utf16_without_a_mark_is_named(project, tmp_path):
+    f = tmp_path / "bare.csv"
+    f.write_bytes("Question,Answer\nQ?,A.\n".encode("utf-16-le"))
+    with pytest.raises(FormatError, match="UTF-16 text without a byte-order mark.*--encoding utf-16-le"):
+        import_file(PairStore(project.pairs_path), f)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda d: d / "folder.csv", "is a folder"),
+    (lambda d: d / "loop.csv", "points back to itself"),
+    (lambda d: d / "gone.csv", "no such file"),
+    (lambda d: d / "notes", "unknown file type '(no extension)'"),
+])
+def test_paths_that_are_not_files(project, tmp_path, capsys, make, message):
+    (tmp_path / "folder.csv").mkdir()
+    os.symlink(tmp_path / "loop.csv", tmp_path / "loop.csv")
+    (tmp_path / "notes").write_text("Question,Answer\nq?,a.\n")
+    assert main(["import", "-p", str(project.root), str(make(tmp_path))]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly(project):
+    store = PairStore(project.pairs_path)
+    store.add([Pair(question=f"Question number {i}?", answer=f"Answer {i}.") for i in range(20_000)])
+    done = subprocess.run(f"{sys.executable} -m tunewiz pairs -p {project.root} | head -2", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.count("\n") == 2
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
