@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
 import pytest
 
 from tunewiz.project import Project, create_project
@@ -11,3 +16,41 @@ from tunewiz.project import Project, create_project
 def project(tmp_path) -> Project:
     """A fresh project folder with default settings."""
     return create_project(tmp_path / "proj")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """small_disk(size_kb) -> the folder of a real file system that small (a tmpfs, unmounted after).
+
+    Mounting needs root: CI runs as root, so there these tests run; elsewhere they skip."""
+    mounts = []
+
+    def make(size_kb: int) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small file system needs root (CI runs as root)")
+        mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+        mount.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mount)], check=True)
+        mounts.append(mount)
+        return mount
+
+    yield make
+    for mount in mounts:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill_disk(folder: Path, leave: int = 0) -> None:
+    """Fill the file system of `folder` until `leave` bytes are free."""
+    stats = os.statvfs(folder)
+    with open(folder / "filler", "wb") as handle:
+        try:
+            handle.write(b"\0" * max(stats.f_bavail * stats.f_frsize - leave, 0))
+            handle.flush()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def fill():
+    """fill(folder, leave=0): fill a small disk's file system up to `leave` free bytes."""
+    return fill_disk

@@ -1,16 +1,14 @@
 """Faults and bad inputs a demanding user meets: each ends in a message, and nothing made is lost.
 
-Full disks are real: a small tmpfs is mounted and filled (CI runs as root, so there these tests
-run; elsewhere they skip). Ctrl-C is raised at the real write call.
+Full disks are real: a small tmpfs is mounted and filled (the `small_disk` fixture; CI runs as
+root, so there these tests run; elsewhere they skip). Ctrl-C is raised at the real write call.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -33,31 +31,6 @@ def three_pairs(project: Project) -> PairStore:
     store = PairStore(project.pairs_path)
     store.add([Pair(question=f"Q{i}?", answer=f"A{i}.") for i in range(3)])
     return store
-
-
-@contextlib.contextmanager
-def small_disk(tmp_path: Path, size_kb: int):
-    """A real file system of `size_kb` KiB (tmpfs), unmounted after."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small file system needs root (CI runs as root)")
-    mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(folder: Path, leave: int = 0) -> None:
-    """Fill the file system of `folder` up to `leave` bytes."""
-    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
-    with open(folder / "filler", "wb") as handle:
-        try:
-            handle.write(b"\0" * max(free - leave, 0))
-            handle.flush()
-        except OSError:
-            pass
 
 
 # ---------------------------------------------------------------- the pair journal
@@ -97,40 +70,39 @@ def test_ctrl_c_during_an_import_leaves_the_journal_as_it_was(project, tmp_path,
     assert len(PairStore(project.pairs_path)) == 3
 
 
-def test_import_onto_a_full_disk_changes_nothing_and_says_so(tmp_path, capsys):
-    with small_disk(tmp_path, 512) as disk:
-        project = create_project(disk / "proj")
-        three_pairs(project)
-        before = project.pairs_path.read_bytes()
-        big = write_csv(tmp_path / "big.csv", 20_000)  # ~600 kB of journal: more than the disk holds
-        assert main(["import", "-p", str(project.root), str(big)]) == 2
-        err = capsys.readouterr().err
-        assert f"could not write {project.pairs_path}: the disk is full" in err
-        assert "nothing was imported" in err and "Traceback" not in err
-        assert project.pairs_path.read_bytes() == before
+def test_import_onto_a_full_disk_changes_nothing_and_says_so(tmp_path, capsys, small_disk):
+    project = create_project(small_disk(512) / "proj")
+    three_pairs(project)
+    before = project.pairs_path.read_bytes()
+    big = write_csv(tmp_path / "big.csv", 20_000)  # ~600 kB of journal: more than the disk holds
+    assert main(["import", "-p", str(project.root), str(big)]) == 2
+    err = capsys.readouterr().err
+    assert f"could not write {project.pairs_path}: the disk is full" in err
+    assert "nothing was imported" in err and "Traceback" not in err
+    assert project.pairs_path.read_bytes() == before
 
 
-def test_config_and_lock_on_a_full_disk(tmp_path, capsys):
-    with small_disk(tmp_path, 256) as disk:
-        project = create_project(disk / "proj")
-        before = project.file.read_bytes()
-        fill(disk)
-        assert main(["config", "-p", str(project.root), "hyperparameters.max_steps", "7"]) == 2
-        err = capsys.readouterr().err
-        assert "the disk is full" in err and f"{project.file} is unchanged" in err
-        assert project.file.read_bytes() == before
-        assert not [p for p in project.root.iterdir() if p.name.endswith(".tmp")]
+def test_config_and_lock_on_a_full_disk(capsys, small_disk, fill):
+    disk = small_disk(256)
+    project = create_project(disk / "proj")
+    before = project.file.read_bytes()
+    fill(disk)
+    assert main(["config", "-p", str(project.root), "hyperparameters.max_steps", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and f"{project.file} is unchanged" in err
+    assert project.file.read_bytes() == before
+    assert not [p for p in project.root.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_train_on_a_full_disk_leaves_no_run_folder(tmp_path, capsys):
-    with small_disk(tmp_path, 256) as disk:
-        project = create_project(disk / "proj", {"dataset.kind": "skill"})
-        three_pairs(project)
-        fill(disk, leave=0)
-        assert main(["train", "-p", str(project.root), "--detach"]) == 2
-        err = capsys.readouterr().err
-        assert "the disk is full" in err and "no run was started" in err and "Traceback" not in err
-        assert not [p for p in project.runs_dir.iterdir() if p.is_dir()] if project.runs_dir.exists() else True
+def test_train_on_a_full_disk_leaves_no_run_folder(capsys, small_disk, fill):
+    disk = small_disk(256)
+    project = create_project(disk / "proj", {"dataset.kind": "skill"})
+    three_pairs(project)
+    fill(disk)
+    assert main(["train", "-p", str(project.root), "--detach"]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and "no run was started" in err and "Traceback" not in err
+    assert not [p for p in project.runs_dir.iterdir() if p.is_dir()]
 
 
 # ---------------------------------------------------------------- secrets

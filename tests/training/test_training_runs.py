@@ -205,6 +205,11 @@ def test_resume_passes_over_a_damaged_checkpoint_to_the_newest_intact_one(tiny_p
     assert wait_for_end(run, 120) == "finished", run.log_path.read_text()
     damaged = run.checkpoints_dir / "checkpoint-10" / "optimizer.pt"
     damaged.write_bytes(damaged.read_bytes()[:100])  # truncated, as a full disk or a bad copy leaves it
+    older = run.checkpoints_dir / "checkpoint-5" / COMPLETE_MARKER  # as written before checksums existed
+    marker = json.loads(older.read_text())
+    assert set(marker["files"]) >= {"adapter_model.safetensors", "optimizer.pt"}
+    del marker["files"]
+    older.write_text(json.dumps(marker))
     # Pretend the run stopped at 10 of 15 steps, so resume has work to do.
     status = run.read_status()
     status.state, status.max_steps = "stopped", 15
@@ -234,3 +239,17 @@ def test_a_loss_that_blows_up_stops_the_run(tmp_path, make_project):
     message = run.read_status().message
     assert "the loss blew up" in message and "learning_rate (now 1)" in message
     assert max(train_steps(run)) < 14
+
+
+def test_a_real_full_disk_during_a_checkpoint(tiny_model, make_project, small_disk, fill):
+    """The run folder on a small file system that fills up at the second checkpoint (~250 kB each)."""
+    disk = small_disk(2048)
+    project = make_project(disk / "proj", str(tiny_model), numbered_pairs(12), **{
+        "hyperparameters.max_steps": 30, "hyperparameters.save_steps": 5, "hardware.threads": 1})
+    fill(disk, leave=400 * 1024)
+    run = start_run(project)
+    assert wait_for_end(run, 120) == "failed", run.log_path.read_text()
+    message = run.read_status().message
+    assert "the disk is full: checkpoint-" in message and "earlier checkpoints are intact" in message
+    assert [c.name for c in run.complete_checkpoints()] == ["checkpoint-5"]
+    assert not [p for p in run.checkpoints_dir.iterdir() if p.name.startswith(".tmp-")]
