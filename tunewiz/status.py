@@ -44,6 +44,8 @@ def project_status(project: Project) -> list[StepState]:
                            f"device {cfg.hardware.device}, precision {cfg.hardware.precision}, gpus {cfg.hardware.gpus}"))
     hp = cfg.hyperparameters
     steps.append(StepState("hyperparameters", "Hyperparameters", "done",
+                           "preset auto: set at train time"
+                           if hp.preset == "auto" else
                            f"preset {hp.preset}: r={hp.lora_r}, lr={hp.learning_rate:g}, "
                            + (f"{hp.max_steps} steps" if hp.max_steps else f"{hp.epochs:g} epochs")))
     runs = list_runs(project.runs_dir)

@@ -16,7 +16,7 @@ class HyperparametersPane(StepPane):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Label("Pick a preset, then adjust; a changed value makes the preset 'custom'.", classes="box-title")
+            yield Label("auto: defaults chosen at train time; edits stay yours", classes="box-title")
             yield SettingsForm(self.project, "hyperparameters", id="hp-form")
 
     def on_step_shown(self) -> None:
