@@ -88,6 +88,13 @@ def numbered_pairs(count: int) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
+def code_pairs():
+    """numbered_pairs(count) -> made-up (question, answer) pairs (test modules cannot import conftest
+    by name safely: several folders have one)."""
+    return numbered_pairs
+
+
+@pytest.fixture
 def tiny_project(tmp_path, tiny_model):
     """12 pairs (about 2 held out, never none), 30 steps, a checkpoint every 5 steps."""
     return _make_project(tmp_path / "proj", str(tiny_model), numbered_pairs(12),

@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from conftest import numbered_pairs
 from tunewiz.runs import COMPLETE_MARKER
 from tunewiz.training.launch import start_run, stop_run, wait_for_end
 
@@ -226,10 +225,10 @@ def test_resume_passes_over_a_damaged_checkpoint_to_the_newest_intact_one(tiny_p
 
 
 @pytest.mark.slow
-def test_a_loss_that_blows_up_stops_the_run(tmp_path, make_project):
+def test_a_loss_that_blows_up_stops_the_run(tmp_path, make_project, code_pairs):
     """SmolLM2 (a tiny random model's loss cannot rise above chance): at learning rate 1.0 the
     loss goes from about 1.7 to above 20 at step 2 and stays high."""
-    project = make_project(tmp_path / "proj", "smollm2-135m", numbered_pairs(8), **{
+    project = make_project(tmp_path / "proj", "smollm2-135m", code_pairs(8), **{
         "hyperparameters.learning_rate": 1.0, "hyperparameters.max_grad_norm": 0.0,
         "hyperparameters.max_steps": 14, "hyperparameters.save_steps": 100, "hyperparameters.batch_size": 4,
         "hyperparameters.warmup_ratio": 0.0, "hyperparameters.lr_scheduler": "constant",
@@ -241,10 +240,10 @@ def test_a_loss_that_blows_up_stops_the_run(tmp_path, make_project):
     assert max(train_steps(run)) < 14
 
 
-def test_a_real_full_disk_during_a_checkpoint(tiny_model, make_project, small_disk, fill):
+def test_a_real_full_disk_during_a_checkpoint(tiny_model, make_project, small_disk, fill, code_pairs):
     """The run folder on a small file system that fills up at the second checkpoint (~250 kB each)."""
     disk = small_disk(2048)
-    project = make_project(disk / "proj", str(tiny_model), numbered_pairs(12), **{
+    project = make_project(disk / "proj", str(tiny_model), code_pairs(12), **{
         "hyperparameters.max_steps": 30, "hyperparameters.save_steps": 5, "hardware.threads": 1})
     fill(disk, leave=400 * 1024)
     run = start_run(project)

@@ -46,6 +46,8 @@ def test_review(snap_compare, qa_project):
         await pilot.press("2")
         await settle(pilot, lambda app: app.screen.query_one("#review").duplicates)
         await pilot.press("a", "space")
+        await pilot.pause(0.7)  # the sidebar's status refresh starts 0.5 s after a change
+        await settle(pilot)
 
     assert snap_compare(TunewizApp("proj"), terminal_size=SIZE, run_before=run_before)
 
