@@ -42,6 +42,18 @@ class RowProblem:
     where: str
     """'line 12' or 'item 3'."""
     reason: str
+    kind: str = "bad rows"
+    """What the summary counts it as: 'bad rows', 'image parts', 'tool turns', ..."""
+    skipped: bool = True
+    """False for a note on a row that was imported (a conversation cut into pairs)."""
+
+
+class Skipped(ValueError):
+    """A sample tunewiz cannot train on (not a broken row): counted by `kind` in the summary."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -116,44 +128,117 @@ def _likely_encoding(data: bytes) -> str:
         return "latin-1"
 
 
-def _pick(record: dict[str, Any], names: Iterable[str]) -> str | None:
-    lowered = {str(k).strip().lower(): v for k, v in record.items()}
+TEXT_PART_TYPES = ("text", "input_text", "output_text")
+MEDIA_PART_TYPES = ("image", "image_url", "input_image", "audio", "input_audio", "file", "video")
+TOOL_ROLES = ("tool", "function", "function_call", "observation", "tool_call", "ipython")
+PREFERENCE_KEYS = ("chosen", "rejected")
+
+
+class PreferenceData(ValueError):
+    """A record of preference data (chosen/rejected, KTO label): refused once for the whole file."""
+
+
+def _text(value: Any, where: str) -> str:
+    """The text of a field: a string, a number, or a list of content parts (OpenAI's
+    `[{"type": "text", "text": ...}]`, some trainers write "value"). Anything else is refused,
+    never turned into its Python or JSON representation."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list):
+        texts = []
+        for number, part in enumerate(value):
+            if isinstance(part, str):
+                texts.append(part)
+                continue
+            kind = part.get("type", "text") if isinstance(part, dict) else None
+            if kind in MEDIA_PART_TYPES:
+                media = kind.removeprefix("input_").removesuffix("_url")
+                raise Skipped(f"{where}[{number}] is an {kind} part: tunewiz trains on text only",
+                              f"{media} parts")
+            text = part.get("text", part.get("value")) if isinstance(part, dict) else None
+            if kind not in TEXT_PART_TYPES or not isinstance(text, str):
+                raise ValueError(f"{where}[{number}]: expected a text part, got {_kind_of(part)}")
+            texts.append(text)
+        return "".join(texts)
+    raise ValueError(f"{where}: expected text, got {_kind_of(value)}")
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object with " + ", ".join(sorted(map(str, value))[:4]) if value else "an empty object"
+    return {bool: "true/false", list: "a list"}.get(type(value), type(value).__name__)
+
+
+def _pick(record: dict[str, Any], names: Iterable[str]) -> tuple[str, str] | None:
+    """(field name, its text) of the first of `names` in the record (any case), or None."""
+    lowered = {str(k).strip().lower(): (k, v) for k, v in record.items()}
     for name in names:
-        if name in lowered and lowered[name] is not None:
-            return str(lowered[name])
+        if name in lowered and lowered[name][1] is not None:
+            key, value = lowered[name]
+            return str(key), _text(value, f"'{key}'")
     return None
 
 
-def pairs_from_record(record: Any) -> list[tuple[str, str, str]]:
+def pairs_from_record(record: Any, chosen: bool = False) -> list[tuple[str, str, str]]:
     """(system, question, answer) triples from one JSON record of any known shape.
 
-    Raises ValueError naming what is missing.
+    Raises ValueError naming the field that is missing or not text. Preference records
+    (chosen/rejected, KTO's label) raise PreferenceData, or with `chosen` give their prompt
+    and chosen answer (KTO: the completions labelled true; the others give no pair).
     """
     if not isinstance(record, dict):
-        raise ValueError(f"expected an object, got {type(record).__name__}")
+        raise ValueError(f"expected an object, got {_kind_of(record)}")
     lowered = {str(k).lower(): v for k, v in record.items()}
+    kto = "label" in lowered and "completion" in lowered and isinstance(lowered["label"], bool)
+    if all(k in lowered for k in PREFERENCE_KEYS) or kto:
+        if not chosen:
+            raise PreferenceData("preference data (chosen/rejected answers)")
+        if kto and not lowered["label"]:
+            return []
+        return _chosen_pair(lowered, "completion" if kto else "chosen")
     if "messages" in lowered:
-        turns = [(m.get("role"), m.get("content")) for m in _turn_list(lowered["messages"], "messages")]
-        return _exchanges(turns, user="user", assistant="assistant", system="system")
+        messages = _turn_list(lowered["messages"], "messages")
+        return _exchanges(messages, "messages", ("role", "content"), user="user", assistant="assistant")
     if "conversations" in lowered:
-        turns = [(m.get("from"), m.get("value")) for m in _turn_list(lowered["conversations"], "conversations")]
-        turns = [({"user": "human", "assistant": "gpt"}.get(r, r), c) for r, c in turns]
-        return _exchanges(turns, user="human", assistant="gpt", system="system")
-    system = _pick(record, ("system",)) or ""
+        turns = _turn_list(lowered["conversations"], "conversations")
+        return _exchanges(turns, "conversations", ("from", "value"), user="human", assistant="gpt",
+                          aliases={"user": "human", "assistant": "gpt"})
+    system = _pick(record, ("system",))
+    system_text = system[1] if system else ""
     if "instruction" in lowered and "output" in lowered:  # Alpaca
-        question = str(lowered["instruction"] or "")
-        extra = str(lowered.get("input") or "")
+        question = _text(lowered["instruction"], "'instruction'")
+        extra = _text(lowered.get("input"), "'input'")
         if extra.strip():
             question = f"{question}\n\n{extra}"
-        answer = str(lowered["output"] or "")
+        answer = _text(lowered["output"], "'output'")
     else:
-        question = _pick(record, QUESTION_COLUMNS)
-        answer = _pick(record, ANSWER_COLUMNS)
-        if question is None:
+        picked_q = _pick(record, QUESTION_COLUMNS)
+        picked_a = _pick(record, ANSWER_COLUMNS)
+        if picked_q is None:
             raise ValueError("no question field (question, instruction, prompt, messages or conversations)")
-        if answer is None:
+        if picked_a is None:
             raise ValueError("no answer field (answer, output, response)")
-    return [(system, question, answer)]
+        question, answer = picked_q[1], picked_a[1]
+    return [(system_text, question, answer)]
+
+
+def _chosen_pair(lowered: dict[str, Any], answer_key: str) -> list[tuple[str, str, str]]:
+    """The prompt and the chosen answer of a preference record; either may be text or messages
+    (TRL's conversational form: the prompt's user turn, the answer's assistant turn)."""
+    prompt, answer = lowered.get("prompt", lowered.get("question")), lowered[answer_key]
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict) and "role" in prompt[0]:
+        prompt = next((m.get("content") for m in reversed(prompt) if m.get("role") == "user"), None)
+    if isinstance(answer, list) and answer and isinstance(answer[0], dict) and "role" in answer[0]:
+        if prompt is None:
+            prompt = next((m.get("content") for m in answer if m.get("role") == "user"), None)
+        answer = next((m.get("content") for m in reversed(answer) if m.get("role") == "assistant"), None)
+    if prompt is None:
+        raise ValueError("no prompt for the chosen answer ('prompt', or a user turn in it)")
+    return [("", _text(prompt, "'prompt'"), _text(answer, f"'{answer_key}'"))]
 
 
 def _turn_list(value: Any, name: str) -> list[dict]:
@@ -162,22 +247,36 @@ def _turn_list(value: Any, name: str) -> list[dict]:
     return value
 
 
-def _exchanges(turns: list[tuple[Any, Any]], user: str, assistant: str, system: str) -> list[tuple[str, str, str]]:
-    """Each user turn followed by an assistant turn becomes one pair; the system turn applies to all."""
+def _exchanges(turns: list[dict], name: str, keys: tuple[str, str], user: str, assistant: str,
+               aliases: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """Each user turn followed by an assistant turn becomes one pair; the system turn applies to all.
+
+    Tool turns (a tool/function role, or an assistant turn that calls a tool) are refused: the
+    templates tunewiz trains with have no tool format."""
+    role_key, content_key = keys
     sys_prompt = ""
     found = []
     pending_question = None
-    for role, content in turns:
-        text = "" if content is None else str(content)
-        if role == system:
+    for number, turn in enumerate(turns):
+        where = f"'{name}'[{number}]"
+        role = turn.get(role_key)
+        role = (aliases or {}).get(role, role)
+        if role in TOOL_ROLES or turn.get("tool_calls") or turn.get("function_call"):
+            raise Skipped(f"{where} is a tool turn ({role or 'tool_calls'}); tunewiz trains without tools",
+                          "tool turns")
+        text = _text(turn.get(content_key), f"{where}.{content_key}")
+        if role == "system":
             sys_prompt = text
         elif role == user:
             pending_question = text
         elif role == assistant and pending_question is not None:
+            if turn.get("weight") == 0:  # OpenAI: a turn not to learn from
+                pending_question = None
+                continue
             found.append((sys_prompt, pending_question, text))
             pending_question = None
     if not found:
-        raise ValueError(f"no {user} turn followed by an {assistant} turn")
+        raise ValueError(f"no {user} turn followed by an {assistant} turn in '{name}'")
     return found
 
 
@@ -191,7 +290,19 @@ def _pairs_of(triples: list[tuple[str, str, str]], source: str, where: str) -> I
             yield Pair(question=question.strip(), answer=answer.strip(), system=system.strip(), source=source)
 
 
-def iter_csv(path: Path, encoding: str | None = None) -> Iterator[Pair | RowProblem]:
+def _cut_note(triples: list, where: str) -> Iterator[RowProblem]:
+    if len(triples) > 1:
+        yield RowProblem(where, f"a conversation of {len(triples)} exchanges, imported as {len(triples)} separate "
+                                "pairs: the later questions lose the turns before them", "cut conversations",
+                         skipped=False)
+
+
+def _preference_error(path: Path, where: str) -> FormatError:
+    return FormatError(f"{path}: {where}: preference data (chosen/rejected answers, or KTO labels): tunewiz "
+                       "trains on question/answer pairs. Import the chosen answers as pairs with `--chosen`")
+
+
+def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> Iterator[Pair | RowProblem]:
     lines = _read_text(path, encoding).splitlines(keepends=True)  # the text itself is not kept
     reader = csv.reader(iter(lines), strict=True)
     try:
@@ -235,24 +346,27 @@ def iter_csv(path: Path, encoding: str | None = None) -> Iterator[Pair | RowProb
         yield from _pairs_of([(system, question, row[a_col])], f"{path.name}:{start}", where)
 
 
-def iter_jsonl(path: Path, encoding: str | None = None) -> Iterator[Pair | RowProblem]:
+def iter_jsonl(path: Path, encoding: str | None = None, chosen: bool = False) -> Iterator[Pair | RowProblem]:
     for number, line in enumerate(_read_text(path, encoding).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"line {number}"
         try:
             record = json.loads(line)
-            triples = pairs_from_record(record)
+            triples = pairs_from_record(record, chosen)
+        except PreferenceData:
+            raise _preference_error(path, where) from None
         except json.JSONDecodeError as exc:
             yield RowProblem(where, f"not valid JSON ({exc.msg})")
             continue
         except ValueError as exc:
-            yield RowProblem(where, str(exc))
+            yield RowProblem(where, str(exc), getattr(exc, "kind", "bad rows"))
             continue
+        yield from _cut_note(triples, where)
         yield from _pairs_of(triples, f"{path.name}:{number}", where)
 
 
-def iter_json(path: Path, encoding: str | None = None) -> Iterator[Pair | RowProblem]:
+def iter_json(path: Path, encoding: str | None = None, chosen: bool = False) -> Iterator[Pair | RowProblem]:
     """A JSON document: a list of records (Alpaca, ShareGPT, or QA objects)."""
     text = _read_text(path, encoding)
     try:
@@ -267,24 +381,28 @@ def iter_json(path: Path, encoding: str | None = None) -> Iterator[Pair | RowPro
     for number, record in enumerate(document, start=1):
         where = f"item {number}"
         try:
-            triples = pairs_from_record(record)
+            triples = pairs_from_record(record, chosen)
+        except PreferenceData:
+            raise _preference_error(path, where) from None
         except ValueError as exc:
-            yield RowProblem(where, str(exc))
+            yield RowProblem(where, str(exc), getattr(exc, "kind", "bad rows"))
             continue
+        yield from _cut_note(triples, where)
         yield from _pairs_of(triples, f"{path.name}#{number}", where)
 
 
-def read_pairs(path: str | Path, encoding: str | None = None) -> ReadResult:
+def read_pairs(path: str | Path, encoding: str | None = None, chosen: bool = False) -> ReadResult:
     """Read any supported file, choosing the reader by extension (and content for .json).
 
-    `encoding` is for text that is neither UTF-8 nor marked by a byte-order mark."""
+    `encoding` is for text that is neither UTF-8 nor marked by a byte-order mark; `chosen`
+    imports preference data as its prompts and chosen answers."""
     result = ReadResult()
-    for item in iter_pairs(path, encoding):
+    for item in iter_pairs(path, encoding, chosen):
         (result.problems if isinstance(item, RowProblem) else result.pairs).append(item)
     return result
 
 
-def iter_pairs(path: str | Path, encoding: str | None = None) -> Iterator[Pair | RowProblem]:
+def iter_pairs(path: str | Path, encoding: str | None = None, chosen: bool = False) -> Iterator[Pair | RowProblem]:
     """The pairs and bad rows of a file one by one, in file order (imports stream through this).
 
     Errors about the whole file (FormatError) come before the first item."""
@@ -302,7 +420,7 @@ def iter_pairs(path: str | Path, encoding: str | None = None) -> Iterator[Pair |
     else:
         raise FormatError(f"{path}: unknown file type '{suffix or '(no extension)'}' "
                           "(expected .csv, .jsonl or .json)")
-    yield from reader(path, encoding)
+    yield from reader(path, encoding, chosen)
 
 
 def _read_bytes_check(path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -22,17 +23,29 @@ class ImportReport:
     notices: list[str] = field(default_factory=list)
     """What the store had to do to keep earlier data safe (a torn last line set aside)."""
 
+    @property
+    def skipped(self) -> list[RowProblem]:
+        return [p for p in self.problems if p.skipped]
+
     def summary(self) -> str:
+        """One line; a file of which nothing could be imported says so first."""
+        by_kind = Counter(p.kind for p in self.skipped)
+        kinds = ", ".join(f"{n} {kind}" for kind, n in by_kind.most_common())
+        if not self.added and not self.duplicates and self.skipped:
+            return f"{self.file}: nothing could be imported: all {len(self.skipped)} rows were skipped ({kinds})"
         parts = [f"{self.file}: added {self.added} pairs"]
         if self.duplicates:
             parts.append(f"skipped {self.duplicates} duplicates")
-        if self.problems:
-            parts.append(f"skipped {len(self.problems)} bad rows")
+        if self.skipped:
+            parts.append(f"skipped {kinds}" if set(by_kind) != {"bad rows"} else f"skipped {len(self.skipped)} bad rows")
+        cut = [p for p in self.problems if not p.skipped]
+        if cut:
+            parts.append(f"{len(cut)} multi-turn conversations were cut into separate pairs")
         return ", ".join(parts)
 
 
 def import_file(store: PairStore, path: str | Path, status: str = "pending",
-                encoding: str | None = None) -> ImportReport:
+                encoding: str | None = None, chosen: bool = False) -> ImportReport:
     """Add the pairs of `path` to `store`; bad rows are reported, duplicates counted, nothing removed.
 
     The file streams into the journal (no list of all its pairs is held), all or nothing: an
@@ -42,7 +55,7 @@ def import_file(store: PairStore, path: str | Path, status: str = "pending",
     seen = ExactKeys((p.question, p.answer) for p in store)
 
     def fresh() -> Iterator[Pair]:
-        for item in iter_pairs(path, encoding):
+        for item in iter_pairs(path, encoding, chosen):
             if isinstance(item, RowProblem):
                 report.problems.append(item)
             elif not seen.add_if_new(item.question, item.answer):

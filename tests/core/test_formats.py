@@ -74,9 +74,10 @@ def test_jsonl_of_every_record_shape(tmp_path):
     result = read_pairs(f)
     assert [p.question for p in result.pairs] == ["q1", "q2", "q3", "q4", "q5", "q6"]
     assert result.pairs[3].system == "be brief"
-    assert [(p.where, p.reason) for p in result.problems] == [
+    assert [(p.where, p.reason) for p in result.problems if p.skipped] == [
         ("line 6", "not valid JSON (Expecting property name enclosed in double quotes)"),
         ("line 7", "no answer field (answer, output, response)")]
+    assert [(p.where, p.kind) for p in result.problems if not p.skipped] == [("line 5", "cut conversations")]
 
 
 def test_alpaca_json_list_with_a_bad_item(tmp_path):
@@ -142,3 +143,76 @@ def test_duplicate_index_finds_reworded_questions_and_not_others():
     assert not index.is_near("Who wrote the novel Moby Dick and when was it published?")
     index.add("Who wrote the novel Moby Dick and when was it published?", "Melville, 1851")
     assert index.is_near("Who wrote the novel Moby Dick, and when was it published?")
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_content_parts_are_joined_as_text_never_stored_as_a_structure(tmp_path):
+    f = write_jsonl(tmp_path / "parts.jsonl", [
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is "}, {"type": "text", "text": "Velmora?"}]},
+                      {"role": "assistant", "content": [{"type": "text", "value": "An institute."}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                                                   {"type": "image_url", "image_url": {"url": "x.png"}}]},
+                      {"role": "assistant", "content": "A cat."}]},
+        {"question": {"text": "an object"}, "answer": "no"},
+        {"question": "Is it true?", "answer": True},
+        {"question": "What year?", "answer": 1969},
+    ])
+    result = read_pairs(f)
+    assert [(p.question, p.answer) for p in result.pairs] == [("What is Velmora?", "An institute."),
+                                                             ("What year?", "1969")]
+    problems = [(p.where, p.kind, p.reason) for p in result.problems]
+    assert problems[0][:2] == ("line 2", "image parts") and "'messages'[0].content[1] is an image_url part" in problems[0][2]
+    assert problems[1] == ("line 3", "bad rows", "'question': expected text, got an object with text")
+    assert problems[2] == ("line 4", "bad rows", "'answer': expected text, got true/false")
+    assert not any("{" in p.question or "[" in p.answer for p in result.pairs)
+
+
+def test_tool_turns_are_skipped_naming_the_line(tmp_path):
+    f = write_jsonl(tmp_path / "tools.jsonl", [
+        {"messages": [{"role": "user", "content": "Weather?"},
+                      {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function"}]},
+                      {"role": "tool", "content": "sunny"}, {"role": "assistant", "content": "Sunny."}]},
+        {"conversations": [{"from": "human", "value": "Weather?"}, {"from": "function_call", "value": "{}"},
+                           {"from": "observation", "value": "sunny"}, {"from": "gpt", "value": "Sunny."}]},
+        {"question": "Plain?", "answer": "Yes."},
+    ])
+    result = read_pairs(f)
+    assert [p.question for p in result.pairs] == ["Plain?"]
+    assert [(p.where, p.kind) for p in result.problems] == [("line 1", "tool turns"), ("line 2", "tool turns")]
+    assert "'messages'[1] is a tool turn" in result.problems[0].reason
+
+
+def test_preference_data_is_refused_once_or_imported_with_chosen(project, tmp_path, capsys):
+    from tunewiz.cli import main
+
+    f = write_jsonl(tmp_path / "dpo.jsonl", [
+        {"prompt": "Best colour?", "chosen": "Teal.", "rejected": "Beige."},
+        {"prompt": [{"role": "user", "content": "Best fruit?"}],
+         "chosen": [{"role": "assistant", "content": "Mango."}], "rejected": [{"role": "assistant", "content": "No."}]},
+    ])
+    assert main(["import", "-p", str(project.root), str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("preference data") == 1 and "line 1" in err and "--chosen" in err
+    assert main(["import", "-p", str(project.root), "--chosen", str(f)]) == 0
+    from tunewiz.dataset import PairStore
+
+    assert sorted((p.question, p.answer) for p in PairStore(project.pairs_path)) == [
+        ("Best colour?", "Teal."), ("Best fruit?", "Mango.")]
+    kto = write_jsonl(tmp_path / "kto.jsonl", [{"prompt": "Tea?", "completion": "Yes.", "label": True},
+                                               {"prompt": "Tea?", "completion": "Never.", "label": False}])
+    assert [(p.question, p.answer) for p in read_pairs(kto, chosen=True).pairs] == [("Tea?", "Yes.")]
+
+
+def test_a_file_of_which_nothing_imports_says_so_first(project, tmp_path):
+    from tunewiz.dataset import PairStore
+    from tunewiz.imports import import_file
+
+    f = write_jsonl(tmp_path / "images.jsonl", [
+        {"messages": [{"role": "user", "content": [{"type": "image", "image": "a.png"}]},
+                      {"role": "assistant", "content": "A dog."}]}] * 3 + [{"nothing": 1}])
+    report = import_file(PairStore(project.pairs_path), f)
+    assert report.summary() == f"{f}: nothing could be imported: all 4 rows were skipped (3 image parts, 1 bad rows)"

@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoding", metavar="NAME",
                    help="the files' text encoding when it is not UTF-8 and has no byte-order mark "
                         "(e.g. cp1252, latin-1, utf-16-le)")
+    p.add_argument("--chosen", action="store_true",
+                   help="preference data (chosen/rejected, KTO labels): import each prompt with its chosen answer")
     p.set_defaults(handler=cmd_import)
 
     p = sub.add_parser("export-data", help="write the pairs to a file")
@@ -62,13 +64,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     bad = 0
     try:
         for name in args.files:
-            report = import_file(store, name, status=args.status, encoding=args.encoding)
+            report = import_file(store, name, status=args.status, encoding=args.encoding, chosen=args.chosen)
             for notice in report.notices:
                 print(f"note: {notice}", file=sys.stderr)
             print(report.summary())
             for problem in report.problems:
                 print(f"  {name}: {problem.where}: {problem.reason}")
-            bad += len(report.problems)
+            bad += len(report.skipped)
     finally:
         project.unlock()  # callers in the same process (the demo, tests) may write next
     from tunewiz.pairstats import pair_summary
