@@ -25,6 +25,17 @@ from tunewiz.journal import append_lines, torn_tail_notice
 from tunewiz.project import atomic_write_text
 
 STATUSES = ("pending", "accepted", "rejected")
+TEXT_FIELDS = ("question", "answer", "system", "source")
+
+
+def check_pair(pair: "Pair") -> None:
+    """Refuse a pair the journal must not hold: a bad status, or a text field that is not a string
+    (an importer's bug would otherwise store a structure's representation and train on it)."""
+    if pair.status not in STATUSES:
+        raise ValueError(f"pair {pair.id}: status must be one of {', '.join(STATUSES)}")
+    for name in TEXT_FIELDS:
+        if not isinstance(getattr(pair, name), str):
+            raise ValueError(f"pair {pair.id}: {name} must be text, got {type(getattr(pair, name)).__name__}")
 
 
 _last_stamp: tuple[int, str] = (0, "")
@@ -161,8 +172,7 @@ class PairStore:
 
         def records():
             for pair in pairs:
-                if pair.status not in STATUSES:
-                    raise ValueError(f"pair {pair.id}: status must be one of {', '.join(STATUSES)}")
+                check_pair(pair)
                 yield pair.to_record()
 
         written = self._append_records(records())
@@ -173,8 +183,7 @@ class PairStore:
     def add(self, pairs: Iterable[Pair]) -> list[Pair]:
         pairs = list(pairs)
         for pair in pairs:
-            if pair.status not in STATUSES:
-                raise ValueError(f"pair {pair.id}: status must be one of {', '.join(STATUSES)}")
+            check_pair(pair)
         self._append_records(p.to_record() for p in pairs)
         for pair in pairs:
             self._pairs[pair.id] = pair
@@ -188,6 +197,8 @@ class PairStore:
         for key, value in changes.items():
             if key in ("id", "created") or key not in Pair.__dataclass_fields__:
                 raise ValueError(f"cannot change {key!r} of a pair")
+            if key in TEXT_FIELDS and not isinstance(value, str):
+                raise ValueError(f"pair {pair_id}: {key} must be text, got {type(value).__name__}")
             setattr(pair, key, value)
         pair.updated = now_iso()
         self._append_records([pair.to_record()])

@@ -91,3 +91,17 @@ def test_rejected_pairs_never_train():
     pairs = [Pair("a", "1", status="accepted"), Pair("b", "2"), Pair("c", "3", status="rejected")]
     assert [p.question for p in trainable(pairs, "accepted+pending")] == ["a", "b"]
     assert [p.question for p in trainable(pairs, "accepted")] == ["a"]
+
+
+def test_the_store_refuses_a_text_field_that_is_not_a_string(project):
+    import pytest
+
+    from tunewiz.dataset import Pair, PairStore
+
+    store = PairStore(project.pairs_path)
+    with pytest.raises(ValueError, match="answer must be text, got list"):
+        store.add([Pair(question="Q?", answer=[{"type": "text", "text": "A."}])])
+    (pair,) = store.add([Pair(question="Q?", answer="A.")])
+    with pytest.raises(ValueError, match="question must be text, got dict"):
+        store.update(pair.id, question={"text": "Q?"})
+    assert [p.answer for p in PairStore(project.pairs_path)] == ["A."]
