@@ -84,11 +84,13 @@ def preview_job(root: str) -> dict[str, Any]:
     if not pairs:
         return result
     pair = pairs[0]
-    sample = render_sample(family, pair.question, pair.answer, pair.system or cfg.system_prompt, tokenizer)
+    sample = render_sample(family, pair.question, pair.answer, pair.system or cfg.system_prompt, tokenizer,
+                           pair.history)
     result.update(prompt=sample.prompt, completion=sample.completion,
                   prompt_tokens=len(tokenizer(sample.prompt, add_special_tokens=True)["input_ids"]),
                   answer_tokens=len(tokenizer(sample.completion, add_special_tokens=False)["input_ids"]))
-    records = [{"question": p.question, "answer": p.answer, "system": p.system} for p in train + validation]
+    records = [{"question": p.question, "answer": p.answer, "system": p.system, "history": p.history}
+               for p in train + validation]
     whole = tokenize_records(records, tokenizer, family, cfg.system_prompt, cfg.max_seq_len)
     lengths = [len(e.input_ids) for e in whole.examples]
     result.update(truncated=whole.truncated, dropped=whole.dropped, max_tokens=max(lengths, default=0))

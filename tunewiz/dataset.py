@@ -36,6 +36,26 @@ def check_pair(pair: "Pair") -> None:
     for name in TEXT_FIELDS:
         if not isinstance(getattr(pair, name), str):
             raise ValueError(f"pair {pair.id}: {name} must be text, got {type(getattr(pair, name)).__name__}")
+    check_history(pair.history, f"pair {pair.id}")
+
+
+def prompt_text(pair: "Pair") -> str:
+    """Everything a sample asks, for duplicate checks: a conversation's earlier turns and its question."""
+    if not pair.history:
+        return pair.question
+    return "\n".join([turn["content"] for turn in pair.history] + [pair.question])
+
+
+def check_history(history: Any, where: str) -> None:
+    """The earlier turns of a conversation: alternating user/assistant text turns from a user turn."""
+    if not isinstance(history, list) or len(history) % 2:
+        raise ValueError(f"{where}: history must be a list of user/assistant turn pairs")
+    for number, turn in enumerate(history):
+        want = "user" if number % 2 == 0 else "assistant"
+        if not isinstance(turn, dict) or turn.get("role") != want or not isinstance(turn.get("content"), str):
+            raise ValueError(f"{where}: history[{number}] must be a {want} turn with text content")
+        if turn.get("weight", 1) not in (0, 1):
+            raise ValueError(f"{where}: history[{number}].weight must be 0 or 1")
 
 
 _last_stamp: tuple[int, str] = (0, "")
@@ -70,13 +90,25 @@ class Pair:
     status: str = "pending"
     scores: dict[str, float] = field(default_factory=dict)
     """Named scores, e.g. {"judge": 8}."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """For a conversation, the turns before the final question: {"role": "user" | "assistant",
+    "content": text, "weight": 0 (optional: an answer not trained on)}, alternating from a user
+    turn. Empty for a QA pair (records written before conversations existed have none)."""
     created: str = field(default_factory=now_iso)
     updated: str = field(default_factory=now_iso)
 
     def to_record(self) -> dict[str, Any]:
         record = {name: getattr(self, name) for name in self.__dataclass_fields__}
         record["scores"] = dict(self.scores)  # a copy, as asdict would give (and 3x faster)
+        record["history"] = [dict(turn) for turn in self.history]
+        if not record["history"]:
+            del record["history"]  # QA pairs stay in the format older versions read
         return record
+
+    @property
+    def turns(self) -> int:
+        """User turns in the sample: 1 for a QA pair."""
+        return len(self.history) // 2 + 1
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Pair":

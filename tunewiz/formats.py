@@ -22,9 +22,9 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
-from tunewiz.dataset import Pair
+from tunewiz.dataset import Pair, check_history
 from tunewiz.errors import TunewizError
 
 EXPORT_FORMATS = ("csv", "jsonl", "alpaca", "sharegpt", "openai")
@@ -45,7 +45,7 @@ class RowProblem:
     kind: str = "bad rows"
     """What the summary counts it as: 'bad rows', 'image parts', 'tool turns', ..."""
     skipped: bool = True
-    """False for a note on a row that was imported (a conversation cut into pairs)."""
+    """False for a note on a row that was imported anyway."""
 
 
 class Skipped(ValueError):
@@ -134,6 +134,14 @@ TOOL_ROLES = ("tool", "function", "function_call", "observation", "tool_call", "
 PREFERENCE_KEYS = ("chosen", "rejected")
 
 
+class Sample(NamedTuple):
+    """What one record holds: a QA pair, or a conversation (earlier turns in `history`)."""
+    system: str
+    question: str
+    answer: str
+    history: list = []
+
+
 class PreferenceData(ValueError):
     """A record of preference data (chosen/rejected, KTO label): refused once for the whole file."""
 
@@ -184,7 +192,7 @@ def _pick(record: dict[str, Any], names: Iterable[str]) -> tuple[str, str] | Non
 
 
 def pairs_from_record(record: Any, chosen: bool = False) -> list[tuple[str, str, str]]:
-    """(system, question, answer) triples from one JSON record of any known shape.
+    """The samples (system, question, answer, history) of one JSON record of any known shape.
 
     Raises ValueError naming the field that is missing or not text. Preference records
     (chosen/rejected, KTO's label) raise PreferenceData, or with `chosen` give their prompt
@@ -223,7 +231,10 @@ def pairs_from_record(record: Any, chosen: bool = False) -> list[tuple[str, str,
         if picked_a is None:
             raise ValueError("no answer field (answer, output, response)")
         question, answer = picked_q[1], picked_a[1]
-    return [(system_text, question, answer)]
+        if lowered.get("history"):  # tunewiz's own jsonl export of a conversation
+            check_history(lowered["history"], "'history'")
+            return [Sample(system_text, question, answer, lowered["history"])]
+    return [Sample(system_text, question, answer)]
 
 
 def _chosen_pair(lowered: dict[str, Any], answer_key: str) -> list[tuple[str, str, str]]:
@@ -238,7 +249,7 @@ def _chosen_pair(lowered: dict[str, Any], answer_key: str) -> list[tuple[str, st
         answer = next((m.get("content") for m in reversed(answer) if m.get("role") == "assistant"), None)
     if prompt is None:
         raise ValueError("no prompt for the chosen answer ('prompt', or a user turn in it)")
-    return [("", _text(prompt, "'prompt'"), _text(answer, f"'{answer_key}'"))]
+    return [Sample("", _text(prompt, "'prompt'"), _text(answer, f"'{answer_key}'"))]
 
 
 def _turn_list(value: Any, name: str) -> list[dict]:
@@ -248,15 +259,17 @@ def _turn_list(value: Any, name: str) -> list[dict]:
 
 
 def _exchanges(turns: list[dict], name: str, keys: tuple[str, str], user: str, assistant: str,
-               aliases: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
-    """Each user turn followed by an assistant turn becomes one pair; the system turn applies to all.
+               aliases: dict[str, str] | None = None) -> list[Sample]:
+    """A whole conversation as one sample: the system turn, earlier user/assistant turns as history
+    and the last exchange as its question and answer. An answer with OpenAI's `weight: 0` stays as
+    context, not trained on.
 
     Tool turns (a tool/function role, or an assistant turn that calls a tool) are refused: the
     templates tunewiz trains with have no tool format."""
     role_key, content_key = keys
-    sys_prompt = ""
-    found = []
-    pending_question = None
+    system = ""
+    exchanges: list[list] = []  # [question, answer, weight]
+    pending = None
     for number, turn in enumerate(turns):
         where = f"'{name}'[{number}]"
         role = turn.get(role_key)
@@ -266,35 +279,44 @@ def _exchanges(turns: list[dict], name: str, keys: tuple[str, str], user: str, a
                           "tool turns")
         text = _text(turn.get(content_key), f"{where}.{content_key}")
         if role == "system":
-            sys_prompt = text
+            if exchanges or pending is not None:
+                raise ValueError(f"{where}: a system turn after the conversation began")
+            system = text
         elif role == user:
-            pending_question = text
-        elif role == assistant and pending_question is not None:
-            if turn.get("weight") == 0:  # OpenAI: a turn not to learn from
-                pending_question = None
-                continue
-            found.append((sys_prompt, pending_question, text))
-            pending_question = None
-    if not found:
-        raise ValueError(f"no {user} turn followed by an {assistant} turn in '{name}'")
-    return found
+            if pending is not None:
+                raise ValueError(f"{where}: two {user} turns in a row (no {assistant} turn between)")
+            pending = text
+        elif role == assistant:
+            if pending is None:
+                raise ValueError(f"{where}: an {assistant} turn before any {user} turn")
+            exchanges.append([pending, text, 0 if turn.get("weight") == 0 else 1])
+            pending = None
+        else:
+            raise ValueError(f"{where}: unknown role {role!r} (expected system, {user} or {assistant})")
+    while exchanges and exchanges[-1][2] == 0:
+        exchanges.pop()  # nothing after them is trained: they add nothing
+    if not exchanges:
+        raise ValueError(f"no {user} turn followed by an {assistant} turn to learn from in '{name}'")
+    history = []
+    for question, answer, weight in exchanges[:-1]:
+        history += [{"role": "user", "content": question},
+                    {"role": "assistant", "content": answer} | ({"weight": 0} if not weight else {})]
+    return [Sample(system, exchanges[-1][0], exchanges[-1][1], history)]
 
 
-def _pairs_of(triples: list[tuple[str, str, str]], source: str, where: str) -> Iterator[Pair | RowProblem]:
-    for system, question, answer in triples:
+def _pairs_of(samples: list, source: str, where: str) -> Iterator[Pair | RowProblem]:
+    for sample in samples:
+        system, question, answer = sample[:3]
+        history = sample[3] if len(sample) > 3 else []
         if not question.strip():
             yield RowProblem(where, "the question is empty")
         elif not answer.strip():
             yield RowProblem(where, "the answer is empty")
+        elif any(not turn["content"].strip() for turn in history):
+            yield RowProblem(where, "a turn of the conversation is empty")
         else:
-            yield Pair(question=question.strip(), answer=answer.strip(), system=system.strip(), source=source)
-
-
-def _cut_note(triples: list, where: str) -> Iterator[RowProblem]:
-    if len(triples) > 1:
-        yield RowProblem(where, f"a conversation of {len(triples)} exchanges, imported as {len(triples)} separate "
-                                "pairs: the later questions lose the turns before them", "cut conversations",
-                         skipped=False)
+            yield Pair(question=question.strip(), answer=answer.strip(), system=system.strip(), source=source,
+                       history=[turn | {"content": turn["content"].strip()} for turn in history])
 
 
 def _preference_error(path: Path, where: str) -> FormatError:
@@ -353,7 +375,7 @@ def iter_jsonl(path: Path, encoding: str | None = None, chosen: bool = False) ->
         where = f"line {number}"
         try:
             record = json.loads(line)
-            triples = pairs_from_record(record, chosen)
+            samples = pairs_from_record(record, chosen)
         except PreferenceData:
             raise _preference_error(path, where) from None
         except json.JSONDecodeError as exc:
@@ -362,8 +384,7 @@ def iter_jsonl(path: Path, encoding: str | None = None, chosen: bool = False) ->
         except ValueError as exc:
             yield RowProblem(where, str(exc), getattr(exc, "kind", "bad rows"))
             continue
-        yield from _cut_note(triples, where)
-        yield from _pairs_of(triples, f"{path.name}:{number}", where)
+        yield from _pairs_of(samples, f"{path.name}:{number}", where)
 
 
 def iter_json(path: Path, encoding: str | None = None, chosen: bool = False) -> Iterator[Pair | RowProblem]:
@@ -381,14 +402,13 @@ def iter_json(path: Path, encoding: str | None = None, chosen: bool = False) -> 
     for number, record in enumerate(document, start=1):
         where = f"item {number}"
         try:
-            triples = pairs_from_record(record, chosen)
+            samples = pairs_from_record(record, chosen)
         except PreferenceData:
             raise _preference_error(path, where) from None
         except ValueError as exc:
             yield RowProblem(where, str(exc), getattr(exc, "kind", "bad rows"))
             continue
-        yield from _cut_note(triples, where)
-        yield from _pairs_of(triples, f"{path.name}#{number}", where)
+        yield from _pairs_of(samples, f"{path.name}#{number}", where)
 
 
 def read_pairs(path: str | Path, encoding: str | None = None, chosen: bool = False) -> ReadResult:
@@ -442,36 +462,46 @@ def _is_one_document(path: Path, encoding: str | None) -> bool:
 
 # ---------------------------------------------------------------- writing
 
+ONE_TURN_FORMATS = ("csv", "alpaca")
+"""Formats that hold one question and answer per row: conversations cannot be written to them."""
+
+
 def export_records(pairs: Iterable[Pair], fmt: str, default_system: str = "") -> list[Any]:
     out: list[Any] = []
     for p in pairs:
         system = p.system or default_system
+        turns = p.history + [{"role": "user", "content": p.question}, {"role": "assistant", "content": p.answer}]
         if fmt == "jsonl":
             out.append({"id": p.id, "question": p.question, "answer": p.answer, "system": p.system,
-                        "source": p.source, "status": p.status, "scores": p.scores})
+                        "source": p.source, "status": p.status, "scores": p.scores}
+                       | ({"history": p.history} if p.history else {}))
         elif fmt == "alpaca":
             out.append({"instruction": p.question, "input": "", "output": p.answer}
                        | ({"system": system} if system else {}))
         elif fmt == "sharegpt":
-            turns = ([{"from": "system", "value": system}] if system else []) + [
-                {"from": "human", "value": p.question}, {"from": "gpt", "value": p.answer}]
-            out.append({"conversations": turns})
+            out.append({"conversations": ([{"from": "system", "value": system}] if system else []) + [
+                {"from": "human" if t["role"] == "user" else "gpt", "value": t["content"]} for t in turns]})
         elif fmt == "openai":
-            messages = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": p.question}, {"role": "assistant", "content": p.answer}]
-            out.append({"messages": messages})
+            out.append({"messages": ([{"role": "system", "content": system}] if system else []) + [
+                {"role": t["role"], "content": t["content"]} | ({"weight": 0} if t.get("weight") == 0 else {})
+                for t in turns]})
         else:
             raise ValueError(f"unknown format {fmt!r}")
     return out
 
 
-def write_pairs(pairs: Iterable[Pair], path: str | Path, fmt: str, default_system: str = "") -> int:
-    """Write pairs to a file in one of EXPORT_FORMATS (atomically); returns how many."""
+def write_pairs(pairs: Iterable[Pair], path: str | Path, fmt: str, default_system: str = "") -> tuple[int, int]:
+    """Write pairs to a file in one of EXPORT_FORMATS (atomically); returns (written, conversations
+    left out because the format holds one turn per row)."""
     from tunewiz.project import atomic_write_text
 
     if fmt not in EXPORT_FORMATS:
         raise FormatError(f"unknown format '{fmt}' (choose from {', '.join(EXPORT_FORMATS)})")
     pairs = list(pairs)
+    left_out = 0
+    if fmt in ONE_TURN_FORMATS:
+        left_out = sum(1 for p in pairs if p.history)
+        pairs = [p for p in pairs if not p.history]
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -485,4 +515,4 @@ def write_pairs(pairs: Iterable[Pair], path: str | Path, fmt: str, default_syste
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n"
                        for r in export_records(pairs, fmt, default_system))
     atomic_write_text(Path(path), text)
-    return len(pairs)
+    return len(pairs), left_out

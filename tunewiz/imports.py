@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from tunewiz.dataset import Pair, PairStore
+from tunewiz.dataset import Pair, PairStore, prompt_text
 from tunewiz.dedup import ExactKeys
 from tunewiz.errors import disk_error, is_disk_error
 from tunewiz.formats import RowProblem, iter_pairs
@@ -20,6 +20,9 @@ class ImportReport:
     duplicates: int = 0
     """Rows that repeat a pair already in the project or earlier in the file (after normalization)."""
     problems: list[RowProblem] = field(default_factory=list)
+    conversations: int = 0
+    """Added samples of more than one turn, and their user turns (`turns`)."""
+    turns: int = 0
     notices: list[str] = field(default_factory=list)
     """What the store had to do to keep earlier data safe (a torn last line set aside)."""
 
@@ -33,14 +36,13 @@ class ImportReport:
         kinds = ", ".join(f"{n} {kind}" for kind, n in by_kind.most_common())
         if not self.added and not self.duplicates and self.skipped:
             return f"{self.file}: nothing could be imported: all {len(self.skipped)} rows were skipped ({kinds})"
-        parts = [f"{self.file}: added {self.added} pairs"]
+        parts = [f"{self.file}: added {self.added} pairs" if not self.conversations else
+                 f"{self.file}: added {self.added} samples ({self.added - self.conversations} QA pairs, "
+                 f"{self.conversations} conversations of {self.turns} turns)"]
         if self.duplicates:
             parts.append(f"skipped {self.duplicates} duplicates")
         if self.skipped:
             parts.append(f"skipped {kinds}" if set(by_kind) != {"bad rows"} else f"skipped {len(self.skipped)} bad rows")
-        cut = [p for p in self.problems if not p.skipped]
-        if cut:
-            parts.append(f"{len(cut)} multi-turn conversations were cut into separate pairs")
         return ", ".join(parts)
 
 
@@ -52,16 +54,19 @@ def import_file(store: PairStore, path: str | Path, status: str = "pending",
     unreadable file, a failed write or Ctrl-C leave the store's journal as it was."""
     path = Path(path)
     report = ImportReport(file=path)
-    seen = ExactKeys((p.question, p.answer) for p in store)
+    seen = ExactKeys((prompt_text(p), p.answer) for p in store)
 
     def fresh() -> Iterator[Pair]:
         for item in iter_pairs(path, encoding, chosen):
             if isinstance(item, RowProblem):
                 report.problems.append(item)
-            elif not seen.add_if_new(item.question, item.answer):
+            elif not seen.add_if_new(prompt_text(item), item.answer):
                 report.duplicates += 1
             else:
                 item.status = status
+                if item.history:
+                    report.conversations += 1
+                    report.turns += item.turns
                 yield item
 
     before = len(store.notices)

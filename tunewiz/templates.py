@@ -13,8 +13,8 @@ says, which is what llama.cpp does with the converted GGUF too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
 
 FAMILIES = ("chatml", "llama2", "llama3", "alpaca", "model")
 
@@ -25,9 +25,17 @@ ALPACA_HEADER = ("Below is an instruction that describes a task. "
 @dataclass
 class RenderedSample:
     prompt: str
-    """Everything before the answer: system, question and the assistant header. Not trained on."""
+    """Everything before the final answer: system, earlier turns, the question and the assistant header."""
     completion: str
-    """The answer and the end-of-turn marker. The loss is computed on these tokens only."""
+    """The final answer and the end-of-turn marker."""
+    segments: list[tuple[str, bool]] = field(default_factory=list)
+    """The whole sample in order as (text, trained): for a conversation the loss covers every
+    assistant turn (each answer and its end marker) but for turns given weight 0; one turn is
+    [(prompt, False), (completion, True)]."""
+
+    def __post_init__(self) -> None:
+        if not self.segments:
+            self.segments = [(self.prompt, False), (self.completion, True)]
 
 
 def resolve_family(name: str, tokenizer: Any | None) -> str:
@@ -70,25 +78,72 @@ def render_prompt(family: str, question: str, system: str = "", tokenizer: Any |
 
 
 def render_sample(family: str, question: str, answer: str, system: str = "",
-                  tokenizer: Any | None = None) -> RenderedSample:
-    """A training sample: the prompt (masked) and the completion (trained on)."""
-    prompt = render_prompt(family, question, system, tokenizer)
+                  tokenizer: Any | None = None, history: Sequence[dict[str, Any]] = ()) -> RenderedSample:
+    """A training sample: prompts (masked) and answers (trained on).
+
+    `history` holds the turns before the final question, as {"role": "user"|"assistant",
+    "content": ..., "weight": 0 (optional: not trained)} alternating from a user turn."""
+    exchanges = [(history[i]["content"], history[i + 1]["content"], history[i + 1].get("weight", 1) != 0)
+                 for i in range(0, len(history), 2)] + [(question, answer, True)]
+    if family == "model":
+        return _render_with_model_template(exchanges, system, tokenizer)
+    segments: list[tuple[str, bool]] = []
+    for number, (user, reply, trained) in enumerate(exchanges):
+        segments.append((_turn_prompt(family, user, system, tokenizer, first=number == 0), False))
+        segments.append((_turn_completion(family, reply, tokenizer), trained))
+    return RenderedSample(prompt="".join(text for text, _ in segments[:-1]), completion=segments[-1][0],
+                          segments=segments)
+
+
+def _turn_prompt(family: str, question: str, system: str, tokenizer: Any, first: bool) -> str:
+    """What comes before one answer: the first turn carries the system prompt; later turns continue
+    the chat exactly as the exported template (hf_chat_template) renders it."""
+    if first:
+        return render_prompt(family, question, system, tokenizer)
+    if family == "chatml":
+        return "\n" + render_prompt(family, question)
+    if family == "llama2":  # every turn is its own <s>[INST] ... [/INST] ...</s>
+        return (getattr(tokenizer, "bos_token", None) or "<s>") + render_prompt(family, question)
+    if family == "alpaca":
+        return f"\n\n### Instruction:\n{question}\n\n### Response:\n"
+    return render_prompt(family, question)  # llama3: turns follow each other directly
+
+
+def _turn_completion(family: str, answer: str, tokenizer: Any) -> str:
     eos = getattr(tokenizer, "eos_token", None) or ""
     if family == "chatml":
-        completion = f"{answer}<|im_end|>"
-    elif family == "llama3":
-        completion = f"{answer}<|eot_id|>"
-    elif family in ("llama2", "alpaca"):
-        completion = f" {answer}" if family == "llama2" else answer
-        completion += eos  # these formats end a turn with the tokenizer's EOS
-    else:  # model's own template: render the whole chat and take what follows the prompt
-        full = tokenizer.apply_chat_template(_messages(question, system, answer), tokenize=False)
-        full = strip_bos(full, tokenizer)
-        if not full.startswith(prompt):
+        return f"{answer}<|im_end|>"
+    if family == "llama3":
+        return f"{answer}<|eot_id|>"
+    if family == "llama2":
+        return f" {answer}{eos}"  # these formats end a turn with the tokenizer's EOS
+    if family == "alpaca":
+        return answer + eos
+    raise ValueError(f"unknown template family {family!r} (choose from {', '.join(FAMILIES)})")
+
+
+def _render_with_model_template(exchanges, system: str, tokenizer: Any) -> RenderedSample:
+    """The base model's own Jinja template: render the chat up to each answer and after it, and take
+    the differences as segments. A template that does not render earlier turns as a prefix of later
+    ones cannot be masked per turn: that is an error, not a guess."""
+    if tokenizer is None:
+        raise ValueError("the 'model' template needs the base model's tokenizer")
+    messages = [{"role": "system", "content": system}] if system else []
+    segments: list[tuple[str, bool]] = []
+    done = ""
+    for user, reply, trained in exchanges:
+        messages.append({"role": "user", "content": user})
+        prompt = strip_bos(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True),
+                           tokenizer)
+        messages.append({"role": "assistant", "content": reply})
+        full = strip_bos(tokenizer.apply_chat_template(messages, tokenize=False), tokenizer).rstrip("\n")
+        if not prompt.startswith(done) or not full.startswith(prompt):
             raise ValueError("the model's chat template does not render the prompt as a prefix of the "
-                             "whole chat; choose chatml, llama2 or alpaca instead")
-        completion = full[len(prompt):].rstrip("\n")
-    return RenderedSample(prompt=prompt, completion=completion)
+                             "whole chat; choose chatml, llama2, llama3 or alpaca instead")
+        segments += [(prompt[len(done):], False), (full[len(prompt):], trained)]
+        done = full
+    return RenderedSample(prompt="".join(text for text, _ in segments[:-1]), completion=segments[-1][0],
+                          segments=segments)
 
 
 def end_of_turn(family: str, tokenizer: Any) -> str:
@@ -141,11 +196,16 @@ class TokenizedSample:
 
 
 def tokenize_sample(tokenizer: Any, sample: RenderedSample, max_len: int) -> TokenizedSample | None:
-    """Token ids and labels of a sample, cut to `max_len`; None when no answer token would remain."""
-    prompt_ids = tokenizer(sample.prompt, add_special_tokens=True)["input_ids"]
-    completion_ids = tokenizer(sample.completion, add_special_tokens=False)["input_ids"]
-    ids = prompt_ids + completion_ids
-    labels = [-100] * len(prompt_ids) + completion_ids
+    """Token ids and labels of a sample, cut to `max_len`; None when no trained token would remain.
+
+    Each segment is tokenized on its own (the first with the tokenizer's BOS), so a mask never
+    straddles a token."""
+    ids: list[int] = []
+    labels: list[int] = []
+    for number, (text, trained) in enumerate(sample.segments):
+        piece = tokenizer(text, add_special_tokens=number == 0)["input_ids"]
+        ids += piece
+        labels += piece if trained else [-100] * len(piece)
     truncated = len(ids) > max_len
     ids, labels = ids[:max_len], labels[:max_len]
     if all(label == -100 for label in labels):
@@ -155,33 +215,41 @@ def tokenize_sample(tokenizer: Any, sample: RenderedSample, max_len: int) -> Tok
 
 # ---------------------------------------------------------------- Ollama
 
+# Each loops over the chat's messages exactly as render_sample renders a conversation (LLaMA-Factory's
+# form: the system prompt from .System, then the user and assistant turns); "{eos}" is the
+# tokenizer's EOS, which llama2 and alpaca turns end with.
 OLLAMA_TEMPLATES: dict[str, tuple[str, list[str]]] = {
     "chatml": (
         "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
-        "{{ if .Prompt }}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}"
-        "<|im_start|>assistant\n{{ .Response }}<|im_end|>\n",
+        "{{ range .Messages }}{{ if eq .Role \"user\" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n"
+        "<|im_start|>assistant\n{{ else if eq .Role \"assistant\" }}{{ .Content }}<|im_end|>\n{{ end }}{{ end }}",
         ["<|im_start|>", "<|im_end|>"]),
     "llama3": (
         "{{ if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>{{ end }}"
-        "{{ if .Prompt }}<|start_header_id|>user<|end_header_id|>\n\n{{ .Prompt }}<|eot_id|>{{ end }}"
-        "<|start_header_id|>assistant<|end_header_id|>\n\n{{ .Response }}<|eot_id|>",
+        "{{ range .Messages }}{{ if eq .Role \"user\" }}<|start_header_id|>user<|end_header_id|>\n\n"
+        "{{ .Content }}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+        "{{ else if eq .Role \"assistant\" }}{{ .Content }}<|eot_id|>{{ end }}{{ end }}",
         ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]),
     "llama2": (
-        "[INST] {{ if .System }}<<SYS>>\n{{ .System }}\n<</SYS>>\n\n{{ end }}{{ .Prompt }} [/INST] {{ .Response }}",
+        "{{ $first := true }}{{ range .Messages }}{{ if eq .Role \"user\" }}{{ if not $first }}<s>{{ end }}"
+        "[INST] {{ if and $first $.System }}<<SYS>>\n{{ $.System }}\n<</SYS>>\n\n{{ end }}{{ .Content }} [/INST]"
+        "{{ $first = false }}{{ else if eq .Role \"assistant\" }} {{ .Content }}{eos}{{ end }}{{ end }}",
         ["[INST]", "[/INST]", "<<SYS>>", "<</SYS>>"]),
     "alpaca": (
-        "{{ if .System }}{{ .System }}{{ else }}" + ALPACA_HEADER + "{{ end }}\n\n"
-        "### Instruction:\n{{ .Prompt }}\n\n### Response:\n{{ .Response }}",
+        "{{ if .System }}{{ .System }}{{ else }}" + ALPACA_HEADER + "{{ end }}"
+        "{{ range .Messages }}{{ if eq .Role \"user\" }}\n\n### Instruction:\n{{ .Content }}\n\n### Response:\n"
+        "{{ else if eq .Role \"assistant\" }}{{ .Content }}{eos}{{ end }}{{ end }}",
         ["### Instruction:", "### Response:"]),
 }
 
 
-def ollama_template(family: str) -> tuple[str, list[str]]:
-    """The Modelfile TEMPLATE and stop strings matching a training family."""
+def ollama_template(family: str, eos: str = "</s>") -> tuple[str, list[str]]:
+    """The Modelfile TEMPLATE and stop strings matching a training family (`eos`: the tokenizer's)."""
     if family not in OLLAMA_TEMPLATES:
         raise ValueError(f"no Ollama template for the '{family}' family; train with chatml, llama2, "
                          "llama3 or alpaca to export a Modelfile")
-    return OLLAMA_TEMPLATES[family]
+    template, stops = OLLAMA_TEMPLATES[family]
+    return template.replace("{eos}", eos), stops
 
 
 # ---------------------------------------------------------------- Hugging Face / GGUF chat template
@@ -197,7 +265,8 @@ _JINJA_TEMPLATES: dict[str, str] = {
     "llama2": (
         "{% set ns = namespace(system='') %}{% for m in messages %}"
         "{% if m['role'] == 'system' %}{% set ns.system = m['content'] %}"
-        "{% elif m['role'] == 'user' %}[INST] {% if ns.system %}<<SYS>>\n{{ ns.system }}\n<</SYS>>\n\n"
+        "{% elif m['role'] == 'user' %}{% if not loop.first and not (loop.index0 == 1 and messages[0]['role'] == 'system') %}"
+        "{{ bos_token }}{% endif %}[INST] {% if ns.system %}<<SYS>>\n{{ ns.system }}\n<</SYS>>\n\n"
         "{% set ns.system = '' %}{% endif %}{{ m['content'] }} [/INST]"
         "{% else %} {{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"),
     "alpaca": (

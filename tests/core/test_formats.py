@@ -72,12 +72,12 @@ def test_jsonl_of_every_record_shape(tmp_path):
     f = tmp_path / "mixed.jsonl"
     f.write_text("\n".join(json.dumps(r) for r in records) + "\n{not json\n{\"question\": \"q only\"}\n")
     result = read_pairs(f)
-    assert [p.question for p in result.pairs] == ["q1", "q2", "q3", "q4", "q5", "q6"]
+    assert [p.question for p in result.pairs] == ["q1", "q2", "q3", "q4", "q6"]
     assert result.pairs[3].system == "be brief"
-    assert [(p.where, p.reason) for p in result.problems if p.skipped] == [
+    assert result.pairs[4].history == [{"role": "user", "content": "q5"}, {"role": "assistant", "content": "a5"}]
+    assert [(p.where, p.reason) for p in result.problems] == [
         ("line 6", "not valid JSON (Expecting property name enclosed in double quotes)"),
         ("line 7", "no answer field (answer, output, response)")]
-    assert [(p.where, p.kind) for p in result.problems if not p.skipped] == [("line 5", "cut conversations")]
 
 
 def test_alpaca_json_list_with_a_bad_item(tmp_path):
@@ -112,7 +112,7 @@ def test_every_export_format_reads_back(tmp_path, fmt):
     store = PairStore(tmp_path / "pairs.jsonl")
     store.add(read_pairs(_qa_csv(tmp_path)).pairs)
     out = tmp_path / f"out.{'json' if fmt == 'alpaca' else fmt if fmt == 'csv' else 'jsonl'}"
-    assert write_pairs(store, out, fmt, default_system="Be kind.") == 2
+    assert write_pairs(store, out, fmt, default_system="Be kind.") == (2, 0)
     back = read_pairs(out)
     assert [(p.question, p.answer) for p in back.pairs] == [("Q, with comma?", 'A "quoted"'), ("Q2", "A2")]
     assert back.problems == []
@@ -216,3 +216,59 @@ def test_a_file_of_which_nothing_imports_says_so_first(project, tmp_path):
                       {"role": "assistant", "content": "A dog."}]}] * 3 + [{"nothing": 1}])
     report = import_file(PairStore(project.pairs_path), f)
     assert report.summary() == f"{f}: nothing could be imported: all 4 rows were skipped (3 image parts, 1 bad rows)"
+
+
+CONVERSATION = [("I want to cook dinner.", "What do you have?"),
+                ("I have chicken, bell peppers and rice.", "Make a stir-fry."),
+                ("How long does it take?", "About 25 minutes.")]
+
+
+def test_multi_turn_conversations_import_whole(project, tmp_path):
+    from tunewiz.dataset import PairStore
+    from tunewiz.imports import import_file
+
+    sharegpt = [{"from": "system", "value": "You are a cook."}] + [
+        turn for q, a in CONVERSATION for turn in ({"from": "human", "value": q}, {"from": "gpt", "value": a})]
+    openai = [{"role": "system", "content": "You are a cook."}] + [
+        turn for q, a in CONVERSATION for turn in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+    openai[2] = openai[2] | {"weight": 0}  # "What do you have?" is context, not trained on
+    openai[-1] = {"role": "assistant", "content": "About 20 minutes."}
+    f = write_jsonl(tmp_path / "chats.jsonl", [{"conversations": sharegpt}, {"messages": openai},
+                                               {"question": "Plain?", "answer": "Yes."}])
+    report = import_file(PairStore(project.pairs_path), f)
+    assert report.summary() == f"{f}: added 3 samples (1 QA pairs, 2 conversations of 6 turns)"
+    by_source = {p.source: p for p in PairStore(project.pairs_path)}
+    chat = by_source["chats.jsonl:1"]
+    assert (chat.system, chat.question, chat.answer) == ("You are a cook.", "How long does it take?", "About 25 minutes.")
+    assert [t["content"] for t in chat.history] == [text for pair in CONVERSATION[:2] for text in pair]
+    assert by_source["chats.jsonl:2"].history[1] == {"role": "assistant", "content": "What do you have?", "weight": 0}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "sharegpt", "openai", "csv", "alpaca"])
+def test_round_trip_keeps_every_sample(project, tmp_path, fmt):
+    from tunewiz.dataset import Pair, PairStore
+    from tunewiz.formats import write_pairs
+
+    history = [{"role": "user", "content": CONVERSATION[0][0]}, {"role": "assistant", "content": CONVERSATION[0][1]}]
+    pairs = [Pair(question="What is X?", answer="X is 1.", system="Be brief."),
+             Pair(question=CONVERSATION[1][0], answer=CONVERSATION[1][1], history=history)]
+    out = tmp_path / f"out.{'csv' if fmt == 'csv' else 'json' if fmt == 'alpaca' else 'jsonl'}"
+    written, left_out = write_pairs(pairs, out, fmt)
+    expected = pairs[:1] if fmt in ("csv", "alpaca") else pairs
+    assert (written, left_out) == (len(expected), len(pairs) - len(expected))
+    back = read_pairs(out)
+    assert not back.problems
+    assert [(p.system, p.question, p.answer, p.history) for p in back.pairs] == [
+        (p.system, p.question, p.answer, p.history) for p in expected]
+
+
+@pytest.mark.parametrize("turns,message", [
+    ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant", "content": "c"}],
+     "'messages'[1]: two user turns in a row"),
+    ([{"role": "assistant", "content": "Hi!"}, {"role": "user", "content": "b"}], "an assistant turn before any user turn"),
+    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "weight": 0}], "to learn from"),
+    ([{"role": "user", "content": "a"}, {"role": "narrator", "content": "b"}], "unknown role 'narrator'"),
+])
+def test_broken_conversations_name_the_turn(tmp_path, turns, message):
+    result = read_pairs(write_jsonl(tmp_path / "bad.jsonl", [{"messages": turns}]))
+    assert not result.pairs and message in result.problems[0].reason

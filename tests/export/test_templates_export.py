@@ -41,3 +41,47 @@ def test_modelfile(tmp_path):
     (tmp_path / "facts-q4_k_m.gguf").write_bytes(b"GGUF")
     assert modelfile_gguf(tmp_path) == tmp_path / "facts-q4_k_m.gguf"
     assert ollama_name("My Project!") == "my-project"
+
+
+class _Tokens:
+    """What render_sample reads of a tokenizer for these families: its BOS and EOS text."""
+    bos_token, eos_token = "<s>", "</s>"
+
+
+CHAT = [("I want to cook.", "What do you have?"), ("Chicken and rice.", "Make a stir-fry."),
+        ("How long?", "25 minutes.")]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("system", ["", "You are a cook."])
+def test_a_conversation_renders_as_the_exported_template_does(family, system):
+    from tunewiz.templates import render_sample
+
+    history = [{"role": r, "content": t} for q, a in CHAT[:-1] for r, t in (("user", q), ("assistant", a))]
+    sample = render_sample(family, CHAT[-1][0], CHAT[-1][1], system, _Tokens(), history)
+    messages = ([{"role": "system", "content": system}] if system else []) + history + [
+        {"role": "user", "content": CHAT[-1][0]}, {"role": "assistant", "content": CHAT[-1][1]}]
+    assert "".join(text for text, _ in sample.segments) == render(hf_chat_template(family), messages, False).rstrip("\n")
+    trained = [text for text, on in sample.segments if on]
+    assert len(trained) == 3 and all(answer in text for (_, answer), text in zip(CHAT, trained))
+    assert not any(q in text for q, _ in CHAT for text in trained)
+
+
+def test_the_label_mask_of_a_three_turn_sample():
+    """Every assistant token is trained on, every user and system token is masked (real tokenizer)."""
+    from transformers import AutoTokenizer
+
+    from tunewiz.models import smollm2_gguf_path
+    from tunewiz.templates import render_sample, tokenize_sample
+
+    gguf = smollm2_gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    history = [{"role": r, "content": t} for q, a in CHAT[:-1] for r, t in (("user", q), ("assistant", a))]
+    history[1]["weight"] = 0
+    sample = render_sample("chatml", CHAT[-1][0], CHAT[-1][1], "You are a cook.", tokenizer, history)
+    tokens = tokenize_sample(tokenizer, sample, 512)
+    trained = tokenizer.decode([t for t, label in zip(tokens.input_ids, tokens.labels) if label != -100])
+    masked = tokenizer.decode([t for t, label in zip(tokens.input_ids, tokens.labels) if label == -100])
+    assert trained == "Make a stir-fry.<|im_end|>25 minutes.<|im_end|>"
+    assert "What do you have?" in masked and "You are a cook." in masked
+    assert all(q in masked for q, _ in CHAT)

@@ -87,8 +87,11 @@ def cmd_export_data(args: argparse.Namespace) -> int:
     project = open_project(args)
     wanted = {s.strip() for s in args.status.split(",")}
     pairs = [p for p in PairStore(project.pairs_path) if p.status in wanted]
-    count = write_pairs(pairs, args.output, args.format, project.config.template.system_prompt)
-    print(f"Wrote {count} pairs to {args.output} ({args.format}).")
+    count, left_out = write_pairs(pairs, args.output, args.format, project.config.template.system_prompt)
+    print(f"Wrote {count} samples to {args.output} ({args.format}).")
+    if left_out:
+        print(f"Left out {left_out} conversations: {args.format} holds one question and answer per row "
+              "(jsonl, sharegpt and openai keep every turn).", file=sys.stderr)
     return 0
 
 

@@ -133,16 +133,16 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
         say("Converting the LoRA adapter alone to a GGUF adapter (llama.cpp's converter)...")
         lora = gguf.convert_lora(checkpoint.path, cfg.base_dir, staging / f"{name}-lora-f16.gguf", log)
 
-        tokenizer = None
-        if cfg.family not in OLLAMA_TEMPLATES:
-            from transformers import AutoTokenizer
-            tokenizer = AutoTokenizer.from_pretrained(merged)
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(merged)  # its EOS ends llama2/alpaca turns in the Modelfile
         stops = template_stops(cfg.family, tokenizer)
         model_name = ollama_name(project.config.export.ollama_name or project.name)
         modelfile = None
         if cfg.family in OLLAMA_TEMPLATES:
             modelfile = staging / MODELFILE
-            atomic_write_text(modelfile, render_modelfile(main.name, cfg.family, cfg.system_prompt))
+            atomic_write_text(modelfile, render_modelfile(main.name, cfg.family, cfg.system_prompt,
+                                                          tokenizer.eos_token or "</s>"))
         atomic_write_text(staging / RUN_README, run_readme(
             folder, [p.name for p in ggufs.values()], main.name, model_name, cfg.system_prompt,
             modelfile is not None, cfg.family, lora.name, cfg.base_model))

@@ -35,8 +35,8 @@ def ollama_name(text: str) -> str:
     return name or "tunewiz-model"
 
 
-def render_modelfile(gguf_name: str, family: str, system: str) -> str:
-    template, stops = ollama_template(family)
+def render_modelfile(gguf_name: str, family: str, system: str, eos: str = "</s>") -> str:
+    template, stops = ollama_template(family, eos)
     for text, what in ((template, "template"), (system, "system prompt")):
         if '"""' in text:
             raise TunewizError(f"the {what} contains '\"\"\"', which a Modelfile cannot quote; remove it")

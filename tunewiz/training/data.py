@@ -43,11 +43,12 @@ class TokenizedSet:
 
 def tokenize_records(records: Iterable[dict[str, Any]], tokenizer: Any, family: str, system_prompt: str,
                      max_seq_len: int) -> TokenizedSet:
-    """Records with question, answer and optional system -> token ids and -100-masked labels."""
+    """Records with question, answer, optional system and history (a conversation's earlier turns)
+    -> token ids and labels: -100 on everything but the answers trained on."""
     examples, truncated, dropped = [], 0, 0
     for record in records:
         sample = render_sample(family, record["question"], record["answer"],
-                               record.get("system") or system_prompt, tokenizer)
+                               record.get("system") or system_prompt, tokenizer, record.get("history") or ())
         tokens = tokenize_sample(tokenizer, sample, max_seq_len)
         if tokens is None:
             dropped += 1

@@ -92,7 +92,8 @@ def prepare_run(project: Project, gpus: int) -> Run:
     try:
         run.dir.mkdir(parents=True)
         lines = [json.dumps({"id": p.id, "split": split, "question": p.question, "answer": p.answer,
-                             "system": p.system}, ensure_ascii=False) + "\n"
+                             "system": p.system} | ({"history": p.history} if p.history else {}),
+                            ensure_ascii=False) + "\n"
                  for split, pairs in (("train", train), ("validation", validation)) for p in pairs]
         lines += [json.dumps(record, ensure_ascii=False) + "\n" for record in checks]
         atomic_write_text(run.dir / DATA_FILE, "".join(lines))
@@ -142,7 +143,9 @@ def check_records(project: Project, train: list, kind: str) -> list[dict[str, An
 
     evaluation = project.config.evaluation
     records: list[dict[str, Any]] = []
-    sample = recall_sample(train, evaluation.questions, project.config.dataset.split_seed)
+    # Recall asks a question alone: a conversation's last question needs the turns before it.
+    sample = recall_sample([p for p in train if not p.history], evaluation.questions,
+                           project.config.dataset.split_seed)
     pairs = {p.id: p for p in PairStore(project.pairs_path)}
     stored: dict[str, list] = {}
     for rewording in live_rewordings(RewordingStore(project.path(REWORDINGS_FILE)), pairs):

@@ -30,25 +30,30 @@ def preview_sample(project: Project, index: int = 0) -> str:
     cfg = project.config.template
     family = resolve_family(cfg.name, tokenizer)
     system = pair.system or cfg.system_prompt
-    sample = render_sample(family, pair.question, pair.answer, system, tokenizer)
+    sample = render_sample(family, pair.question, pair.answer, system, tokenizer, pair.history)
     tokens = tokenize_sample(tokenizer, sample, cfg.max_seq_len)
-    prompt_len = len(tokenizer(sample.prompt, add_special_tokens=True)["input_ids"])
-    answer_len = len(tokenizer(sample.completion, add_special_tokens=False)["input_ids"])
     origin = " (the base model's own)" if cfg.name == "auto" else ""
-    lines = [f"Pair {pair.id} (training pair {index + 1} of {len(train)}), template {family}{origin}, "
-             f"max_seq_len {cfg.max_seq_len}",
-             f"--- prompt: {prompt_len} tokens, masked (no loss) ---", sample.prompt,
-             f"--- answer: {answer_len} tokens, trained on ---", sample.completion,
-             "---"]
+    kind = f"a conversation of {pair.turns} turns" if pair.history else "a QA pair"
+    lines = [f"Pair {pair.id} (training sample {index + 1} of {len(train)}: {kind}), template {family}{origin}, "
+             f"max_seq_len {cfg.max_seq_len}"]
+    total = trained_tokens = 0
+    for number, (text, trained) in enumerate(sample.segments):
+        count = len(tokenizer(text, add_special_tokens=number == 0)["input_ids"])
+        total += count
+        trained_tokens += count if trained else 0
+        what = "answer: {} tokens, trained on" if trained else "prompt: {} tokens, masked (no loss)"
+        if not trained and number % 2:  # segments alternate prompt, answer: an answer given weight 0
+            what = "answer: {} tokens, masked (weight 0)"
+        lines += [f"--- {what.format(count)} ---", text]
+    lines.append("---")
     if tokens is None:
         lines.append(f"DROPPED: the prompt alone is longer than max_seq_len ({cfg.max_seq_len}); "
                      "no answer token would be trained")
     elif tokens.truncated:
-        cut = prompt_len + answer_len - cfg.max_seq_len
-        lines.append(f"TRUNCATED: {prompt_len + answer_len} tokens, the last {cut} are cut to max_seq_len")
+        lines.append(f"TRUNCATED: {total} tokens, the last {total - cfg.max_seq_len} are cut to max_seq_len")
     else:
-        lines.append(f"{prompt_len + answer_len} tokens in all, {answer_len} of them trained on")
-    records = [{"question": p.question, "answer": p.answer, "system": p.system} for p in train]
+        lines.append(f"{total} tokens in all, {trained_tokens} of them trained on")
+    records = [{"question": p.question, "answer": p.answer, "system": p.system, "history": p.history} for p in train]
     whole = tokenize_records(records, tokenizer, family, cfg.system_prompt, cfg.max_seq_len)
     lengths = [len(e.input_ids) for e in whole.examples]
     if lengths:
