@@ -231,6 +231,8 @@ class PairStore:
                 raise ValueError(f"cannot change {key!r} of a pair")
             if key in TEXT_FIELDS and not isinstance(value, str):
                 raise ValueError(f"pair {pair_id}: {key} must be text, got {type(value).__name__}")
+            if key == "history":
+                check_history(value, f"pair {pair_id}")
             setattr(pair, key, value)
         pair.updated = now_iso()
         self._append_records([pair.to_record()])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tunewiz.dataset import PairStore
+from tunewiz.dataset import Pair, PairStore
 from tunewiz.project import Project
 from tunewiz.tui.app import TunewizApp
 from tunewiz.tui.screens.welcome import WelcomeScreen
@@ -198,6 +198,26 @@ async def test_review_edit_in_the_multiline_editor(qa_project):
         assert PairStore(qa_project.pairs_path).get("p000").answer == "Paris,\nthe capital."
         await pilot.press("e", "escape")  # cancel leaves it alone
         assert PairStore(qa_project.pairs_path).get("p000").answer == "Paris,\nthe capital."
+
+
+async def test_review_shows_and_edits_the_turns_of_a_conversation(qa_project):
+    history = [{"role": "user", "content": "I want to cook."}, {"role": "assistant", "content": "What do you have?"}]
+    PairStore(qa_project.pairs_path).add([Pair(id="a000", question="Rice and chicken.", answer="A stir-fry.",
+                                              history=history)])
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await review_app(pilot, app)
+        pane.table.cursor = [p.id for p in pane.table.rows].index("a000")
+        await pilot.pause()
+        preview = str(pane.query_one("#review-preview").render())
+        assert "U: I want to cook." in preview and "a conversation of 2 turns" in preview
+        await pilot.press("e")
+        app.screen.query_one("#edit-turn-1").text = "What is in your fridge?"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        pair = PairStore(qa_project.pairs_path).get("a000")
+        assert pair.history[1] == {"role": "assistant", "content": "What is in your fridge?"}
+        assert (pair.question, pair.answer) == ("Rice and chicken.", "A stir-fry.")
 
 
 async def test_review_search_filter_and_duplicates(qa_project):

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
-from tunewiz.dataset import Pair
+from tunewiz.dataset import Pair, prompt_text
 from tunewiz.tui.review_query import filter_pairs, length_stats, parse_query, with_status
 from tunewiz.tui.screens.base import StepPane, shows_errors
 from tunewiz.tui.widgets.pair_table import PairTable, pair_score
@@ -25,7 +25,7 @@ STATUS_CYCLE = (None, "pending", "accepted", "rejected")
 
 def snapshot(pair: Pair) -> Pair:
     """A copy of a pair as it is now, for undo."""
-    return dataclasses.replace(pair, scores=dict(pair.scores))
+    return dataclasses.replace(pair, scores=dict(pair.scores), history=[dict(t) for t in pair.history])
 
 
 class ReviewPane(StepPane):
@@ -101,7 +101,7 @@ class ReviewPane(StepPane):
             self.notify(f"{store.path}: skipped {len(store.torn_lines)} unreadable lines "
                         f"(first: line {store.torn_lines[0]})", severity="warning")
         self.refilter()
-        self.find_duplicates([(p.id, p.question) for p in store])
+        self.find_duplicates([(p.id, prompt_text(p)) for p in store])
 
     @work(thread=True, exclusive=True, group="review-dups", exit_on_error=False)
     def find_duplicates(self, questions: list[tuple[str, str]]) -> None:
@@ -156,7 +156,9 @@ class ReviewPane(StepPane):
             preview.update("No pairs to show." if self.store is not None else "")
             return
         score = pair_score(pair)
-        preview.update(f"Q: {pair.question}\nA: {pair.answer}\n[{pair.status}] {pair.source}"
+        earlier = "".join(f"{'U' if turn['role'] == 'user' else 'A'}: {turn['content']}\n" for turn in pair.history)
+        preview.update(f"{earlier}Q: {pair.question}\nA: {pair.answer}\n[{pair.status}] {pair.source}"
+                       + (f" · a conversation of {pair.turns} turns" if pair.history else "")
                        + (f" · score {score:g}" if score is not None else "")
                        + (" · near-duplicate" if pair.id in self.duplicates else ""))
 
@@ -218,16 +220,16 @@ class ReviewPane(StepPane):
         if pair is None:
             return
 
-        def done(result: tuple[str, str] | None) -> None:
-            if result is None or result == (pair.question, pair.answer):
+        def done(result: tuple[str, str, list] | None) -> None:
+            if result is None or result == (pair.question, pair.answer, pair.history):
                 return
             self.undo_stack.append([snapshot(pair)])
-            self.store.update(pair.id, question=result[0], answer=result[1])
+            self.store.update(pair.id, question=result[0], answer=result[1], history=result[2])
             self._wrote()
             self.refilter(keep=pair.id)
             self.notify("Saved the edited pair.")
 
-        self.app.push_screen(PairEditor(pair.question, pair.answer), done)
+        self.app.push_screen(PairEditor(pair.question, pair.answer, pair.history), done)
 
     @shows_errors
     def action_delete(self) -> None:

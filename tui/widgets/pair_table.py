@@ -138,7 +138,8 @@ class PairTable(ScrollView, can_focus=True):
         text_style = base + (DUP_STYLE if pair.id in self.duplicates else Style())
         segments = [
             Segment(marks, status_style),
-            Segment(set_cell_size(one_line(pair.question), question_w) + " ", text_style),
+            Segment(set_cell_size(one_line((f"[{pair.turns} turns] " if pair.history else "") + pair.question),
+                                  question_w) + " ", text_style),
             Segment(set_cell_size(one_line(pair.answer), answer_w), base),
         ]
         if source_w:

@@ -96,7 +96,7 @@ def cmd_export_data(args: argparse.Namespace) -> int:
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
-    from tunewiz.dataset import PairStore
+    from tunewiz.dataset import PairStore, prompt_text
     from tunewiz.dedup import near_duplicate_groups
 
     write = args.accept is not None or args.reject is not None
@@ -111,14 +111,15 @@ def cmd_pairs(args: argparse.Namespace) -> int:
         return 0
     pairs = [p for p in store if args.status is None or p.status == args.status]
     if args.duplicates:
-        groups = near_duplicate_groups([p.question for p in pairs])
+        groups = near_duplicate_groups([prompt_text(p) for p in pairs])  # a conversation: all it asks
         for number, group in enumerate(groups, start=1):
             print(f"group {number}:")
             for index in group:
                 print(f"  {pairs[index].id}  {pairs[index].question[:90]}")
         print(f"{len(groups)} groups of near-duplicate questions.")
         return 0
-    rows = [[p.id, p.status, _clip(p.question, 50), _clip(p.answer, 40)] for p in pairs]
+    rows = [[p.id, p.status, _clip((f"[{p.turns} turns] " if p.history else "") + p.question, 50),
+             _clip(p.answer, 40)] for p in pairs]
     print(table(rows, ["id", "status", "question", "answer"]))
     counts = store.counts()
     print(f"{len(store)} pairs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
