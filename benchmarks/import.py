@@ -1,10 +1,10 @@
 """Benchmark (not a test): importing big files of pairs, and reading a big project back.
 
-    python benchmarks/import.py                 # 10k, 100k and 200k rows
-    python benchmarks/import.py --rows 200000
+    python benchmarks/import.py                 # 10k, 100k and 200k rows, CSV and ShareGPT chats
+    python benchmarks/import.py --rows 200000 --shapes csv
 
 For each size a CSV of real-looking rows (about 230 bytes each: 215k rows are the 50 MB file of
-the no-loss issue) is imported into a new project by `tunewiz import` in its own process, then
+the no-loss issue), and a ShareGPT JSONL of 3-turn conversations with a system prompt, is imported into a new project by `tunewiz import` in its own process, then
 `tunewiz status` runs twice (the first reads the journal, the second may use the counts cache).
 Printed side by side with the targets:
 - import: rows per second and the process's peak memory, against 3x the bytes the kept pairs
@@ -15,6 +15,7 @@ Printed side by side with the targets:
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import subprocess
 import sys
@@ -34,6 +35,20 @@ def write_csv(path: Path, rows: int) -> None:
             q = " ".join(rng.choice(WORDS) for _ in range(12))
             a = " ".join(rng.choice(WORDS) for _ in range(22))
             out.write(f"What is the {q} number {i}?,\"The {a}, {i}.\"\n")
+
+
+def write_sharegpt(path: Path, rows: int) -> None:
+    rng = random.Random(rows)
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(rows):
+            turns = [{"from": "system", "value": "You answer questions about lighthouses."}]
+            for turn in range(3):
+                turns.append({"from": "human", "value": " ".join(rng.choice(WORDS) for _ in range(10)) + f" {i}?"})
+                turns.append({"from": "gpt", "value": " ".join(rng.choice(WORDS) for _ in range(18)) + f" {turn}."})
+            out.write(json.dumps({"conversations": turns}) + "\n")
+
+
+WRITERS = {"csv": (write_csv, "pairs.csv"), "sharegpt": (write_sharegpt, "chats.jsonl")}
 
 
 def tunewiz(*args: str) -> tuple[float, int]:
@@ -58,24 +73,31 @@ sys.exit(code)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 200_000])
+    parser.add_argument("--shapes", nargs="+", default=list(WRITERS), choices=list(WRITERS))
     args = parser.parse_args()
-    print(f"{'rows':>8} {'csv MB':>7} {'rows/s':>8} {'peak MB':>8} {'3x kept MB':>10} "
+    print(f"{'shape':>8} {'rows':>8} {'file MB':>7} {'rows/s':>8} {'peak MB':>8} {'3x kept MB':>10} "
           f"{'status 1st s':>12} {'status 2nd s':>12}")
-    for rows in args.rows:
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            csv = tmp / "pairs.csv"
-            write_csv(csv, rows)
-            project = tmp / "proj"
-            subprocess.run([sys.executable, "-m", "tunewiz", "new", str(project), "-y"], check=True,
-                           capture_output=True)
-            seconds, peak = tunewiz("import", "-p", str(project), str(csv))
-            kept = (project / "data" / "pairs.jsonl").stat().st_size
-            first, _ = tunewiz("status", str(project))
-            second, _ = tunewiz("status", str(project))
-            print(f"{rows:>8} {csv.stat().st_size / 2**20:>7.1f} {rows / seconds:>8.0f} {peak / 2**20:>8.0f} "
-                  f"{3 * kept / 2**20:>10.0f} {first:>12.2f} {second:>12.2f}", flush=True)
+    for shape in args.shapes:
+        for rows in args.rows:
+            measure(shape, rows)
     return 0
+
+
+def measure(shape: str, rows: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write, name = WRITERS[shape]
+        data_file = tmp / name
+        write(data_file, rows)
+        project = tmp / "proj"
+        subprocess.run([sys.executable, "-m", "tunewiz", "new", str(project), "-y"], check=True,
+                       capture_output=True)
+        seconds, peak = tunewiz("import", "-p", str(project), str(data_file))
+        kept = (project / "data" / "pairs.jsonl").stat().st_size
+        first, _ = tunewiz("status", str(project))
+        second, _ = tunewiz("status", str(project))
+        print(f"{shape:>8} {rows:>8} {data_file.stat().st_size / 2**20:>7.1f} {rows / seconds:>8.0f} "
+              f"{peak / 2**20:>8.0f} {3 * kept / 2**20:>10.0f} {first:>12.2f} {second:>12.2f}", flush=True)
 
 
 if __name__ == "__main__":

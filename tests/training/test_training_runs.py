@@ -252,3 +252,21 @@ def test_a_real_full_disk_during_a_checkpoint(tiny_model, make_project, small_di
     assert "the disk is full: checkpoint-" in message and "earlier checkpoints are intact" in message
     assert [c.name for c in run.complete_checkpoints()] == ["checkpoint-5"]
     assert not [p for p in run.checkpoints_dir.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_conversation_trains_whole(tiny_project):
+    """A 3-turn sample goes into the run's dataset with its turns, and the engine trains on it."""
+    from tunewiz.dataset import Pair, PairStore
+
+    history = [{"role": "user", "content": "I want to cook."}, {"role": "assistant", "content": "What do you have?"},
+               {"role": "user", "content": "Chicken and rice."}, {"role": "assistant", "content": "A stir-fry."}]
+    PairStore(tiny_project.pairs_path).add([Pair(id="conv-0", question="How long?", answer="25 minutes.",
+                                                 history=history)])
+    tiny_project.set("dataset.validation_fraction", 0.0)
+    tiny_project.set("hyperparameters.max_steps", 5)
+    run = start_run(tiny_project)
+    assert wait_for_end(run, 120) == "finished", run.log_path.read_text()
+    records = [json.loads(line) for line in (run.dir / "dataset.jsonl").read_text().splitlines()]
+    conversation = next(r for r in records if r.get("id") == "conv-0")
+    assert conversation["split"] == "train" and conversation["history"] == history
+    assert not any(r.get("id") == "conv-0" for r in records if r["split"] == "recall")
