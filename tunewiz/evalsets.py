@@ -223,7 +223,7 @@ def make_rule_rewordings(store: RewordingStore, pairs: list[Pair]) -> tuple[int,
     covered = {r.pair_id for r in live_rewordings(store, by_id)}
     new, unfit = [], 0
     for pair in pairs:
-        if pair.id in covered:
+        if pair.id in covered or pair.history:  # a conversation's question needs its turns: not asked alone
             continue
         text = rule_rewording(pair.question)
         if text is None:

@@ -105,3 +105,19 @@ def test_the_store_refuses_a_text_field_that_is_not_a_string(project):
     with pytest.raises(ValueError, match="question must be text, got dict"):
         store.update(pair.id, question={"text": "Q?"})
     assert [p.answer for p in PairStore(project.pairs_path)] == ["A."]
+
+
+def test_a_journal_of_the_format_before_conversations_loads_unchanged(tmp_path):
+    """Lines as tunewiz wrote them before samples had turns: read as QA pairs, ids kept, written back alike."""
+    from tunewiz.dataset import PairStore
+
+    old = ('{"question": "What is X?", "answer": "X is 1.", "id": "0a1b2c3d4e5f", "system": "", "source": "qa.csv:2", '
+           '"status": "accepted", "scores": {"judge": 8}, "created": "2026-01-01T00:00:00+00:00", '
+           '"updated": "2026-01-01T00:00:00+00:00"}\n')
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(old)
+    store = PairStore(path)
+    pair = store.get("0a1b2c3d4e5f")
+    assert (pair.question, pair.status, pair.scores, pair.history, pair.turns) == ("What is X?", "accepted", {"judge": 8}, [], 1)
+    store.compact()
+    assert path.read_text() == old  # a QA pair is written in the old format: older versions still read it
