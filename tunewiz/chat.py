@@ -136,21 +136,10 @@ class _BaseView:
 
 
 def newest_export_gguf(project) -> Path | None:
-    """The GGUF of the newest export folder (the one its Modelfile names, else the first)."""
-    from tunewiz.export.modelfile import modelfile_gguf
+    """The main GGUF of the newest export (its manifest says which file: never the adapter)."""
+    from tunewiz.exports import list_exports
 
-    if not project.exports_dir.is_dir():
-        return None
-    folders = sorted((p for p in project.exports_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                     key=lambda p: p.stat().st_mtime, reverse=True)
-    for folder in folders:
-        named = modelfile_gguf(folder)
-        if named is not None:
-            return named
-        files = sorted(folder.glob("*.gguf"))
-        if files:
-            return files[0]
-    return None
+    return next((m.main_gguf for m in list_exports(project.exports_dir) if m.main_gguf), None)
 
 
 def chat_loop(tuned, base, ask: Callable[[str], str] = input, say: Callable[[str], None] = print) -> None:

@@ -449,11 +449,23 @@ async def test_checkpoint_samples_failure_names_the_missing_file(qa_project, mak
 
 
 async def test_export_shows_the_commands_to_run_it(qa_project):
+    import json
+
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("8")
+        assert "export first" in str(app.screen.query_one("#export-commands").render())
+    folder = qa_project.exports_dir / "demo"
+    folder.mkdir(parents=True)
+    (folder / "Modelfile").write_text("FROM ./demo-q8_0.gguf\n")
+    (folder / "export.json").write_text(json.dumps({"gguf": {"q8_0": "demo-q8_0.gguf"}, "ollama_name": "demo",
+                                                    "lora_gguf": "demo-lora-f16.gguf"}))
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("8")
         commands = str(app.screen.query_one("#export-commands").render())
-        assert "ollama create demo" in commands and "llama-cli -m" in commands
+        assert "ollama create demo" in commands and "demo-q8_0.gguf --jinja" in commands
+        assert "-m proj/exports/demo/demo-lora" not in commands  # the adapter is never run as a model
 
 
 async def test_export_shows_the_smoke_test_report(qa_project):

@@ -19,14 +19,13 @@ from tunewiz.tui.widgets.settings_form import SettingsForm
 
 
 def run_commands(project, export_name: str) -> str:
-    """The commands that run an export in llama.cpp and Ollama (shown to copy)."""
-    folder = project.exports_dir / export_name
-    ggufs = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
-    gguf = ggufs[0] if ggufs else folder / f"{export_name}-q8_0.gguf"
-    ollama = project.config.export.ollama_name or project.name
-    return (f"llama-cli -m {gguf} -cnv\n"
-            f"llama-server -m {gguf} --port 8080\n"
-            f"cd {folder} && ollama create {ollama} -f Modelfile && ollama run {ollama}")
+    """The commands that run an export (the same text as its README-run.txt), to copy."""
+    from tunewiz.exports import commands_text, read_manifest
+
+    manifest = read_manifest(project.exports_dir / export_name)
+    if manifest is None:
+        return f"(nothing exported as {export_name!r} yet: export first, then the commands appear here)"
+    return commands_text(manifest)
 
 
 def smoke_report(project, export_name: str) -> str:

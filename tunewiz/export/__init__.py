@@ -28,8 +28,8 @@ from typing import Any, Callable
 from tunewiz.checkpoints import CheckpointInfo, picked_checkpoint, read_run_config
 from tunewiz.errors import TunewizError
 from tunewiz.export import disk, gguf
-from tunewiz.export.modelfile import (MODELFILE, RUN_README, ollama_name, render_modelfile, run_readme,
-                                      template_stops)
+from tunewiz.export.modelfile import ollama_name, render_modelfile, template_stops
+from tunewiz.exports import MANIFEST_FILE, MODELFILE, RUN_README, read_manifest, run_readme
 from tunewiz.project import Project, atomic_write_text
 from tunewiz.runs import checkpoint_damage
 from tunewiz.templates import OLLAMA_TEMPLATES
@@ -143,10 +143,6 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
             modelfile = staging / MODELFILE
             atomic_write_text(modelfile, render_modelfile(main.name, cfg.family, cfg.system_prompt,
                                                           tokenizer.eos_token or "</s>"))
-        atomic_write_text(staging / RUN_README, run_readme(
-            folder, [p.name for p in ggufs.values()], main.name, model_name, cfg.system_prompt,
-            modelfile is not None, cfg.family, lora.name, cfg.base_model))
-
         smoke_report = None
         if smoke:
             from tunewiz.export.smoke import smoke_test
@@ -158,7 +154,7 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
                                           cfg.system_prompt, stops, on_progress=say)
             else:
                 warnings.append("no smoke test: the project has no pairs to ask")
-        atomic_write_text(staging / "export.json", json.dumps({
+        atomic_write_text(staging / MANIFEST_FILE, json.dumps({
             "run": report.run.id, "step": checkpoint.step, "val_loss": checkpoint.val_loss,
             "base_dir": str(cfg.base_dir), "base_model": cfg.base_model, "template": cfg.family,
             "system_prompt": cfg.system_prompt, "gguf": {t: p.name for t, p in ggufs.items()},
@@ -166,6 +162,10 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
             "dtype": dtype, "ollama_name": model_name,
             "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         }, indent=2) + "\n")
+        # The README is rendered from the manifest, as the wizard's Export step is: the same commands.
+        manifest = read_manifest(staging)
+        manifest.folder = folder
+        atomic_write_text(staging / RUN_README, run_readme(manifest))
         _make_readable(staging)
         _move_into_place(staging, folder)
     except BaseException:

@@ -1,0 +1,56 @@
+"""Which file an export tells the user to run: the model GGUF from the manifest, never the adapter."""
+
+from __future__ import annotations
+
+import json
+
+from tunewiz.exports import commands_text, list_exports, read_manifest, run_readme
+
+
+def write_export(folder, types=("q8_0",), modelfile=True):
+    folder.mkdir(parents=True)
+    for t in types:
+        (folder / f"facts-{t}.gguf").write_bytes(b"GGUF")
+    (folder / "facts-lora-f16.gguf").write_bytes(b"GGUF")  # sorts before "facts-q8_0.gguf"
+    if modelfile:
+        (folder / "Modelfile").write_text(f"FROM ./facts-{types[0]}.gguf\n")
+    (folder / "export.json").write_text(json.dumps({
+        "run": "r1", "step": 40, "gguf": {t: f"facts-{t}.gguf" for t in types}, "lora_gguf": "facts-lora-f16.gguf",
+        "ollama_name": "facts", "system_prompt": "Be brief.", "template": "chatml", "base_model": "smollm2-135m"}))
+    return folder
+
+
+def test_the_commands_run_the_model_not_the_adapter(tmp_path):
+    manifest = read_manifest(write_export(tmp_path / "facts"))
+    assert manifest.main_gguf == tmp_path / "facts" / "facts-q8_0.gguf"
+    text = commands_text(manifest)
+    model_lines = [line for line in text.splitlines() if line.strip().startswith(("llama-cli -m", "llama-server"))]
+    assert model_lines and all("facts-q8_0.gguf" in line for line in model_lines[:2])
+    assert "llama-cli -m BASE.gguf --lora" in text and "ollama create facts -f Modelfile" in text
+    assert "-m " + str(tmp_path / "facts" / "facts-lora-f16.gguf") not in text
+
+
+def test_the_first_type_asked_for_is_the_main_one_and_no_modelfile_is_said(tmp_path):
+    manifest = read_manifest(write_export(tmp_path / "facts", types=("q4_k_m", "f16"), modelfile=False))
+    assert manifest.main_gguf.name == "facts-q4_k_m.gguf"
+    readme = run_readme(manifest)
+    assert "no Modelfile was written" in readme and "ollama create" not in readme
+    assert commands_text(manifest) in readme
+
+
+def test_the_wizard_shows_the_readme_commands(tmp_path, project):
+    from tunewiz.tui.screens.export import run_commands
+
+    write_export(project.exports_dir / "facts")
+    shown = run_commands(project, "facts")
+    assert shown == commands_text(read_manifest(project.exports_dir / "facts"))
+    assert "nothing exported" in run_commands(project, "other")
+
+
+def test_chat_picks_the_newest_exports_model(tmp_path, project):
+    from tunewiz.chat import newest_export_gguf
+
+    write_export(project.exports_dir / "facts")
+    assert newest_export_gguf(project) == project.exports_dir / "facts" / "facts-q8_0.gguf"
+    (project.exports_dir / ".facts.partial-1").mkdir()  # an export being written is not one
+    assert [m.folder.name for m in list_exports(project.exports_dir)] == ["facts"]
