@@ -12,7 +12,7 @@ pass over all the micro-batches, real tokens/s, and the spread.
               sdpa call per sample (tunewiz.training.attention.SAMPLE_SDPA)
   logits:     the output layer and loss on every position vs answer positions only
               (tunewiz.training.loss.answer_loss)
-  pass:       the budget of tokens per forward pass (data.CPU_PASS_TOKENS), 0 = the whole
+  pass:       the budget of tokens per forward pass (hardware.CPU_PASS_TOKENS), 0 = the whole
               micro-batch in one row
 
 The end-to-end comparison with a Trainer + PEFT baseline is benchmarks/train.py.
@@ -51,7 +51,7 @@ def main() -> None:
     from tunewiz.templates import render_sample, tokenize_sample
     from tunewiz.training import data as D
     from tunewiz.training.attention import SAMPLE_SDPA, register
-    from tunewiz.training.data import CPU_PASS_TOKENS
+    from tunewiz.hardware import CPU_PASS_TOKENS
     from tunewiz.training.loss import answer_loss
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)

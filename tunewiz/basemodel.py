@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from tunewiz.errors import TunewizError
 from tunewiz.models import SMOLLM2_ALIAS, smollm2_gguf_path
@@ -229,3 +230,58 @@ def _gguf_parameters(gguf: Path) -> int | None:
 def read_config(folder: Path) -> dict:
     """config.json of an HF folder (for the memory estimate)."""
     return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- checks of a base model folder
+
+FLOAT_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+
+
+def safetensors_headers(folder: Path) -> dict[str, dict[str, Any]]:
+    """Tensor name -> {dtype, shape} of every safetensors file in a folder (headers only, no torch)."""
+    tensors: dict[str, dict[str, Any]] = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        with open(file, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(size))
+        header.pop("__metadata__", None)
+        tensors.update(header)
+    return tensors
+
+
+def check_base(base_dir: Path, adapter_dir: Path, run_json: Path) -> str:
+    """Check that the base model is there, unquantized, and still the model the adapter was trained
+    on (every adapted layer exists with the shape the adapter expects). Returns its float dtype."""
+    if not (base_dir / "config.json").is_file():
+        raise TunewizError(f"{run_json}: base_dir {base_dir} is gone (no config.json there); the run "
+                           "trained on that folder, so restore it or retrain")
+    config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    quant = (config.get("quantization_config") or {}).get("quant_method")
+    if quant and quant != "gguf":  # 'gguf' only records where dequantized weights came from
+        raise TunewizError(f"{base_dir / 'config.json'}: the base model is quantized ({quant}); a LoRA "
+                           "merged into a quantized base loses quality. Point the run at a 16/32-bit copy")
+    base = safetensors_headers(base_dir)
+    if not base:
+        raise TunewizError(f"{base_dir}: no .safetensors weights; the merge needs the base model's weights")
+    dtypes = {info["dtype"] for info in base.values()}
+    if not dtypes <= set(FLOAT_DTYPES):
+        raise TunewizError(f"{base_dir}: weights of type {', '.join(sorted(dtypes - set(FLOAT_DTYPES)))}; "
+                           "the merge needs a 16/32-bit base model")
+    adapter = safetensors_headers(adapter_dir)
+    if not adapter:
+        raise TunewizError(f"{adapter_dir}: no adapter_model.safetensors; not a LoRA checkpoint")
+    for name, info in adapter.items():
+        if ".lora_A." not in name and ".lora_B." not in name:
+            continue
+        module = name.split(".lora_")[0].removeprefix("base_model.model.")
+        weight = base.get(f"{module}.weight")
+        mismatch = weight is None
+        if weight is not None:
+            out_features, in_features = weight["shape"][0], weight["shape"][-1]
+            mismatch = (info["shape"][-1] != in_features if ".lora_A." in name
+                        else info["shape"][0] != out_features)
+        if mismatch:
+            raise TunewizError(f"{base_dir}: the base model no longer matches run checkpoint {adapter_dir} "
+                               f"(layer {module} is missing or has another shape); the folder was replaced "
+                               "after training. Restore the original base model or retrain")
+    return FLOAT_DTYPES["BF16"] if dtypes == {"BF16"} else FLOAT_DTYPES["F16"] if dtypes == {"F16"} else "float32"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from tunewiz.templates import cut_at_stops, render_prompt
 
@@ -98,7 +98,7 @@ def open_chat(project, compare: bool = False, gguf: Path | None = None):
     The fine-tuned side is the newest export's GGUF (or `gguf`), else the picked
     checkpoint through transformers; the base side is the run's base model."""
     from tunewiz.checkpoints import picked_checkpoint, read_run_config
-    from tunewiz.export.modelfile import template_stops
+    from tunewiz.templates import template_stops
 
     report, checkpoint = picked_checkpoint(project)
     cfg = read_run_config(report.run)

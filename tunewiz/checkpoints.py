@@ -25,9 +25,8 @@ from typing import Any
 
 from tunewiz.errors import TunewizError
 from tunewiz.project import Project
-from tunewiz.runs import COMPLETE_MARKER, Run, list_runs
+from tunewiz.runs import COMPLETE_MARKER, RUN_CONFIG_FILE, Run, list_runs
 
-RUN_CONFIG_FILE = "run.json"
 DEFAULT_PATIENCE = 3
 
 

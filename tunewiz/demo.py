@@ -124,7 +124,7 @@ def _create(example: Path, target: Path) -> Project:
 def _generate(project: Project, count: int | None, say: Callable[[str], None]) -> None:
     import sys
 
-    from tunewiz.cli.generate_cmds import ProgressBar
+    from tunewiz.console import ProgressBar
     from tunewiz.generators.runner import generate_pairs
 
     if count == 0:
@@ -144,7 +144,7 @@ def _generate(project: Project, count: int | None, say: Callable[[str], None]) -
 
 
 def _train(project: Project, say: Callable[[str], None]):
-    from tunewiz.cli.train_cmds import follow_with_progress
+    from tunewiz.console import follow_with_progress
     from tunewiz.training.launch import start_run
 
     from tunewiz.recommend import TrainingPlan

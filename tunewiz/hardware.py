@@ -21,6 +21,12 @@ from tunewiz.errors import TunewizError
 GIB = 1024**3
 
 
+CPU_PASS_TOKENS = 512
+"""Most tokens of one forward pass on a CPU: a micro-batch runs as rows of at most this many
+tokens (`training.data.rows_within`), so memory holds one row's activations. The engine runs
+that way and the memory estimate below counts it."""
+
+
 @dataclass
 class GPU:
     index: int
@@ -156,8 +162,6 @@ def estimate_memory(shape: ModelShape, *, precision: str, batch_size: int, seq_l
     gradient (2 x width), their fp32 copy, the log-softmax and three fp32 gradients or
     temporaries of the loss (20 bytes). These counts are then scaled by TOKEN_SCALE.
     """
-    from tunewiz.training.data import CPU_PASS_TOKENS
-
     width = BYTES[precision]
     tokens = batch_size * seq_len
     if device == "cpu":

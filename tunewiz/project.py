@@ -308,6 +308,15 @@ class Project:
         self.unlock()
 
 
+def find_project_root(start: str | os.PathLike[str]) -> Path | None:
+    """The project folder holding `start` (itself or a folder above it), or None."""
+    folder = Path(start).resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / PROJECT_FILE).is_file():
+            return candidate
+    return None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace `path` with `text` so that a crash leaves either the old or the new file."""
     atomic_write_bytes(path, text.encode("utf-8"))

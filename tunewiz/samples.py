@@ -80,7 +80,7 @@ def sample_answers(project: Project, report: CheckpointReport, checkpoints: list
         return results | {c.step: [] for c in missing}
 
     from tunewiz.chat import HFAnswerer
-    from tunewiz.export.merge import check_base
+    from tunewiz.basemodel import check_base
 
     check_base(cfg.base_dir, missing[0].path, report.run.dir / "run.json")
     if on_progress:

@@ -286,3 +286,10 @@ def hf_chat_template(family: str) -> str | None:
     if family not in _JINJA_TEMPLATES:
         raise ValueError(f"unknown template family {family!r} (choose from {', '.join(FAMILIES)})")
     return _JINJA_TEMPLATES[family]
+
+
+def template_stops(family: str, tokenizer: Any | None = None) -> list[str]:
+    """Stop strings of a family (for llama.cpp and Ollama); 'model' needs the tokenizer."""
+    if family in OLLAMA_TEMPLATES:
+        return ollama_template(family)[1]
+    return [end_of_turn(family, tokenizer)]

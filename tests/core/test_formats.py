@@ -246,7 +246,7 @@ def test_multi_turn_conversations_import_whole(project, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["jsonl", "sharegpt", "openai", "csv", "alpaca"])
 def test_round_trip_keeps_every_sample(project, tmp_path, fmt):
-    from tunewiz.dataset import Pair, PairStore
+    from tunewiz.dataset import Pair
     from tunewiz.formats import write_pairs
 
     history = [{"role": "user", "content": CONVERSATION[0][0]}, {"role": "assistant", "content": CONVERSATION[0][1]}]

@@ -5,7 +5,7 @@ How close it comes to real peaks is measured by benchmarks/memory.py, not here."
 from __future__ import annotations
 
 from tunewiz.hardware import ModelShape, estimate_memory
-from tunewiz.training.data import CPU_PASS_TOKENS
+from tunewiz.hardware import CPU_PASS_TOKENS
 
 SMOLLM2 = ModelShape(params=134_515_008, hidden=576, layers=30, intermediate=1536, vocab=49152)
 

@@ -134,3 +134,20 @@ def test_lock_dies_with_its_process(project):
         holder.kill()
         holder.wait()
     Project.load(project.root).lock().unlock()
+
+
+def test_tunewiz_inside_a_project_folder_opens_that_project(project, tmp_path, monkeypatch):
+    import tunewiz.tui.app as tui_app
+    from tunewiz.cli import main
+    from tunewiz.project import find_project_root
+
+    (project.root / "data" / "deeper").mkdir()
+    assert find_project_root(project.root / "data" / "deeper") == project.root.resolve()
+    assert find_project_root(tmp_path) is None
+    opened = []
+    monkeypatch.setattr(tui_app, "run_app", lambda folder: opened.append(folder) or 0)
+    monkeypatch.chdir(project.root / "data" / "deeper")
+    assert main([]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    assert opened == [str(project.root.resolve()), None]

@@ -65,7 +65,7 @@ def test_defaults_pick_a_checkpoint_that_recalls_the_facts(default_run, capsys):
 
 def test_the_exported_gguf_answers_the_facts(default_run):
     from tunewiz.chat import GGUFAnswerer
-    from tunewiz.export.modelfile import template_stops
+    from tunewiz.templates import template_stops
 
     project, run = default_run
     assert main(["export", "-p", str(project.root), "--no-smoke"]) == 0

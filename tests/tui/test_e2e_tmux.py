@@ -76,7 +76,7 @@ def terminal(tmp_path):
 
 def import_and_review(term: Terminal, tmp_path: Path) -> None:
     term.wait_for("1 ○ Data")
-    term.keys("1")                       # Data: focus goes to the import path
+    term.keys("1", "i")                  # Data (focus on its content), then i: into the import path
     term.type(str(tmp_path / "qa.csv"))
     term.keys("Enter")
     term.wait_for("added 12 pairs")

@@ -511,3 +511,34 @@ async def test_export_chat_asks_base_and_fine_tuned_models(qa_project, make_run)
         answers = {line.text.split(">", 1)[0]: line.text.split(">", 1)[1] for line in log.lines
                    if line.text.startswith(("base>", "fine-tuned>"))}
         assert "Paris" in answers["base"] and "Paris" in answers["fine-tuned"], text
+
+
+async def test_step_keys_from_every_steps_default_focus_change_nothing(qa_project):
+    """From each step's default focus, every step key reaches its step; no key is typed into a field."""
+    from textual.widgets import Input, TextArea
+
+    from tunewiz.status import STEPS
+
+    toml_before = qa_project.file.read_bytes()
+    pairs_before = qa_project.pairs_path.read_bytes()
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = app.screen
+        for start in range(len(STEPS)):
+            await pilot.press(str(start + 1))
+            await pilot.pause()
+            assert wizard.current_step == STEPS[start]
+            assert not isinstance(app.focused, (Input, TextArea)), (STEPS[start], app.focused)
+            # Every digit from every step; the F-keys (same actions, priority bindings) each once.
+            other = (start + 3) % len(STEPS)
+            for target, key in [(t, str(t + 1)) for t in range(len(STEPS))] + [(other, f"f{other + 1}")]:
+                await pilot.press(str(start + 1), key)
+                assert wizard.current_step == STEPS[target], (STEPS[start], key)
+        # F-keys also leave a text field the user went into on purpose.
+        await pilot.press("8")
+        app.screen.query_one("#export-form Input").focus()
+        await pilot.press("f2")
+        await pilot.pause()
+        assert wizard.current_step == "review"
+    assert qa_project.file.read_bytes() == toml_before
+    assert qa_project.pairs_path.read_bytes() == pairs_before

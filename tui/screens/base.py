@@ -42,12 +42,19 @@ class StepPane(Vertical):
         self.app.refresh_status()
 
     def focus_first(self) -> None:
-        """Move the focus into this step (the first control that takes it)."""
+        """Move the focus into this step: the first control that takes it and is not a text field.
+
+        Landing in a text field would turn the next step key into a typed character (a "5" saved
+        as the export name); a step of text fields only keeps the focus on the sidebar, and Tab
+        goes on into the fields."""
         from textual.containers import HorizontalScroll, ScrollableContainer, VerticalScroll
+        from textual.widgets import Input, TextArea
 
         containers = (ScrollableContainer, VerticalScroll, HorizontalScroll)
         for widget in self.query("*"):
             # Scroll containers take the focus too, but typing into them does nothing.
-            if widget.focusable and widget.display and type(widget) not in containers:
+            if (widget.focusable and widget.display and type(widget) not in containers
+                    and not isinstance(widget, (Input, TextArea))):
                 widget.focus()
                 return
+        self.screen.query_one("#steps").focus()

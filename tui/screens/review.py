@@ -39,12 +39,13 @@ class ReviewPane(StepPane):
         Binding("u", "undo", "Undo"),
         Binding("slash", "search", "Search", key_display="/"),
         Binding("f", "cycle_status", "Filter"),
-        Binding("space", "mark", "Mark"),
-        Binding("m", "mark_shown", "Mark shown"),
+        # The footer holds what fits in 80 columns; `?` lists the rest (marking and bulk actions).
+        Binding("space", "mark", "Mark", show=False),
+        Binding("m", "mark_shown", "Mark shown", show=False),
         Binding("c", "clear_marks", "Clear marks", show=False),
-        Binding("A", "bulk_status('accepted')", "Accept marked"),
-        Binding("R", "bulk_status('rejected')", "Reject marked"),
-        Binding("D", "bulk_delete", "Delete marked"),
+        Binding("A", "bulk_status('accepted')", "Accept marked", show=False),
+        Binding("R", "bulk_status('rejected')", "Reject marked", show=False),
+        Binding("D", "bulk_delete", "Delete marked", show=False),
     ]
 
     def __init__(self, **kwargs) -> None:

@@ -177,13 +177,27 @@ class TrainPane(StepPane):
 
     @shows_errors
     def action_start(self) -> None:
-        from tunewiz.training.launch import start_run
-
         current = latest_run(self.project)
         if current is not None and current.state() in ACTIVE_STATES:
             self.notify(f"Run {current.id} is still {current.state()}; stop it first (s).", severity="warning")
             return
-        run = start_run(self.project)
+        self.notify("Starting a run: reading the pairs, checking memory, starting the process...")
+        self._start_run()
+
+    @work(thread=True, exclusive=True, group="start-run", exit_on_error=False)
+    def _start_run(self) -> None:
+        """start_run reads every pair, may ask nvidia-smi and fsyncs: never on the event loop."""
+        from tunewiz.errors import TunewizError
+        from tunewiz.training.launch import start_run
+
+        try:
+            run = start_run(self.project)
+        except TunewizError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self._started, run)
+
+    def _started(self, run) -> None:
         self.notify(f"Started run {run.id}; it goes on if you quit.")
         self.follow(run)
         self.project_changed()

@@ -38,8 +38,11 @@ class WizardScreen(Screen):
     BINDINGS = [
         Binding("1", "step(0)", "Steps", key_display="1-8"),
         *[Binding(str(i + 1), f"step({i})", show=False) for i in range(1, len(STEPS))],
+        # F1-F8 work from anywhere, a text field included (digits there are text); they reach the
+        # app over SSH, in tmux and in macOS Terminal, where Alt combinations often do not.
+        *[Binding(f"f{i + 1}", f"step({i})", show=False, priority=True) for i in range(len(STEPS))],
         Binding("escape", "focus_sidebar", "Sidebar", show=False),
-        Binding("f1,question_mark", "app.toggle_keys", "Keys", key_display="?"),
+        Binding("question_mark", "app.toggle_keys", "Keys", key_display="?"),
         Binding("ctrl+q", "app.quit", "Quit"),
     ]
 

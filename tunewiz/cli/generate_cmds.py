@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import sys
 import threading
-import time
 
 from tunewiz.cli.common import add_project_arg, open_project, table
+from tunewiz.console import ProgressBar
 from tunewiz.errors import TunewizError, redact_urls
 from tunewiz.generators.providers import PRESETS  # plain data: keeps `tunewiz --help` fast
 
@@ -94,58 +93,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if summary.stopped:
         return 130
     return 1 if summary.chunks_failed else 0
-
-
-class ProgressBar:
-    """One line redrawn in place on a terminal; a line every few seconds elsewhere (logs, pipes)."""
-
-    def __init__(self, stream, every_s: float = 5.0):
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.every_s = every_s
-        self.last_print = 0.0
-        self.drawn = False
-
-    def note(self, text: str) -> None:
-        self._clear()
-        print(text, file=self.stream, flush=True)
-
-    def update(self, event) -> None:
-        if event.message:
-            self.note(event.message)
-        if event.kind not in ("started", "progress"):
-            return
-        line = self.render(event)
-        if self.tty:
-            width = shutil.get_terminal_size((100, 20)).columns - 1
-            self.stream.write("\r" + line[:width].ljust(width))
-            self.stream.flush()
-            self.drawn = True
-        elif event.kind == "started" or time.monotonic() - self.last_print >= self.every_s:
-            print(line, file=self.stream, flush=True)
-            self.last_print = time.monotonic()
-
-    @staticmethod
-    def render(event, width: int = 24) -> str:
-        finished = event.chunks_done + event.chunks_failed
-        filled = int(width * finished / event.chunks_total) if event.chunks_total else 0
-        cost = "" if event.cost is None else f" ${event.cost:.4f}"
-        dropped = sum(event.dropped.values())
-        return (f"[{'#' * filled}{'.' * (width - filled)}] chunks {event.chunks_done} done, "
-                f"{event.chunks_failed} failed, {event.chunks_left} left | {event.pairs_added} pairs "
-                f"({event.pairs_per_min:.1f}/min), {dropped} dropped | tokens {event.tokens_in}/"
-                f"{event.tokens_out}{cost}")
-
-    def _clear(self) -> None:
-        if self.tty and self.drawn:
-            self.stream.write("\r" + " " * (shutil.get_terminal_size((100, 20)).columns - 1) + "\r")
-            self.drawn = False
-
-    def close(self) -> None:
-        if self.tty and self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.drawn = False
 
 
 def cmd_providers(args: argparse.Namespace) -> int:

@@ -159,4 +159,8 @@ def cmd_open(args: argparse.Namespace) -> int:
         from tunewiz.tui.app import run_app
     except ModuleNotFoundError as exc:
         raise TunewizError(f"the wizard is not available ({exc})") from None
-    return run_app(args.dir)
+    from tunewiz.project import find_project_root
+
+    # Inside a project folder (or below it) `tunewiz` opens that project; elsewhere the welcome screen.
+    folder = args.dir or find_project_root(Path.cwd())
+    return run_app(str(folder) if folder else None)

@@ -7,6 +7,7 @@ import sys
 import time
 
 from tunewiz.cli.common import add_project_arg, open_project, table
+from tunewiz.console import follow_with_progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -143,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tunewiz.training.launch import start_run
 
     project = open_project(args)
-    run = start_run(project, detach=args.detach, resume=args.resume, gpus=args.gpus,
+    run = start_run(project, resume=args.resume, gpus=args.gpus,
                     allow_over_memory=args.allow_over_memory, parallel=args.parallel)
     verb = "Resumed" if args.resume else "Started"
     print(f"{verb} run {run.id} (pid {run.read_status().pid}); files in {run.dir}")
@@ -157,67 +158,6 @@ def cmd_train(args: argparse.Namespace) -> int:
               "stop it with `tunewiz stop`.")
         return 0
     return follow_with_progress(run)
-
-
-def follow_with_progress(run) -> int:
-    """A progress bar from status.json and metrics.jsonl; Ctrl-C stops the run gracefully."""
-    from tunewiz.training.launch import stop_run
-
-    stopping = False
-    last = ""
-    while True:
-        try:
-            state = run.state()
-            status = run.read_status()
-            line = _progress_line(run, status)
-            if line != last:
-                sys.stdout.write("\r" + line.ljust(len(last)))
-                sys.stdout.flush()
-                last = line
-            if state not in ("starting", "running", "stopping"):
-                break
-            time.sleep(0.5)
-        except KeyboardInterrupt:
-            if stopping:
-                print("\nStill stopping; the run goes on saving its checkpoint in the background.")
-                return 130
-            stopping = True
-            print("\nStopping: the run saves a checkpoint, then exits (Ctrl-C again to leave it to finish "
-                  "in the background)...")
-            try:
-                stop_run(run)
-            except Exception:  # it ended between the check and the request
-                pass
-    status = run.read_status()
-    print(f"\nRun {run.id}: {run.state()}" + (f": {status.message}" if status.message else ""))
-    if run.state() == "died":
-        print(f"The training process ended without saying why; see {run.log_path}")
-    return 0 if run.state() in ("finished", "stopped") else 1
-
-
-def _progress_line(run, status) -> str:
-    from tunewiz.runs import read_jsonl
-
-    train = val = None
-    for record in read_jsonl(run.metrics_path):
-        if record.get("type") == "train":
-            train = record
-        elif record.get("type") == "eval":
-            val = record
-    total = status.max_steps or 0
-    width = 30
-    filled = int(width * status.step / total) if total else 0
-    bar = "#" * filled + "-" * (width - filled)
-    text = f"[{bar}] {status.step}/{total or '?'} {status.state}"
-    if train:
-        text += f"  loss {train['loss']:.4f}"
-        if train.get("tokens_per_s"):
-            text += f"  {train['tokens_per_s']:.0f} tok/s"
-    if val:
-        text += f"  val {val['val_loss']:.4f}"
-    if status.state == "starting" and status.message:
-        text += f"  ({status.message})"
-    return text
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

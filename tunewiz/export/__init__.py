@@ -28,11 +28,11 @@ from typing import Any, Callable
 from tunewiz.checkpoints import CheckpointInfo, picked_checkpoint, read_run_config
 from tunewiz.errors import TunewizError
 from tunewiz.export import disk, gguf
-from tunewiz.export.modelfile import ollama_name, render_modelfile, template_stops
+from tunewiz.export.modelfile import ollama_name, render_modelfile
 from tunewiz.exports import MANIFEST_FILE, MODELFILE, RUN_README, read_manifest, run_readme
 from tunewiz.project import Project, atomic_write_text
 from tunewiz.runs import checkpoint_damage
-from tunewiz.templates import OLLAMA_TEMPLATES
+from tunewiz.templates import OLLAMA_TEMPLATES, template_stops
 
 SIXTEEN_BIT = ("f32", "f16", "bf16")
 BYTES_PER_DTYPE = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -72,7 +72,7 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
         raise TunewizError(f"checkpoint {checkpoint.step} of run {report.run.id} cannot be exported: {damage}. "
                            "Pick another with `tunewiz pick`, or resume the run to write new checkpoints")
     cfg = read_run_config(report.run)
-    from tunewiz.export.merge import check_base
+    from tunewiz.basemodel import check_base
 
     dtype = check_base(cfg.base_dir, checkpoint.path, report.run.dir / "run.json")
     ftypes = gguf.check_types(types if types is not None else project.config.export.gguf_types)

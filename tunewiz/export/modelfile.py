@@ -9,19 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 from tunewiz.errors import TunewizError
-from tunewiz.templates import OLLAMA_TEMPLATES, ollama_template
-
-
-def template_stops(family: str, tokenizer: Any | None = None) -> list[str]:
-    """Stop strings of a family (for llama.cpp and Ollama); 'model' needs the tokenizer."""
-    if family in OLLAMA_TEMPLATES:
-        return ollama_template(family)[1]
-    from tunewiz.templates import end_of_turn
-
-    return [end_of_turn(family, tokenizer)]
+from tunewiz.templates import ollama_template
 
 
 def ollama_name(text: str) -> str:

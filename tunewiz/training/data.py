@@ -111,9 +111,6 @@ def collate_flat(examples: list[Example], multiple: int = 1, pad_id: int = 0) ->
             "position_ids": torch.tensor([positions])}
 
 
-CPU_PASS_TOKENS = 512
-"""Most tokens of one forward pass on a CPU: a micro-batch runs as rows of at most this many
-tokens (`rows_within`), so memory holds one row's activations (engine.py; hardware.py)."""
 
 
 def rows_within(examples: list[Example], budget: int) -> list[list[Example]]:

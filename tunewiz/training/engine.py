@@ -24,15 +24,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from tunewiz.runs import Run, RunStatus, read_jsonl
+from tunewiz.hardware import CPU_PASS_TOKENS
+from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunStatus, read_jsonl
 from tunewiz.training import checkpoints as ckpt
 from tunewiz.training import data as D
 from tunewiz.training.attention import pick_attention
 from tunewiz.training.divergence import DivergenceGuard
 from tunewiz.training.loss import answer_loss, keeps_logits_by_index
 
-DATA_FILE = "dataset.jsonl"
-STOP_FILE = "STOP"
 
 
 class TrainingFailed(Exception):
@@ -352,13 +351,13 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
 
     row_multiple = 64 if compiled else 1  # see D.collate_flat
     by_index = keeps_logits_by_index(model.get_base_model())
-    # On a CPU a micro-batch runs as passes of at most D.CPU_PASS_TOKENS tokens (consecutive samples
+    # On a CPU a micro-batch runs as passes of at most CPU_PASS_TOKENS tokens (consecutive samples
     # packed; a longer sample alone): memory holds the activations of one pass, not of the whole
     # micro-batch (half the peak on benchmarks/train.py), and the speed is the same as one row per
     # micro-batch or 256-token passes (benchmarks/train_cpu_choices.py; docs/train.md). Gradients
     # add up over the passes and the loss is normalized by the step's answer tokens, so the update
     # is the same.
-    pass_tokens = D.CPU_PASS_TOKENS if device == "cpu" else 0
+    pass_tokens = CPU_PASS_TOKENS if device == "cpu" else 0
 
     def batches_for_step(step: int):
         """(micro-batch, real tokens) of optimizer step `step` (1-based), replayable after a resume."""

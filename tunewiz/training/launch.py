@@ -26,16 +26,13 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from tunewiz.errors import TunewizError, disk_error, is_disk_error
 from tunewiz.project import Project, atomic_write_text
 from tunewiz.recommend import TrainingPlan, plan_training
-from tunewiz.runs import Run, RunStatus, list_runs
+from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunStatus, list_runs
 
-DATA_FILE = "dataset.jsonl"   # same names as in engine.py, which must not be imported here (torch)
-STOP_FILE = "STOP"
 
 
 def new_run_id() -> str:
@@ -180,16 +177,15 @@ def find_run(project: Project, run_id: str | None = None) -> Run:
     return found[0]
 
 
-def start_run(project: Project, *, detach: bool = True, resume: str | bool | None = None,
+def start_run(project: Project, *, resume: str | bool | None = None,
               gpus: int | None = None, allow_over_memory: bool = False, parallel: bool = False) -> Run:
     """Start a new run (or resume one) as a detached process; returns at once.
 
     One run per project at a time: another live run is an error naming it, unless `parallel`.
 
-    `detach` is accepted for the callers' clarity: the engine always runs detached, and a
-    foreground caller follows its files (see `follow`).
+    The engine always runs detached; a foreground caller follows its files
+    (`tunewiz.console.follow_with_progress`).
     """
-    del detach
     gpus = gpus or project.config.hardware.gpus
     from tunewiz.hardware import check_fits
 
