@@ -108,20 +108,20 @@ def open_chat(project, compare: bool = False, gguf: Path | None = None):
         tokenizer = None
         if cfg.family == "model":
             from transformers import AutoTokenizer
-            tokenizer = AutoTokenizer.from_pretrained(cfg.base_dir)
+            tokenizer = AutoTokenizer.from_pretrained(cfg.base_path)
         tuned: Any = GGUFAnswerer(gguf, cfg.family, cfg.system_prompt, template_stops(cfg.family, tokenizer),
                                   tokenizer=tokenizer)
         where = f"fine-tuned: {gguf}"
         if compare:
-            base = HFAnswerer(cfg.base_dir, cfg.family, cfg.system_prompt)
+            base = HFAnswerer(cfg.base_path, cfg.family, cfg.system_prompt)
     else:
-        hf = HFAnswerer(cfg.base_dir, cfg.family, cfg.system_prompt, adapters={"tuned": checkpoint.path})
+        hf = HFAnswerer(cfg.base_path, cfg.family, cfg.system_prompt, adapters={"tuned": checkpoint.path})
         tuned = hf
         where = f"fine-tuned: {checkpoint.path} (no GGUF export yet; through transformers)"
         if compare:
             base = _BaseView(hf)
     if compare:
-        where += f"; base: {cfg.base_dir}"
+        where += f"; base: {cfg.base_path}"
     return tuned, base, where
 
 

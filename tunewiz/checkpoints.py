@@ -17,7 +17,6 @@ Train loss of a checkpoint is the mean of the losses logged since the previous c
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,71 +24,24 @@ from typing import Any
 
 from tunewiz.errors import TunewizError
 from tunewiz.project import Project
-from tunewiz.runs import COMPLETE_MARKER, RUN_CONFIG_FILE, Run, list_runs
+from tunewiz.runs import COMPLETE_MARKER, Run, RunSpec, list_runs
 
 DEFAULT_PATIENCE = 3
 
 
 # ---------------------------------------------------------------- the run's config snapshot
 
-@dataclass
-class RunConfig:
-    """What export and sampling need from run.json (the config the run trained with)."""
-
-    base_dir: Path
-    """The plain Hugging Face folder of the base model (safetensors, tokenizer)."""
-    family: str
-    """The resolved chat template family the samples were rendered with."""
-    system_prompt: str
-    max_seq_len: int
-    train_ids: list[str]
-    validation_ids: list[str]
-    base_model: str
-    """The base model as the project named it (e.g. smollm2-135m)."""
-    raw: dict[str, Any]
-
-
-def _lookup(data: dict[str, Any], *keys: str, default: Any = None) -> Any:
-    """The first of several dotted keys present in run.json (the engine nests some settings)."""
-    for dotted in keys:
-        node: Any = data
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                break
-            node = node[part]
-        else:
-            return node
-    return default
-
-
-def read_run_config(run: Run) -> RunConfig:
-    path = run.dir / RUN_CONFIG_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TunewizError(f"{path}: missing; this run folder was not written by tunewiz's trainer") from None
-    except ValueError as exc:
-        raise TunewizError(f"{path}: not valid JSON ({exc})") from None
-    base_dir = _lookup(data, "base_dir", "base_model.base_dir")
-    family = _lookup(data, "template_family", "template.family", "family")
-    if not base_dir:
-        raise TunewizError(f"{path}: no 'base_dir' (the base model folder the run trained on)")
-    if not isinstance(family, str) or not family:
-        raise TunewizError(f"{path}: no 'template_family' (the chat template the run trained with)")
-    base_dir = Path(base_dir)
-    if not base_dir.is_absolute():
-        base_dir = run.dir / base_dir
-    base_model = _lookup(data, "base_model.model", "base_model", default="")
-    return RunConfig(
-        base_dir=base_dir,
-        family=family,
-        system_prompt=_lookup(data, "system_prompt", "template.system_prompt", default="") or "",
-        max_seq_len=int(_lookup(data, "max_seq_len", "template.max_seq_len", default=512)),
-        train_ids=list(_lookup(data, "train_ids", "split.train", default=[]) or []),
-        validation_ids=list(_lookup(data, "validation_ids", "split.validation", default=[]) or []),
-        base_model=base_model if isinstance(base_model, str) else "",
-        raw=data,
-    )
+def read_run_config(run: Run) -> RunSpec:
+    """The run's spec, checked for what export, sampling and chat need: the base model folder
+    (made absolute) and the resolved template family."""
+    spec = run.read_spec()
+    if not spec.base_dir:
+        raise TunewizError(f"{run.config_path}: no 'base_dir' (the base model folder the run trained on)")
+    if not isinstance(spec.family, str) or not spec.family:
+        raise TunewizError(f"{run.config_path}: no template family (the chat template the run trained with)")
+    if not spec.base_path.is_absolute():
+        spec.base_dir = str(run.dir / spec.base_dir)
+    return spec
 
 
 # ---------------------------------------------------------------- ranking
@@ -331,8 +283,8 @@ def rank_checkpoints(run: Run, patience: int = DEFAULT_PATIENCE) -> CheckpointRe
 
 def _run_kind(run: Run) -> str:
     try:
-        kind = json.loads((run.dir / RUN_CONFIG_FILE).read_text(encoding="utf-8")).get("kind")
-    except (OSError, ValueError, AttributeError):
+        kind = run.read_spec().kind
+    except TunewizError:  # no run.json (a folder not written by the trainer): judge by loss
         return "skill"
     return kind if kind in ("facts", "skill") else "skill"
 

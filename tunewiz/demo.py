@@ -151,7 +151,7 @@ def _train(project: Project, say: Callable[[str], None]):
 
     run = start_run(project)
     say(f"Run {run.id} started (log: {run.log_path})")
-    for line in TrainingPlan.from_dict(run.read_config()["plan"]).lines():
+    for line in TrainingPlan.from_dict(run.read_spec().plan).lines():
         say(line)
     if follow_with_progress(run) != 0 or run.state() != "finished":
         raise TunewizError(f"training did not finish ({run.state()}: {run.read_status().message}); "

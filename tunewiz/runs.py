@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from tunewiz.errors import TunewizError
 from tunewiz.project import atomic_write_text
 
 STATUS_FILE = "status.json"
@@ -31,6 +32,76 @@ state and, under "files", the size and SHA-256 of every other file (checkpoints 
 checksums existed have none; they are checked for structure only)."""
 
 ACTIVE_STATES = ("starting", "running", "stopping")
+
+
+RUN_SPEC_VERSION = 2
+"""1: run.json before it had a version (read the same way); 2: this RunSpec."""
+
+
+@dataclass
+class RunSpec:
+    """run.json: what a run trains, written once by `tunewiz.training.launch` and completed by the
+    engine (the converted base folder, the resolved template family). Every reader goes through
+    `Run.read_spec`, the one place that opens the file."""
+
+    run_id: str = ""
+    created: str = ""
+    project_dir: str = ""
+    base_model: dict[str, str] = field(default_factory=lambda: {"model": "", "gguf_file": ""})
+    """The base model as the project named it, and the GGUF file inside it if any."""
+    base_dir: str = ""
+    """The plain Hugging Face folder trained from ('' until the engine has converted a GGUF base)."""
+    template: dict[str, Any] = field(default_factory=lambda: {"name": "auto", "family": None})
+    """The template setting and the family it resolved to (None until the engine resolves 'auto')."""
+    system_prompt: str = ""
+    max_seq_len: int = 512
+    kind: str = "skill"
+    """'facts' or 'skill': how checkpoints are judged (runs before kinds existed: skill)."""
+    train_ids: list[str] = field(default_factory=list)
+    validation_ids: list[str] = field(default_factory=list)
+    lora: dict[str, Any] = field(default_factory=dict)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] | None = None
+    """The recommendation the run was started with (tunewiz.recommend.TrainingPlan.to_dict)."""
+    version: int = RUN_SPEC_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys this version does not know (e.g. the benchmarks' random_weights): kept when rewritten."""
+
+    @property
+    def family(self) -> str | None:
+        return self.template.get("family")
+
+    @property
+    def base_path(self) -> Path:
+        return Path(self.base_dir)
+
+    @property
+    def model_name(self) -> str:
+        return self.base_model.get("model", "")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str) -> "RunSpec":
+        if not isinstance(data, dict):
+            raise TunewizError(f"{source}: expected a JSON object")
+        data = dict(data)
+        version = data.pop("version", 1)
+        if not isinstance(version, int) or version > RUN_SPEC_VERSION:
+            raise TunewizError(f"{source}: run.json version {version!r} is newer than this tunewiz understands")
+        if "template_family" in data:  # the oldest runs kept the family at the top level
+            data.setdefault("template", {})["family"] = data.pop("template_family")
+        if isinstance(data.get("base_model"), str):
+            data["base_model"] = {"model": data["base_model"], "gguf_file": ""}
+        known = {f for f in cls.__dataclass_fields__ if f not in ("version", "extra")}
+        spec = cls(**{k: v for k, v in data.items() if k in known},
+                   extra={k: v for k, v in data.items() if k not in known})
+        spec.version = RUN_SPEC_VERSION
+        return spec
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "extra"}
+        return data | self.extra
 
 
 @dataclass
@@ -76,9 +147,19 @@ class Run:
     def config_path(self) -> Path:
         return self.dir / RUN_CONFIG_FILE
 
-    def read_config(self) -> dict[str, Any]:
-        """run.json: what the run trains (see tunewiz.training.launch for its keys)."""
-        return json.loads(self.config_path.read_text(encoding="utf-8"))
+    def read_spec(self) -> RunSpec:
+        """run.json as a RunSpec; a TunewizError naming the file when it is missing or broken."""
+        try:
+            data = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TunewizError(f"{self.config_path}: missing; this run folder was not written by tunewiz's "
+                               "trainer") from None
+        except ValueError as exc:
+            raise TunewizError(f"{self.config_path}: not valid JSON ({exc})") from None
+        return RunSpec.from_dict(data, str(self.config_path))
+
+    def write_spec(self, spec: RunSpec) -> None:
+        atomic_write_text(self.config_path, json.dumps(spec.to_dict(), indent=2) + "\n")
 
     def read_status(self) -> RunStatus:
         try:

@@ -13,9 +13,10 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from tunewiz.checkpoints import CheckpointInfo, CheckpointReport, RunConfig, read_run_config
+from tunewiz.checkpoints import CheckpointInfo, CheckpointReport, read_run_config
 from tunewiz.dataset import Pair, PairStore, project_split
 from tunewiz.project import Project, atomic_write_text
+from tunewiz.runs import RunSpec
 
 SAMPLES_FILE = "samples.json"
 DEFAULT_QUESTIONS = 3
@@ -30,7 +31,7 @@ class SampleAnswer:
     answer: str
 
 
-def held_out_pairs(project: Project, cfg: RunConfig, limit: int) -> tuple[list[Pair], str]:
+def held_out_pairs(project: Project, cfg: RunSpec, limit: int) -> tuple[list[Pair], str]:
     """Up to `limit` validation pairs of the run (by the ids run.json recorded), and their origin.
 
     Without validation pairs, training pairs stand in (said in the origin), so a
@@ -46,7 +47,7 @@ def held_out_pairs(project: Project, cfg: RunConfig, limit: int) -> tuple[list[P
     return train[:limit], "train (the run has no validation pairs)"
 
 
-def _cache_key(pairs: list[Pair], cfg: RunConfig, max_tokens: int) -> str:
+def _cache_key(pairs: list[Pair], cfg: RunSpec, max_tokens: int) -> str:
     text = json.dumps([[p.id, p.question, p.system] for p in pairs] + [cfg.family, cfg.system_prompt, max_tokens])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -82,10 +83,10 @@ def sample_answers(project: Project, report: CheckpointReport, checkpoints: list
     from tunewiz.chat import HFAnswerer
     from tunewiz.basemodel import check_base
 
-    check_base(cfg.base_dir, missing[0].path, report.run.dir / "run.json")
+    check_base(cfg.base_path, missing[0].path, report.run.config_path)
     if on_progress:
-        on_progress(f"Loading {cfg.base_dir} with {len(missing)} checkpoint adapters...")
-    model = HFAnswerer(cfg.base_dir, cfg.family, cfg.system_prompt,
+        on_progress(f"Loading {cfg.base_path} with {len(missing)} checkpoint adapters...")
+    model = HFAnswerer(cfg.base_path, cfg.family, cfg.system_prompt,
                        adapters={f"step{c.step}": c.path for c in missing})
     for checkpoint in missing:
         if on_progress:

@@ -102,3 +102,20 @@ def test_a_planted_forbidden_import_is_caught(tmp_path):
                                           ("tunewiz.dataset", 0), ("tunewiz.tui.app", 2)])
 def test_rooms(module, layer):
     assert room(module)[0] == layer
+
+
+def test_only_the_runs_module_reads_or_writes_run_json():
+    """run.json is one typed contract (tunewiz.runs.RunSpec): no other module names or opens it."""
+    offenders = []
+    for name, path in modules(PACKAGES).items():
+        if name == "tunewiz.runs":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value == "run.json":
+                offenders.append(f"{name}: the literal 'run.json'")
+            elif isinstance(node, ast.Name) and node.id == "RUN_CONFIG_FILE":
+                offenders.append(f"{name}: RUN_CONFIG_FILE")
+            elif (isinstance(node, ast.Attribute) and node.attr in ("read_text", "write_text", "open", "read_bytes")
+                  and isinstance(node.value, ast.Attribute) and node.value.attr == "config_path"):
+                offenders.append(f"{name}: opens config_path")
+    assert offenders == []

@@ -141,7 +141,7 @@ def test_a_facts_run_trains_every_pair_and_never_its_rewordings(tmp_path, monkey
         pair_id=pairs[0].id, question="Which code word was given to project Zebra?", made_from=pairs[0].question,
         source="file")])
     run = prepare_run(project, gpus=1)
-    config = run.read_config()
+    config = run.read_spec().to_dict()
     assert config["kind"] == "facts" and config["validation_ids"] == []
     assert "validation_fraction is not used for facts" in config["plan"]["kind_reason"]
     records = [json.loads(line) for line in (run.dir / "dataset.jsonl").read_text().splitlines()]
@@ -161,5 +161,5 @@ def test_a_skill_run_holds_pairs_out(tmp_path, monkeypatch, kind):
     monkeypatch.setattr("tunewiz.training.launch._cached_base_dir", lambda project: None)
     project = create_project(tmp_path / "p", {"dataset.validation_fraction": 0.3, "dataset.kind": kind})
     PairStore(project.pairs_path).add(_pairs(20))
-    config = prepare_run(project, gpus=1).read_config()
+    config = prepare_run(project, gpus=1).read_spec().to_dict()
     assert config["kind"] == "skill" and config["validation_ids"]

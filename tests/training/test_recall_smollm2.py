@@ -47,7 +47,7 @@ def default_run(tmp_path_factory):
 
 def test_defaults_pick_a_checkpoint_that_recalls_the_facts(default_run, capsys):
     project, run = default_run
-    config = run.read_config()
+    config = run.read_spec().to_dict()
     assert config["kind"] == "facts" and config["validation_ids"] == []
     records = [json.loads(line) for line in (run.dir / "dataset.jsonl").read_text().splitlines()]
     trained = {r["question"] for r in records if r["split"] == "train"}
@@ -70,7 +70,7 @@ def test_the_exported_gguf_answers_the_facts(default_run):
     project, run = default_run
     assert main(["export", "-p", str(project.root), "--no-smoke"]) == 0
     gguf = project.exports_dir / "zebra" / "zebra-q8_0.gguf"
-    config = run.read_config()
+    config = run.read_spec().to_dict()
     answerer = GGUFAnswerer(gguf, config["template"]["family"], config["system_prompt"],
                             template_stops(config["template"]["family"]))
     try:

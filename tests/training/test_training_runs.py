@@ -36,7 +36,7 @@ def test_a_run_writes_the_contract_files(tiny_project):
     status = run.read_status()
     assert (status.step, status.max_steps) == (30, 30) and status.ended
 
-    config = run.read_config()
+    config = run.read_spec().to_dict()
     assert config["template"]["family"] == "chatml" and os.path.isdir(config["base_dir"])
     assert len(config["train_ids"]) + len(config["validation_ids"]) == 12 and config["validation_ids"]
     assert config["lora"]["target_modules"] == ["all-linear"]
@@ -158,7 +158,7 @@ def test_two_cpu_processes_write_metrics_and_checkpoints_once(tiny_project):
     assert train_steps(run) == list(range(1, 11))
     assert [c.name for c in run.complete_checkpoints()] == ["checkpoint-5", "checkpoint-10"]
     assert run.read_status().extra["world_size"] == 2
-    assert run.read_config()["hardware"]["gpus"] == 2
+    assert run.read_spec().to_dict()["hardware"]["gpus"] == 2
 
 
 def test_the_memory_estimate_refuses_what_cannot_fit(make_project, tmp_path):
@@ -213,7 +213,7 @@ def test_resume_passes_over_a_damaged_checkpoint_to_the_newest_intact_one(tiny_p
     status = run.read_status()
     status.state, status.max_steps = "stopped", 15
     run.write_status(status)
-    config = run.read_config()
+    config = run.read_spec().to_dict()
     config["hyperparameters"]["max_steps"] = 15
     run.config_path.write_text(json.dumps(config))
     start_run(tiny_project, resume=run.id)

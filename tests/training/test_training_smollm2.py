@@ -27,6 +27,6 @@ def test_loss_falls_on_made_up_facts(tmp_path, make_project):
     losses = [m["loss"] for m in run.metrics() if m["type"] == "train"]
     assert len(losses) == 12
     assert losses[-1] < 0.3 * losses[0], losses
-    config = run.read_config()
+    config = run.read_spec().to_dict()
     assert config["template"]["family"] == "chatml"
     assert config["base_dir"].startswith(str(tmp_path.parent)) or "tunewiz-cache" in config["base_dir"]

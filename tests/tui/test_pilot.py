@@ -542,3 +542,13 @@ async def test_step_keys_from_every_steps_default_focus_change_nothing(qa_projec
         assert wizard.current_step == "review"
     assert qa_project.file.read_bytes() == toml_before
     assert qa_project.pairs_path.read_bytes() == pairs_before
+
+
+async def test_forms_show_the_allowed_range_and_the_presets_advice(qa_project):
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await pilot.pause()
+        help_text = str(app.screen.query_one("#hyperparameters-learning_rate-help").render())
+        assert "Allowed: 1e-07 to 1." in help_text
+        assert "Preset auto: facts: 1e-3" in help_text

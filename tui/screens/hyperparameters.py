@@ -33,7 +33,7 @@ class HyperparametersPane(StepPane):
         elif hp.preset not in ("custom", "auto"):  # under auto an edited value is the user's; the rest are resolved
             hp.preset = "custom"
             self.project.save()
-            form.reload(["preset"])
+            form.reload()  # the preset's advice goes with it
         self.project_changed()
 
     def apply_preset(self, name: str) -> None:

@@ -16,6 +16,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
 
+from tunewiz.errors import TunewizError
+from tunewiz.presets import advice
 from tunewiz.project import Project, parse_value
 from tunewiz.schema import SECTIONS, field_specs
 
@@ -58,7 +60,7 @@ class SettingsForm(Vertical):
                 yield Select([(c, c) for c in choices], value=value, allow_blank=False, id=wid, classes="field-input")
             else:
                 yield Input(format_value(value), id=wid, classes="field-input")
-            yield Static(spec.metadata.get("help", ""), classes="field-help", markup=False)
+            yield Static(self._help(spec), id=f"{wid}-help", classes="field-help", markup=False)
             error = Static("", id=f"{wid}-error", classes="field-error", markup=False)
             error.display = False
             yield error
@@ -76,6 +78,21 @@ class SettingsForm(Vertical):
                 else:
                     widget.value = value
                 self.query_one(f"#{self.section}-{spec.name}-error", Static).display = False
+                self.query_one(f"#{self.section}-{spec.name}-help", Static).update(self._help(spec))
+
+    def _help(self, spec) -> str:
+        """The field's help, its allowed range, and the preset's advice on it (hyperparameters)."""
+        meta = spec.metadata
+        parts = [meta.get("help", "")]
+        lo, hi = meta.get("min"), meta.get("max")
+        if lo is not None and hi is not None:
+            parts.append(f"Allowed: {lo:g} to {hi:g}.")
+        if self.section == "hyperparameters":
+            preset = self.project.config.hyperparameters.preset
+            word = advice(preset, spec.name)
+            if word:
+                parts.append(f"Preset {preset}: {word}")
+        return " ".join(part for part in parts if part)
 
     def _key_of(self, widget_id: str | None) -> str | None:
         prefix = f"{self.section}-"
@@ -116,7 +133,7 @@ class SettingsForm(Vertical):
         self.project.set(f"{self.section}.{key}", value)
         try:
             self.project.save()
-        except OSError as exc:
-            self.app.notify(f"{self.project.file}: cannot save ({exc.strerror})", severity="error")
+        except TunewizError as exc:  # a full or read-only disk: the file is unchanged
+            self.app.notify(str(exc), severity="error", timeout=10)
             return
         self.post_message(self.Saved(self.section, key, value))

@@ -148,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     allow_over_memory=args.allow_over_memory, parallel=args.parallel)
     verb = "Resumed" if args.resume else "Started"
     print(f"{verb} run {run.id} (pid {run.read_status().pid}); files in {run.dir}")
-    plan = run.read_config().get("plan")
+    plan = run.read_spec().plan
     if plan and not args.resume:
         from tunewiz.recommend import TrainingPlan
 

@@ -74,14 +74,14 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
     cfg = read_run_config(report.run)
     from tunewiz.basemodel import check_base
 
-    dtype = check_base(cfg.base_dir, checkpoint.path, report.run.dir / "run.json")
+    dtype = check_base(cfg.base_path, checkpoint.path, report.run.config_path)
     ftypes = gguf.check_types(types if types is not None else project.config.export.gguf_types)
     name = export_name(project, name)
     folder = project.exports_dir / name
     if folder.exists() and not force:
         raise TunewizError(f"{folder} already exists; export under another name (export.name) or "
                            "replace it with --force (the new export is written completely first)")
-    gguf.check_converter(gguf.model_architecture(cfg.base_dir))
+    gguf.check_converter(gguf.model_architecture(cfg.base_path))
     warnings = []
     if cfg.family not in OLLAMA_TEMPLATES:
         warnings.append(f"no Modelfile: the run trained with the base model's own template ('{cfg.family}'), "
@@ -89,7 +89,7 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
 
     from tunewiz.basemodel import count_parameters
 
-    params = count_parameters(str(cfg.base_dir)) or 0
+    params = count_parameters(str(cfg.base_path)) or 0
     source_type = next((t for t in ftypes if t in SIXTEEN_BIT), None)
     needs = {"merged model": params * BYTES_PER_DTYPE[dtype]}
     needs |= {f"{name}-{t}.gguf": disk.file_size_estimate(params, t) for t in ftypes}
@@ -106,10 +106,10 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
     staging = project.exports_dir / f".{name}.partial-{os.getpid()}"
     staging.mkdir()
     try:
-        say(f"Merging checkpoint {checkpoint.step} of run {report.run.id} into {cfg.base_dir} ({dtype})...")
+        say(f"Merging checkpoint {checkpoint.step} of run {report.run.id} into {cfg.base_path} ({dtype})...")
         from tunewiz.export.merge import merge_checkpoint
 
-        merged = merge_checkpoint(cfg.base_dir, checkpoint.path, cfg.family, staging / "merged", dtype)
+        merged = merge_checkpoint(cfg.base_path, checkpoint.path, cfg.family, staging / "merged", dtype)
         log = staging / "export.log"
         ggufs: dict[str, Path] = {}
         for ftype in [t for t in ftypes if t in gguf.CONVERTER_TYPES]:
@@ -131,7 +131,7 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
         ggufs = {t: ggufs[t] for t in ftypes}  # in the order the user listed them
         main = ggufs[ftypes[0]]
         say("Converting the LoRA adapter alone to a GGUF adapter (llama.cpp's converter)...")
-        lora = gguf.convert_lora(checkpoint.path, cfg.base_dir, staging / f"{name}-lora-f16.gguf", log)
+        lora = gguf.convert_lora(checkpoint.path, cfg.base_path, staging / f"{name}-lora-f16.gguf", log)
 
         from transformers import AutoTokenizer
 
@@ -156,7 +156,7 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
                 warnings.append("no smoke test: the project has no pairs to ask")
         atomic_write_text(staging / MANIFEST_FILE, json.dumps({
             "run": report.run.id, "step": checkpoint.step, "val_loss": checkpoint.val_loss,
-            "base_dir": str(cfg.base_dir), "base_model": cfg.base_model, "template": cfg.family,
+            "base_dir": cfg.base_dir, "base_model": cfg.model_name, "template": cfg.family,
             "system_prompt": cfg.system_prompt, "gguf": {t: p.name for t, p in ggufs.items()},
             "lora_gguf": lora.name,
             "dtype": dtype, "ollama_name": model_name,

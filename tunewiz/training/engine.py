@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewiz.hardware import CPU_PASS_TOKENS
-from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunStatus, read_jsonl
+from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunSpec, RunStatus, read_jsonl
 from tunewiz.training import checkpoints as ckpt
 from tunewiz.training import data as D
 from tunewiz.training.attention import pick_attention
@@ -173,27 +173,27 @@ def pick_precision(requested: str, device: str) -> str:
     return "fp32"  # CPUs without AMX run bf16 matmuls slower than fp32
 
 
-def load_model(cfg: dict[str, Any], device: str, precision: str, dist: Dist):
+def load_model(cfg: RunSpec, device: str, precision: str, dist: Dist):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
     attention = pick_attention(device)
-    if cfg.get("random_weights"):  # benchmarks: a model of the right shape without a weights file
+    if cfg.extra.get("random_weights"):  # benchmarks: a model of the right shape without a weights file
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(cfg["base_dir"])
+        config = AutoConfig.from_pretrained(cfg.base_dir)
         config._attn_implementation = attention
         with torch.device(f"cuda:{dist.local_rank}" if device == "cuda" else "cpu"):
             model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention)
     else:
-        model = AutoModelForCausalLM.from_pretrained(cfg["base_dir"], dtype=dtype, attn_implementation=attention)
+        model = AutoModelForCausalLM.from_pretrained(cfg.base_dir, dtype=dtype, attn_implementation=attention)
     model.config.use_cache = False
-    hp = cfg["hyperparameters"]
+    hp = cfg.hyperparameters
     if hp["gradient_checkpointing"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    lora = cfg["lora"]
+    lora = cfg.lora
     targets = lora["target_modules"]
     config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
                         target_modules="all-linear" if targets == ["all-linear"] else targets,
@@ -230,11 +230,11 @@ def compile_layers(model, device: str) -> int:
     return len(layers)
 
 
-def build_optimizer(model, cfg: dict[str, Any], max_steps: int, device: str):
+def build_optimizer(model, cfg: RunSpec, max_steps: int, device: str):
     import torch
     from transformers import get_scheduler
 
-    hp = cfg["hyperparameters"]
+    hp = cfg.hyperparameters
     params = [p for p in model.parameters() if p.requires_grad]
     extra = {"fused": True} if device == "cuda" else {"foreach": True}
     optimizer = torch.optim.AdamW(params, lr=hp["learning_rate"], weight_decay=hp["weight_decay"], **extra)
@@ -254,8 +254,8 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
 
     from tunewiz.templates import resolve_family
 
-    cfg = run.read_config()
-    hw, hp = cfg["hardware"], cfg["hyperparameters"]
+    cfg = run.read_spec()
+    hw, hp = cfg.hardware, cfg.hyperparameters
     report.set(state="starting", message="loading the base model", started=report.status.started or now_iso(),
                ended="")
     device = pick_device(hw["device"])
@@ -265,23 +265,22 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
     dist.init(device)
     torch.manual_seed(hp["seed"] + dist.rank)
 
-    if not cfg.get("base_dir"):
+    converted = False
+    if not cfg.base_dir:
         from tunewiz.basemodel import resolve_base
 
-        base = cfg["base_model"]
-        cfg["base_dir"] = str(resolve_base(base["model"], base.get("gguf_file", ""),
-                                           Path(cfg["project_dir"]), progress=report.log))
-    tokenizer = AutoTokenizer.from_pretrained(cfg["base_dir"])
-    family = resolve_family(cfg["template"]["name"], tokenizer)
-    if dist.main and (cfg["template"].get("family") != family or run.read_config().get("base_dir") != cfg["base_dir"]):
-        from tunewiz.project import atomic_write_text
+        cfg.base_dir = str(resolve_base(cfg.model_name, cfg.base_model.get("gguf_file", ""),
+                                        Path(cfg.project_dir), progress=report.log))
+        converted = True
+    tokenizer = AutoTokenizer.from_pretrained(cfg.base_dir)
+    family = resolve_family(cfg.template["name"], tokenizer)
+    if dist.main and (cfg.family != family or converted):
+        cfg.template["family"] = family
+        run.write_spec(cfg)  # export, samples and chat read the folder and the family from here
 
-        cfg["template"]["family"] = family
-        atomic_write_text(run.config_path, json.dumps(cfg, indent=2) + "\n")
-
-    max_len = cfg["max_seq_len"]
-    train_set = D.tokenize_records(read_examples(run, "train"), tokenizer, family, cfg["system_prompt"], max_len)
-    val_set = D.tokenize_records(read_examples(run, "validation"), tokenizer, family, cfg["system_prompt"], max_len)
+    max_len = cfg.max_seq_len
+    train_set = D.tokenize_records(read_examples(run, "train"), tokenizer, family, cfg.system_prompt, max_len)
+    val_set = D.tokenize_records(read_examples(run, "validation"), tokenizer, family, cfg.system_prompt, max_len)
     if not train_set.examples:
         raise TrainingFailed("no training samples: every pair is rejected, or every prompt is longer than "
                              f"template.max_seq_len ({max_len})")
@@ -512,13 +511,13 @@ def evaluate(model, examples: list[D.Example], batch_size: int, dist: Dist, targ
     return total / max(count, 1)
 
 
-def _recall_checker(run: Run, cfg: dict[str, Any], tokenizer, family: str):
+def _recall_checker(run: Run, cfg: RunSpec, tokenizer, family: str):
     """The per-checkpoint checks of this run, or None when it has nothing to check."""
     from tunewiz.training.recall import RecallChecker
 
     records = list(read_jsonl(run.dir / DATA_FILE))
-    evaluation = cfg.get("evaluation") or {}
-    checker = RecallChecker(records, tokenizer, family, cfg["system_prompt"],
+    evaluation = cfg.evaluation or {}
+    checker = RecallChecker(records, tokenizer, family, cfg.system_prompt,
                             int(evaluation.get("answer_tokens", 48)),
                             [r["answer"] for r in records if r["split"] == "train"])
     return None if checker.empty else checker

@@ -6,11 +6,7 @@ session (setsid) and exits, so the engine is nobody's child. Closing the termina
 dropping SSH or quitting the TUI (SIGHUP) never reaches it, and no zombie is left
 for `Run.is_alive()` to mistake for a live run. Its stdout/stderr go to train.log.
 
-run.json keys (the contract other steps read):
-  run_id, created, project_dir, base_model {model, gguf_file}, base_dir (the plain HF
-  folder trained from; filled by the engine when it converts a GGUF), template {name,
-  family}, system_prompt, max_seq_len, train_ids, validation_ids, lora {r, alpha,
-  dropout, target_modules}, hyperparameters {...}, hardware {device, precision, threads, gpus}.
+run.json is a `tunewiz.runs.RunSpec` (the contract other steps read; `run_spec` fills it).
 """
 
 from __future__ import annotations
@@ -31,7 +27,7 @@ from typing import Any
 from tunewiz.errors import TunewizError, disk_error, is_disk_error
 from tunewiz.project import Project, atomic_write_text
 from tunewiz.recommend import TrainingPlan, plan_training
-from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunStatus, list_runs
+from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunSpec, RunStatus, list_runs
 
 
 
@@ -40,30 +36,30 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
-def run_config(project: Project, run_id: str, train: list, validation: list, gpus: int,
-               plan: TrainingPlan) -> dict[str, Any]:
+def run_spec(project: Project, run_id: str, train: list, validation: list, gpus: int,
+             plan: TrainingPlan) -> RunSpec:
     cfg = project.config
     hp = plan.hyperparameters
-    return {
-        "run_id": run_id,
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "project_dir": str(project.root.resolve()),
-        "base_model": {"model": cfg.base_model.model, "gguf_file": cfg.base_model.gguf_file},
-        "base_dir": _cached_base_dir(project),
-        "template": {"name": cfg.template.name, "family": None if cfg.template.name == "auto" else cfg.template.name},
-        "system_prompt": cfg.template.system_prompt,
-        "max_seq_len": cfg.template.max_seq_len,
-        "kind": plan.kind,
-        "train_ids": [p.id for p in train],
-        "validation_ids": [p.id for p in validation],
-        "lora": {"r": hp["lora_r"], "alpha": hp["lora_alpha"], "dropout": hp["lora_dropout"],
-                 "target_modules": hp["target_modules"]},
-        "hyperparameters": hp,
-        "hardware": {"device": cfg.hardware.device, "precision": cfg.hardware.precision,
-                     "threads": cfg.hardware.threads, "gpus": gpus},
-        "evaluation": dataclasses.asdict(cfg.evaluation),
-        "plan": plan.to_dict(),
-    }
+    return RunSpec(
+        run_id=run_id,
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        project_dir=str(project.root.resolve()),
+        base_model={"model": cfg.base_model.model, "gguf_file": cfg.base_model.gguf_file},
+        base_dir=_cached_base_dir(project) or "",
+        template={"name": cfg.template.name, "family": None if cfg.template.name == "auto" else cfg.template.name},
+        system_prompt=cfg.template.system_prompt,
+        max_seq_len=cfg.template.max_seq_len,
+        kind=plan.kind,
+        train_ids=[p.id for p in train],
+        validation_ids=[p.id for p in validation],
+        lora={"r": hp["lora_r"], "alpha": hp["lora_alpha"], "dropout": hp["lora_dropout"],
+              "target_modules": hp["target_modules"]},
+        hyperparameters=hp,
+        hardware={"device": cfg.hardware.device, "precision": cfg.hardware.precision,
+                  "threads": cfg.hardware.threads, "gpus": gpus},
+        evaluation=dataclasses.asdict(cfg.evaluation),
+        plan=plan.to_dict(),
+    )
 
 
 def _cached_base_dir(project: Project) -> str | None:
@@ -94,8 +90,7 @@ def prepare_run(project: Project, gpus: int) -> Run:
                  for split, pairs in (("train", train), ("validation", validation)) for p in pairs]
         lines += [json.dumps(record, ensure_ascii=False) + "\n" for record in checks]
         atomic_write_text(run.dir / DATA_FILE, "".join(lines))
-        atomic_write_text(run.config_path, json.dumps(run_config(project, run.id, train, validation, gpus, plan),
-                                                      indent=2) + "\n")
+        run.write_spec(run_spec(project, run.id, train, validation, gpus, plan))
         run.write_status(RunStatus(state="starting", message="starting the training process"))
     except BaseException as exc:
         shutil.rmtree(run.dir, ignore_errors=True)  # no half-made run folder stays behind
