@@ -1,4 +1,5 @@
-"""Which generated pairs are kept: no empty, too short, question-echoing or duplicate pairs."""
+"""Which generated pairs are kept: no empty, too short, question-echoing or duplicate pairs, and
+none that fails a content check (tunewiz.generators.checks: those are kept as rejected)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from collections import Counter
 from typing import Iterable
 
 from tunewiz.dedup import DuplicateIndex, normalize
+from tunewiz.generators.checks import CHECK_REASONS
 
 MIN_QUESTION_CHARS = 8
 MIN_ANSWER_CHARS = 3
 
 # The reasons a pair is dropped, as counted in events and summaries.
-DROP_REASONS = ("empty", "too_short", "echoes_question", "duplicate", "near_duplicate", "judge_low")
+DROP_REASONS = ("empty", "too_short", "echoes_question", "duplicate", "near_duplicate", "judge_low",
+                *CHECK_REASONS)
 
 
 def shape_problem(question: str, answer: str) -> str | None:

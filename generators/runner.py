@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 from tunewiz.dataset import Pair, PairStore
 from tunewiz.errors import TunewizError, redact_urls
 from tunewiz.generators import prompts
+from tunewiz.generators.checks import CHECK_REASONS, content_problem
 from tunewiz.generators.chunking import split_text
 from tunewiz.generators.documents import find_documents, read_document, source_name
 from tunewiz.generators.journal import GenerationJournal, journal_path
@@ -57,6 +58,9 @@ class GenerationSummary:
     chunks_failed: int = 0
     chunks_resumed: int = 0
     pairs_added: int = 0
+    """Pairs that passed every check (pending review)."""
+    pairs_rejected: int = 0
+    """Pairs a content check rejected, stored as rejected with the reason (Review can rescue them)."""
     pairs_in_project: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     requests: int = 0
@@ -96,6 +100,15 @@ class GenerationSummary:
         out.extend(f"Note: {notice}" for notice in self.notices)
         if self.dropped:
             out.append("Dropped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.dropped.items())))
+        if self.pairs_rejected:
+            out.append(f"{self.pairs_rejected} pairs failed a content check and were kept as rejected, with the "
+                       "reason (Review: status:rejected).")
+        checked = sum(n for reason, n in self.dropped.items() if reason in CHECK_REASONS)
+        if checked and checked >= self.pairs_added:
+            out.append("Most pairs failed the checks: the model writes questions that are not questions, answers "
+                       "about the task, or answers the documents do not hold. A stronger model keeps more "
+                       "(generator.provider and generator.model, or generator.embedded_gguf); "
+                       "generator.min_support lowers the bar.")
         if self.judge_errors:
             out.append(f"The judge gave no usable score for {self.judge_errors} pairs (kept unscored).")
         for key, reason in list(self.failures.items())[:10]:
@@ -141,6 +154,8 @@ class WorkItem:
     """Identifies the chunk across runs; also the `source` of its pairs."""
     messages: list[dict[str, str]]
     n_pairs: int
+    chunk: str = ""
+    """The document text the pairs must come from ('' for topic generation)."""
 
 
 @dataclass
@@ -359,7 +374,14 @@ class _Run:
             if reason:
                 self.gate.drop(reason)
                 continue
-            scores: dict[str, float] = {}
+            reason, scores = content_problem(question, answer, item.chunk, self.g.min_support,
+                                             self.g.min_question_support)
+            if reason:
+                # Kept as rejected with its reason: Review can rescue a pair a check got wrong.
+                self.gate.drop(reason)
+                kept.append(Pair(question=question, answer=answer, source=item.key, scores=scores,
+                                 status="rejected", reason=reason))
+                continue
             if self.g.judge:
                 score = await self.judge(question, answer)
                 if score is not None:
@@ -408,7 +430,8 @@ class _Run:
                 s.failures[outcome.key] = outcome.reason
             else:
                 s.chunks_done += 1
-                s.pairs_added += len(outcome.pairs)
+                s.pairs_added += sum(1 for p in outcome.pairs if p.status != "rejected")
+                s.pairs_rejected += sum(1 for p in outcome.pairs if p.status == "rejected")
                 self.done_keys.add(outcome.key)
         self.emit("progress")
 
@@ -478,7 +501,8 @@ class _Run:
             source = source_name(self.project, path)
             for index, text in enumerate(split_text(read_document(path), g.chunk_chars, g.chunk_overlap)):
                 key = _chunk_key(source, index, text)
-                items.append(WorkItem(key, prompts.chunk_messages(g, text, g.pairs_per_chunk), g.pairs_per_chunk))
+                items.append(WorkItem(key, prompts.chunk_messages(g, text, g.pairs_per_chunk), g.pairs_per_chunk,
+                                      chunk=text))
         if not items:
             raise TunewizError("generator.documents: the documents hold no text")
         return items

@@ -1,11 +1,12 @@
 """The Review step's search box: free text plus `key:value` filters, and row statistics.
 
-    capital france status:pending source:faq.csv score>=7 is:dup is:marked
+    capital france status:pending source:faq.csv score>=7 is:dup is:marked reason:unsupported
 
 Free words must all appear in the question or answer (case-insensitive);
 `status:` takes accepted, pending or rejected; `source:` matches part of the
 source; `score>=N` / `score<=N` compare the judge score (pairs without a score
-never match a score filter); `is:dup` keeps near-duplicates, `is:marked` marked rows.
+never match a score filter); `is:dup` keeps near-duplicates, `is:marked` marked rows;
+`reason:` matches the check that rejected a generated pair (unsupported, meta_answer, ...).
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ class Query:
     words: list[str] = field(default_factory=list)
     status: str | None = None
     source: str | None = None
+    reason: str | None = None
     score_ops: list[tuple[str, float]] = field(default_factory=list)
     only_dup: bool = False
     only_marked: bool = False
 
     @property
     def empty(self) -> bool:
-        return not (self.words or self.status or self.source or self.score_ops or self.only_dup or self.only_marked)
+        return not (self.words or self.status or self.source or self.reason or self.score_ops or self.only_dup
+                    or self.only_marked)
 
 
 def parse_query(text: str) -> Query:
@@ -47,6 +50,8 @@ def parse_query(text: str) -> Query:
             query.status = status
         elif lowered.startswith("source:"):
             query.source = lowered[7:]
+        elif lowered.startswith("reason:"):
+            query.reason = lowered[7:]
         elif lowered.startswith("score"):
             match = _SCORE.match(lowered)
             if not match:
@@ -72,6 +77,8 @@ _COMPARE = {">=": float.__ge__, "<=": float.__le__, ">": float.__gt__, "<": floa
 
 def matches(pair: Pair, query: Query, duplicates: set[str], marked: set[str]) -> bool:
     if query.status and pair.status != query.status:
+        return False
+    if query.reason and query.reason not in pair.reason.lower():
         return False
     if query.source and query.source not in pair.source.lower():
         return False

@@ -25,7 +25,7 @@ from tunewiz.journal import append_lines, torn_tail_notice
 from tunewiz.project import atomic_write_text
 
 STATUSES = ("pending", "accepted", "rejected")
-TEXT_FIELDS = ("question", "answer", "system", "source")
+TEXT_FIELDS = ("question", "answer", "system", "source", "reason")
 
 
 def check_pair(pair: "Pair") -> None:
@@ -90,6 +90,8 @@ class Pair:
     status: str = "pending"
     scores: dict[str, float] = field(default_factory=dict)
     """Named scores, e.g. {"judge": 8}."""
+    reason: str = ""
+    """Why a check of generation rejected it (e.g. 'unsupported'); Review can still accept it."""
     history: list[dict[str, Any]] = field(default_factory=list)
     """For a conversation, the turns before the final question: {"role": "user" | "assistant",
     "content": text, "weight": 0 (optional: an answer not trained on)}, alternating from a user
@@ -103,6 +105,8 @@ class Pair:
         record["history"] = [dict(turn) for turn in self.history]
         if not record["history"]:
             del record["history"]  # QA pairs stay in the format older versions read
+        if not record["reason"]:
+            del record["reason"]
         return record
 
     @property

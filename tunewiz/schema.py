@@ -69,6 +69,12 @@ class GeneratorSection:
     concurrency: int = setting(4, "Requests in flight at once.", min=1, max=256)
     timeout_s: float = setting(120.0, "Seconds before one request is abandoned and retried.", min=1.0, max=3600.0)
     max_retries: int = setting(4, "Retries per request on 429/5xx/timeouts.", min=0, max=20)
+    min_support: float = setting(
+        0.5, "Document generation: the share of an answer's content words its chunk must hold (lower keeps "
+        "more, including answers the document does not say).", min=0.0, max=1.0)
+    min_question_support: float = setting(
+        0.3, "Document generation: the share of a question's content words its chunk must hold (it asks "
+        "about the chunk).", min=0.0, max=1.0)
     judge: bool = setting(False, "Score every pair 1-10 with the model as a judge.")
     judge_threshold: int = setting(6, "Pairs the judge scores below this are dropped.", min=1, max=10)
     price_in_per_mtok: float = setting(0.0, "Price per million input tokens (for the cost estimate; 0 = unknown).", min=0.0, max=10_000.0)

@@ -25,6 +25,9 @@ from tunewiz.generators.journal import GenerationJournal, journal_path
 from tunewiz.generators import providers
 from tunewiz.generators.runner import generate_pairs
 
+NO_CONTENT_CHECKS = {"generator.min_support": 0.0, "generator.min_question_support": 0.0}
+"""The fault server's answers are not about its chunks: these tests check the runner's mechanics."""
+
 
 def _paragraph(i: int, faults: str = "") -> str:
     marker = f" [[faults:{faults}]]" if faults else ""
@@ -95,7 +98,7 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path):
         from tunewiz.project import create_project
 
         project = create_project(tmp_path / "proj", {
-            "generator.provider": "custom", "generator.base_url": server.base_url,
+            "generator.provider": "custom", "generator.base_url": server.base_url, **NO_CONTENT_CHECKS,
             "generator.model": "fake-model", "generator.concurrency": 2, "generator.pairs_per_chunk": 2})
         write_chunks(project, [_paragraph(i) for i in range(16)])
         journal = journal_path(project)
@@ -212,7 +215,7 @@ def test_the_api_key_never_leaks(tmp_path, monkeypatch):
 
     with FaultServer(api_key="the-right-key") as server:
         project = create_project(tmp_path / "proj", {
-            "generator.provider": "custom", "generator.base_url": server.base_url,
+            "generator.provider": "custom", "generator.base_url": server.base_url, **NO_CONTENT_CHECKS,
             "generator.model": "fake-model", "generator.api_key_env": "TUNEWIZ_TEST_KEY"})
         write_chunks(project, [_paragraph(0)])
         with pytest.raises(TunewizError) as raised:

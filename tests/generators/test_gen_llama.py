@@ -59,7 +59,9 @@ def test_documents_through_the_shared_llama_server(tmp_path, llama_server):
     journal = GenerationJournal(journal_path(project))
     assert sorted(r["status"] for r in journal.status.values()) == ["done", "done"]
     store = PairStore(project.pairs_path)
-    assert len(store) == summary.pairs_added >= 1
+    # The small model's pairs that fail a content check are stored too, as rejected with the reason.
+    assert len(store) == summary.pairs_added + summary.pairs_rejected >= 1
+    assert all(p.reason for p in store if p.status == "rejected")
     assert {p.source.split("#")[0] for p in store} == {"doc.md"}
     again = generate_pairs(project)
     assert again.chunks_resumed == 2 and again.requests == 0

@@ -1,0 +1,92 @@
+"""Benchmark (not a test): how well the generated-pair checks separate good pairs from bad ones.
+
+    python benchmarks/pair_quality.py            # the checks on the hand-labelled set
+    python benchmarks/pair_quality.py --sweep    # and the support thresholds around the defaults
+
+The hand-labelled set (benchmarks/data/pair_labels.jsonl) holds pairs of the kind the embedded
+model writes from the lighthouse example: good ones, and each failure seen (headings and copied
+sentences as questions, answers about the task, answers the chunk does not support). For every
+check it prints precision (of the pairs it drops, the share that are bad for that reason or any
+reason) and recall (of the pairs bad for its reason, the share it drops), then the whole gate:
+good pairs kept and bad pairs dropped, side by side with the gate before these checks (length,
+echo and duplicates only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LABELS = ROOT / "benchmarks" / "data" / "pair_labels.jsonl"
+
+
+def verdicts(rows, min_support: float, min_question_support: float) -> list[str | None]:
+    from tunewiz.generators.checks import content_problem
+    from tunewiz.generators.quality import shape_problem
+
+    out = []
+    for row in rows:
+        reason = shape_problem(row["question"], row["answer"])
+        if reason is None:
+            reason, _ = content_problem(row["question"], row["answer"], row["chunk"], min_support,
+                                        min_question_support)
+        out.append(reason)
+    return out
+
+
+def report(rows, found: list[str | None]) -> None:
+    from tunewiz.generators.checks import CHECK_REASONS
+
+    print(f"{'check':<18} {'drops':>5} {'precision':>9} {'recall':>7}")
+    for reason in CHECK_REASONS:
+        dropped = [r for r, f in zip(rows, found) if f == reason]
+        labelled = [r for r in rows if r["label"] == reason]
+        right = sum(1 for r in dropped if r["label"] != "good")
+        caught = sum(1 for r, f in zip(rows, found) if r["label"] == reason and f is not None)
+        precision = f"{right / len(dropped):.0%}" if dropped else "-"
+        recall = f"{caught / len(labelled):.0%}" if labelled else "-"
+        print(f"{reason:<18} {len(dropped):>5} {precision:>9} {recall:>7}")
+
+
+def gate_line(name: str, rows, found) -> str:
+    good = [f for r, f in zip(rows, found) if r["label"] == "good"]
+    bad = [f for r, f in zip(rows, found) if r["label"] != "good"]
+    return (f"{name:<28} good kept {sum(f is None for f in good)}/{len(good)}   "
+            f"bad dropped {sum(f is not None for f in bad)}/{len(bad)}")
+
+
+def main() -> int:
+    from tunewiz.generators.quality import shape_problem
+    from tunewiz.schema import GeneratorSection
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sweep", action="store_true")
+    args = parser.parse_args()
+    rows = [json.loads(line) for line in LABELS.read_text().splitlines() if line.strip()]
+    g = GeneratorSection()
+    print(f"{len(rows)} labelled pairs ({sum(r['label'] == 'good' for r in rows)} good); defaults "
+          f"min_support {g.min_support}, min_question_support {g.min_question_support}\n")
+    found = verdicts(rows, g.min_support, g.min_question_support)
+    report(rows, found)
+    print()
+    print(gate_line("before (shape, duplicates)", rows, [shape_problem(r["question"], r["answer"]) for r in rows]))
+    print(gate_line("with the checks (defaults)", rows, found))
+    for row, reason in zip(rows, found):
+        if (reason is None) != (row["label"] == "good"):
+            print(f"  wrong: {row['label']:<16} -> {reason}: {row['question'][:60]!r}")
+    if args.sweep:
+        print("\nmin_support  min_question_support  good kept  bad dropped")
+        for s in (0.3, 0.4, 0.5, 0.6, 0.7):
+            for qs in (0.2, 0.3, 0.4, 0.5):
+                f = verdicts(rows, s, qs)
+                good = sum(1 for r, v in zip(rows, f) if r["label"] == "good" and v is None)
+                bad = sum(1 for r, v in zip(rows, f) if r["label"] != "good" and v is not None)
+                print(f"{s:>11} {qs:>21} {good:>10} {bad:>12}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

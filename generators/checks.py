@@ -1,0 +1,79 @@
+"""Checks of what a generated pair says: is the question a question, is the answer an answer, and
+(for document generation) does the chunk support it.
+
+Small models fail in a few recognisable ways (seen on the lighthouse example with the embedded
+SmolLM2): a heading or a sentence of the document as the "question", an answer that talks about
+the task ("This is a question-and-answer pair..."), an answer the document does not contain.
+Each check is cheap (no model call) and names its drop reason; the thresholds are settings whose
+defaults come from `benchmarks/data/pair_labels.jsonl` (hand-labelled generated pairs), where
+`benchmarks/pair_quality.py` measures each check's precision and recall.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tunewiz.dedup import normalize
+from tunewiz.questions import looks_like_question
+
+STOPWORDS = frozenset("""a an and are as at be been but by can could did do does for from had has have how i if in
+into is it its may might more most must no not of on or our should so some such than that the their them then
+there these they this those to was we were what when where which who whom whose why will with would you your
+about also any each many much one only other very after before over under again same both all""".split())
+
+META_ANSWER = re.compile(
+    r"\b(question[- ]and[- ]answer|q\s*&\s*a pair|the (above |following )?question (is|asks|was)|"
+    r"(this|the) answer (to (this|the) question )?(is|must|should) (be )?(in|one|a|written)|"
+    r"\bone (or|of) two sentences\b|\b(2|two) different questions\b|as an ai\b|i (cannot|can't) answer|"
+    r"\bin json\b|\bjson (object|format)\b|here (is|are) (the|some|a|your) (pairs?|questions?))",
+    re.IGNORECASE)
+"""An answer about the task, the format or "the question" rather than about the subject."""
+
+CHECK_REASONS = ("not_a_question", "copied_statement", "meta_answer", "unsupported", "off_topic")
+
+
+def content_words(text: str) -> set[str]:
+    """Words that carry meaning (no stopwords; a plural -s dropped), for the lexical checks."""
+    words = set()
+    for word in normalize(text).split():
+        if word in STOPWORDS or (len(word) < 3 and not word.isdigit()):
+            continue
+        words.add(word[:-1] if len(word) > 4 and word.endswith("s") else word)
+    return words
+
+
+def support(text: str, chunk: str) -> float:
+    """The share of the text's content words that the chunk holds (1.0 for a text with none)."""
+    words = content_words(text)
+    if not words:
+        return 1.0
+    return len(words & content_words(chunk)) / len(words)
+
+
+def question_problem(question: str, chunk: str = "") -> str | None:
+    """'not_a_question' (a heading, a fragment) or 'copied_statement' (a sentence of the chunk), or None."""
+    if not looks_like_question(question):
+        return "not_a_question"
+    q = normalize(question)
+    if chunk and not question.rstrip().endswith("?") and q and q in normalize(chunk):
+        return "copied_statement"
+    return None
+
+
+def answer_problem(answer: str) -> str | None:
+    return "meta_answer" if META_ANSWER.search(answer) else None
+
+
+def content_problem(question: str, answer: str, chunk: str, min_support: float,
+                    min_question_support: float) -> tuple[str | None, dict[str, float]]:
+    """The drop reason of a pair and its scores (support, when there is a chunk)."""
+    reason = question_problem(question, chunk) or answer_problem(answer)
+    scores: dict[str, float] = {}
+    if chunk:
+        scores["support"] = round(support(answer, chunk), 3)
+        scores["question_support"] = round(support(question, chunk), 3)
+        if not reason and scores["support"] < min_support:
+            reason = "unsupported"
+        elif not reason and scores["question_support"] < min_question_support:
+            reason = "off_topic"
+    return reason, scores

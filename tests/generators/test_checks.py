@@ -1,0 +1,66 @@
+"""The content checks of generated pairs on the shipped hand-labelled set, and in a real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tunewiz.generators.checks import content_problem, support
+from tunewiz.generators.quality import shape_problem
+from tunewiz.schema import GeneratorSection
+
+LABELS = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "pair_labels.jsonl"
+ROWS = [json.loads(line) for line in LABELS.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{r['label']}:{r['question'][:30]}" for r in ROWS])
+def test_each_labelled_pair_gets_its_verdict(row):
+    g = GeneratorSection()
+    reason, scores = content_problem(row["question"], row["answer"], row["chunk"], g.min_support,
+                                     g.min_question_support)
+    reason = shape_problem(row["question"], row["answer"]) or reason
+    if row["label"] == "good":
+        assert reason is None, (reason, scores)
+    else:  # a copied statement is also not a question: either reason names the fault
+        assert reason == row["label"] or {reason, row["label"]} <= {"copied_statement", "not_a_question"}
+
+
+def test_support_counts_content_words_only():
+    chunk = "The relief boat Marguerite comes from Cape Sorrel every fourteen days."
+    assert support("It comes every fourteen days.", chunk) == 1.0
+    assert support("Built in Glasgow in 1921.", chunk) == 0.0
+    assert support("the of and", chunk) == 1.0  # nothing to check
+
+
+def test_a_run_keeps_the_good_pairs_and_stores_the_others_as_rejected(fault_project, fault_server):
+    """The stand-in server answers with made-up "points": with the default checks they are unsupported."""
+    from conftest import write_chunks  # noqa: E402  (the generators' own helper)
+
+    from tunewiz.dataset import PairStore
+    from tunewiz.generators.runner import generate_pairs
+
+    fault_project.set("generator.min_support", GeneratorSection().min_support)
+    fault_project.set("generator.min_question_support", 0.0)
+    write_chunks(fault_project, [f"Passage c{i} says point 0 is worth 3 units and point 1 is worth 10 units."
+                                 for i in range(2)] + ["A passage about nothing the server says."])
+    summary = generate_pairs(fault_project)
+    pairs = list(PairStore(fault_project.pairs_path))
+    rejected = [p for p in pairs if p.status == "rejected"]
+    assert rejected and any(p.status == "pending" for p in pairs)
+    assert summary.pairs_rejected == len(rejected) and all(p.reason == "unsupported" for p in rejected)
+    assert all(p.scores["support"] < GeneratorSection().min_support for p in rejected)
+    assert all(p.scores["support"] >= GeneratorSection().min_support for p in pairs if p.status == "pending")
+    assert "kept as rejected" in "\n".join(summary.lines())
+
+
+def test_review_filters_on_the_reason_a_check_gave():
+    from tunewiz.dataset import Pair
+    from tunewiz.tui.review_query import filter_pairs, parse_query
+
+    pairs = [Pair(question="Q1?", answer="A1.", status="rejected", reason="unsupported"),
+             Pair(question="Q2?", answer="A2.", status="rejected", reason="meta_answer"),
+             Pair(question="Q3?", answer="A3.")]
+    assert [p.question for p in filter_pairs(pairs, parse_query("reason:unsupported"))] == ["Q1?"]
+    assert [p.question for p in filter_pairs(pairs, parse_query("status:pending"))] == ["Q3?"]
