@@ -53,6 +53,15 @@ def test_pick_export_and_get_a_trained_fact_back(trained_project, capsys):
     readme = (folder / "README-run.txt").read_text()
     assert "ollama create facts -f Modelfile" in readme and "llama-server -m" in readme
 
+    # The model card, read back by huggingface_hub's own parser: counts, never the user's samples.
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.library_name == "transformers" and "tunewiz" in card.data.tags
+    assert card.data.base_model == "smollm2-135m"
+    assert f"Step {best} of run" in card.text and "facts-q4_k_m.gguf" in card.text
+    assert "3 training samples" in card.text and "Zorbania" not in card.text
+
     # The quantized GGUF, loaded by llama-cpp-python with the declared template, knows a trained fact.
     from llama_cpp import Llama
 

@@ -54,3 +54,29 @@ def test_chat_picks_the_newest_exports_model(tmp_path, project):
     assert newest_export_gguf(project) == project.exports_dir / "facts" / "facts-q8_0.gguf"
     (project.exports_dir / ".facts.partial-1").mkdir()  # an export being written is not one
     assert [m.folder.name for m in list_exports(project.exports_dir)] == ["facts"]
+
+
+def test_the_model_card_parses_and_holds_counts_not_samples(tmp_path, project):
+    from huggingface_hub import ModelCard
+
+    from export_helpers import make_run
+    from tunewiz.checkpoints import rank_checkpoints, read_run_config
+    from tunewiz.dataset import Pair
+    from tunewiz.export.card import model_card
+
+    run = make_run(project)
+    report = rank_checkpoints(run)
+    spec = read_run_config(run)
+    manifest = read_manifest(write_export(tmp_path / "facts"))
+    pairs = [Pair(question="What is the secret code of Zorbl?", answer="7431.", status="accepted",
+                  source="qa.csv:2"),
+             Pair(question="And its colour?", answer="Teal.", source="chats.jsonl:1",
+                  history=[{"role": "user", "content": "Tell me about Zorbl."}, {"role": "assistant", "content": "A lab."}])]
+    text = model_card("facts", manifest, spec, report, report.best, pairs, tmp_path / "no-base")
+    card = ModelCard(text)
+    assert card.data.base_model == "smollm2-135m" and card.data.library_name == "transformers"
+    assert {"tunewiz", "lora", "gguf"} <= set(card.data.tags)
+    assert "2 training samples (1 question/answer pairs, 1 conversations); 1 reviewed and accepted" in card.text
+    assert f"Step {report.best.step} of run `{run.id}`: " in card.text and "validation loss: 1.2000" in card.text
+    assert "facts-q8_0.gguf" in card.text and "ollama create facts" in card.text
+    assert "Zorbl" not in text and "7431" not in text  # counts, never the user's data

@@ -4,7 +4,8 @@
                                       generation config
     exports/<name>/<name>-<type>.gguf one per export.gguf_types entry (llama.cpp's converter and quantizer)
     exports/<name>/Modelfile          Ollama: training template, stop tokens, system prompt
-    exports/<name>/README-run.txt     the exact ollama / llama.cpp commands
+    exports/<name>/README-run.txt     the exact ollama / llama.cpp commands (tunewiz.exports)
+    exports/<name>/README.md          the model card (Hugging Face format: tunewiz.export.card)
     exports/<name>/smoke-test.json    each GGUF's answers against the merged model's (+ smoke-test.txt)
     exports/<name>/export.json        what was exported from where
     exports/<name>/export.log         the converter's and quantizer's output
@@ -166,6 +167,13 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
         manifest = read_manifest(staging)
         manifest.folder = folder
         atomic_write_text(staging / RUN_README, run_readme(manifest))
+        from tunewiz.dataset import PairStore
+        from tunewiz.export.card import CARD_FILE, model_card
+
+        store = PairStore(project.pairs_path)
+        trained = [store.get(i) for i in cfg.train_ids if i in store]
+        atomic_write_text(staging / CARD_FILE, model_card(name, manifest, cfg, report, checkpoint, trained,
+                                                          cfg.base_path))
         _make_readable(staging)
         _move_into_place(staging, folder)
     except BaseException:
