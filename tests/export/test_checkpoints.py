@@ -70,7 +70,7 @@ def test_pick_is_stored_and_checked(project):
 def test_run_config_is_read(project):
     cfg = read_run_config(make_run(project))
     assert cfg.family == "chatml" and cfg.system_prompt == "Be brief." and cfg.validation_ids == ["b"]
-    assert cfg.base_model == "smollm2-135m"
+    assert cfg.model_name == "smollm2-135m"
 
 
 def test_cli_checkpoints_and_pick(project, capsys):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gen_helpers import write_chunks
 from tunewiz.generators.checks import content_problem, support
 from tunewiz.generators.quality import shape_problem
 from tunewiz.schema import GeneratorSection
@@ -36,8 +37,6 @@ def test_support_counts_content_words_only():
 
 def test_a_run_keeps_the_good_pairs_and_stores_the_others_as_rejected(fault_project, fault_server):
     """The stand-in server answers with made-up "points": with the default checks they are unsupported."""
-    from conftest import write_chunks  # noqa: E402  (the generators' own helper)
-
     from tunewiz.dataset import PairStore
     from tunewiz.generators.runner import generate_pairs
 

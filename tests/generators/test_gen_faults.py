@@ -16,7 +16,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import write_chunks
+from gen_helpers import write_chunks
 from fault_server import FaultServer
 
 from tunewiz.dataset import PairStore

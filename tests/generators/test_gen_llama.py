@@ -8,7 +8,7 @@ really generated, parsed and stored through that path.
 from __future__ import annotations
 
 import pytest
-from conftest import write_chunks
+from gen_helpers import write_chunks
 
 from tunewiz.dataset import PairStore
 from tunewiz.errors import TunewizError

@@ -500,6 +500,7 @@ async def test_export_chat_asks_base_and_fine_tuned_models(qa_project, make_run)
     write_run_config(qa_project, make_run(qa_project), base_dir=resolve_base("smollm2-135m"))
     (qa_project.exports_dir / "demo").mkdir(parents=True)
     (qa_project.exports_dir / "demo" / "demo-q4_1.gguf").symlink_to(smollm2_gguf_path())
+    (qa_project.exports_dir / "demo" / "export.json").write_text('{"gguf": {"q4_1": "demo-q4_1.gguf"}}')
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("8", "ctrl+t", *"What is the capital of France?", "enter")
