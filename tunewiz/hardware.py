@@ -21,6 +21,9 @@ from tunewiz.errors import TunewizError
 GIB = 1024**3
 
 
+NF4_BYTES = 0.516
+"""Bytes per weight of a bitsandbytes NF4 layer with double quantization (4.127 bits)."""
+
 CPU_PASS_TOKENS = 512
 """Most tokens of one forward pass on a CPU: a micro-batch runs as rows of at most this many
 tokens (`training.data.rows_within`), so memory holds one row's activations. The engine runs
@@ -148,7 +151,8 @@ measured (MPS) keep the count as it is."""
 
 
 def estimate_memory(shape: ModelShape, *, precision: str, batch_size: int, seq_len: int, lora_r: int,
-                    lora_dropout: float, gradient_checkpointing: bool, device: str) -> Estimate:
+                    lora_dropout: float, gradient_checkpointing: bool, device: str,
+                    quantization: str = "none") -> Estimate:
     """Peak memory of LoRA training of one process, in MB (on the high side).
 
     Tokens held at once: on a GPU the whole micro-batch, as if every sample were
@@ -161,12 +165,18 @@ def estimate_memory(shape: ModelShape, *, precision: str, batch_size: int, seq_l
     as two layers). Logits, per token and vocabulary entry: the model's output and its
     gradient (2 x width), their fp32 copy, the log-softmax and three fp32 gradients or
     temporaries of the loss (20 bytes). These counts are then scaled by TOKEN_SCALE.
+
+    With quantization = nf4 (QLoRA) the linear layers' weights take NF4_BYTES a weight (4 bits,
+    and the double-quantized block scales); the embeddings stay at the compute width.
     """
     width = BYTES[precision]
     tokens = batch_size * seq_len
     if device == "cpu":
         tokens = min(tokens, max(CPU_PASS_TOKENS, seq_len))
     weights = shape.params * width
+    if quantization == "nf4":
+        embeddings = shape.vocab * shape.hidden
+        weights = (shape.params - embeddings) * NF4_BYTES + embeddings * width
     # all-linear LoRA: r x (in + out) per projection, ~7 projections of ~hidden+intermediate per layer;
     # fp32 weights, gradients and two Adam moments.
     lora_params = shape.layers * 7 * lora_r * (shape.hidden + shape.intermediate)
@@ -235,12 +245,30 @@ def _gguf_shape(gguf: Path, params: int) -> ModelShape:
                       intermediate=field_int(".feed_forward_length", 4 * hidden), vocab=vocab)
 
 
-def _estimate_for(cfg, shape: ModelShape, precision: str, batch_size: int, device: str) -> Estimate:
+def _estimate_for(cfg, shape: ModelShape, precision: str, batch_size: int, device: str,
+                  quantization: str | None = None) -> Estimate:
     """The estimate for a project's settings at a given precision, batch size and device."""
     hp = cfg.hyperparameters
     return estimate_memory(shape, precision=precision, batch_size=batch_size, seq_len=cfg.template.max_seq_len,
                            lora_r=hp.lora_r, lora_dropout=hp.lora_dropout,
-                           gradient_checkpointing=hp.gradient_checkpointing, device=device)
+                           gradient_checkpointing=hp.gradient_checkpointing, device=device,
+                           quantization=cfg.hardware.quantization if quantization is None else quantization)
+
+
+def check_quantization(project, device: str) -> None:
+    """Refuse, before anything starts, a 4-bit base that cannot work here."""
+    if project.config.hardware.quantization != "nf4":
+        return
+    if device != "cuda" and project.config.hardware.device != "cpu":
+        raise TunewizError(
+            "hardware.quantization = nf4 (QLoRA) needs a CUDA GPU: bitsandbytes' 4-bit kernels make a big "
+            f"model fit a GPU, and this run would train on {device}. Set hardware.quantization = none, or "
+            "hardware.device = cpu to run bitsandbytes' CPU backend anyway (slow: for checks)")
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise TunewizError("hardware.quantization = nf4 needs bitsandbytes: pip install 'tunewiz[qlora]' "
+                           "(or pip install bitsandbytes)")
 
 
 # ---------------------------------------------------------------- the recommendation
@@ -254,6 +282,8 @@ class Recommendation:
     available_mb: float
     estimate: Estimate | None
     notes: list[str]
+    quantization: str = "none"
+    """'nf4' when the model fits one GPU only with a 4-bit base (QLoRA); applied only by --apply."""
 
 
 def recommend(project, hw: Hardware | None = None) -> Recommendation:
@@ -283,7 +313,18 @@ def recommend(project, hw: Hardware | None = None) -> Recommendation:
                 break
         if device == "cpu":
             batch = min(batch, 8)  # bigger CPU batches only make each step slower, not training faster
-        if best is not None and best.total_mb > 0.9 * available:
+        if best is not None and best.total_mb > 0.9 * available and device == "cuda":
+            # In order: 16-bit LoRA on one GPU (above), then QLoRA on one GPU, then several GPUs.
+            for candidate in (16, 8, 4, 2, 1):
+                est = _estimate_for(cfg, shape, precision, candidate, device, quantization="nf4")
+                if est.total_mb <= 0.9 * available:
+                    notes.append(f"the model does not fit one GPU in 16 bits ({best.total_mb:,.0f} MB at batch "
+                                 f"size 1); with QLoRA (a 4-bit NF4 base) it needs {est.total_mb:,.0f} MB at batch "
+                                 f"size {candidate}: set hardware.quantization = nf4 (`tunewiz hardware --apply`)")
+                    return Recommendation(device, precision, candidate, threads, available, est, notes, "nf4")
+            notes.append("it does not fit one GPU even with QLoRA: a smaller model, or several GPUs with a "
+                         "model sharded over them (FSDP, not built yet)")
+        elif best is not None and best.total_mb > 0.9 * available:
             notes.append("even batch size 1 does not fit: shorten template.max_seq_len, turn on "
                          "gradient checkpointing, or use a smaller model")
     else:
@@ -296,12 +337,13 @@ def check_fits(project, *, gpus: int = 1, allow: bool = False, hw: Hardware | No
     """Refuse to start a run that the estimate says will not fit (unless allowed); the estimate."""
     hw = hw or detect()
     cfg = project.config
-    shape = model_shape(cfg.base_model.model, cfg.base_model.gguf_file, project.root)
-    if shape is None:
-        return None
     device = cfg.hardware.device
     if device == "auto":
         device = "cuda" if hw.gpus else ("mps" if hw.mps else "cpu")
+    check_quantization(project, device)
+    shape = model_shape(cfg.base_model.model, cfg.base_model.gguf_file, project.root)
+    if shape is None:
+        return None
     if device == "cuda" and gpus > len(hw.gpus) and hw.gpus:
         raise TunewizError(f"hardware.gpus is {gpus} but this machine has {len(hw.gpus)} NVIDIA GPU(s)")
     precision = cfg.hardware.precision

@@ -109,6 +109,10 @@ class HardwareSection:
     gpus: int = setting(1, "GPUs to train on (several through torchrun/DDP).", min=1, max=64)
     threads: int = setting(0, "CPU threads (0 = all cores).", min=0, max=1024)
     precision: str = setting("auto", "Numeric precision of training.", choices=("auto", "fp32", "bf16", "fp16"))
+    quantization: str = setting(
+        "none", "Base weights in 4-bit NF4 (QLoRA, bitsandbytes): a model about 4x larger fits the same GPU; "
+        "'none' trains on 16/32-bit weights. Needs a CUDA GPU (the CPU backend, with device = cpu set, is "
+        "for checks).", choices=("none", "nf4"))
     allow_over_memory: bool = setting(False, "Start even when the memory estimate says it will not fit.")
 
 

@@ -6,6 +6,7 @@ so the checks read real safetensors headers and run the real converter probe.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -143,5 +144,16 @@ def test_checksums_in_the_marker_catch_a_changed_byte(tiny_project):
     data[-1] ^= 0xFF  # same size, one byte of a weight changed: only the checksum can tell
     weights.write_bytes(bytes(data))
     with pytest.raises(TunewizError, match=r"adapter_model\.safetensors is damaged \(its contents changed"):
+        export_model(project)
+    assert _nothing_written(project)
+
+
+def test_too_little_memory_for_the_merge_is_refused(tiny_project, monkeypatch):
+    import tunewiz.hardware as hardware
+
+    project, _base = tiny_project
+    real = hardware.detect
+    monkeypatch.setattr(hardware, "detect", lambda: dataclasses.replace(real(), ram_available_mb=0))
+    with pytest.raises(TunewizError, match=r"merging needs about .* GB of memory .* but 0.0 GB is available"):
         export_model(project)
     assert _nothing_written(project)

@@ -38,12 +38,12 @@ def smollm2_tokenizer():
     return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
 
 
-def build_tiny_model(folder: Path, tokenizer, poison: bool = False) -> Path:
+def build_tiny_model(folder: Path, tokenizer, poison: bool = False, hidden: int = 32) -> Path:
     """A 2-layer Llama with SmolLM2's tokenizer: real code paths, steps in milliseconds."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                          tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id)
@@ -59,7 +59,7 @@ def build_tiny_model(folder: Path, tokenizer, poison: bool = False) -> Path:
 
 @pytest.fixture
 def tiny_model_builder():
-    """build_tiny_model(folder, tokenizer, poison=False) -> folder."""
+    """build_tiny_model(folder, tokenizer, poison=False, hidden=32) -> folder."""
     return build_tiny_model
 
 

@@ -75,7 +75,7 @@ def cmd_hardware(args: argparse.Namespace) -> int:
         print("No GPU found.")
     rec = recommend(project, hw)
     print(f"\nRecommended: device {rec.device}, precision {rec.precision}, batch size {rec.batch_size}, "
-          f"threads {rec.threads}")
+          f"threads {rec.threads}" + (", QLoRA (hardware.quantization = nf4)" if rec.quantization == "nf4" else ""))
     for note in rec.notes:
         print(f"  - {note}")
     cfg = project.config
@@ -92,10 +92,11 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     if args.apply:
         project.set("hardware.device", rec.device)
         project.set("hardware.precision", rec.precision)
+        project.set("hardware.quantization", rec.quantization)
         project.set("hardware.threads", rec.threads if rec.device == "cpu" else 0)
         project.set("hyperparameters.batch_size", rec.batch_size)
         project.save()
-        print(f"\nWrote device, precision, threads and batch size into {project.file}.")
+        print(f"\nWrote device, precision, quantization, threads and batch size into {project.file}.")
     return 0
 
 

@@ -100,6 +100,15 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
         needs["16-bit GGUF to quantize from (deleted after)"] = disk.file_size_estimate(params, "f16")
     project.exports_dir.mkdir(parents=True, exist_ok=True)
     disk.check_free_space(project.exports_dir, needs)
+    # The merge loads the 16/32-bit base into CPU memory (a QLoRA run's too: never its 4-bit weights).
+    from tunewiz.hardware import detect
+
+    merge_mb = params * BYTES_PER_DTYPE[dtype] / 2**20 * 1.1
+    available_mb = detect().ram_available_mb
+    if merge_mb > available_mb:
+        raise TunewizError(f"merging needs about {merge_mb / 1024:,.1f} GB of memory (the {dtype} base model "
+                           f"and the adapter) but {available_mb / 1024:,.1f} GB is available; close other "
+                           "programs, or export on a machine with more memory")
 
     # -- write into a staging folder, then rename it into place
     for stale in project.exports_dir.glob(f".{name}.partial-*"):
@@ -107,7 +116,8 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
     staging = project.exports_dir / f".{name}.partial-{os.getpid()}"
     staging.mkdir()
     try:
-        say(f"Merging checkpoint {checkpoint.step} of run {report.run.id} into {cfg.base_path} ({dtype})...")
+        say(f"Merging checkpoint {checkpoint.step} of run {report.run.id} into {cfg.base_path} ({dtype}, "
+            f"about {merge_mb / 1024:,.1f} GB of memory)...")
         from tunewiz.export.merge import merge_checkpoint
 
         merged = merge_checkpoint(cfg.base_path, checkpoint.path, cfg.family, staging / "merged", dtype)

@@ -187,6 +187,8 @@ def load_model(cfg: RunSpec, device: str, precision: str, dist: Dist):
         config._attn_implementation = attention
         with torch.device(f"cuda:{dist.local_rank}" if device == "cuda" else "cpu"):
             model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention)
+    elif cfg.hardware.get("quantization") == "nf4":
+        model = _load_nf4(cfg, device, dtype, attention, dist)
     else:
         model = AutoModelForCausalLM.from_pretrained(cfg.base_dir, dtype=dtype, attn_implementation=attention)
     model.config.use_cache = False
@@ -203,7 +205,8 @@ def load_model(cfg: RunSpec, device: str, precision: str, dist: Dist):
     except ValueError as exc:
         raise TrainingFailed(f"hyperparameters.target_modules: {exc}") from None
     target = torch.device(f"cuda:{dist.local_rank}" if device == "cuda" else device)
-    model.to(target)
+    if cfg.hardware.get("quantization") != "nf4":  # a 4-bit model was placed when loaded and cannot move
+        model.to(target)
     return model, target, attention
 
 
@@ -228,6 +231,25 @@ def compile_layers(model, device: str) -> int:
     for layer in layers:
         layer.compile(dynamic=True)  # packed rows change length every step
     return len(layers)
+
+
+def _load_nf4(cfg: RunSpec, device: str, dtype, attention: str, dist: Dist):
+    """QLoRA: the base model's linear layers in 4-bit NF4 (double quantization, 16-bit compute), placed
+    on this process's device; LoRA trains in full precision on top. The export still merges into the
+    16/32-bit base folder, never into these 4-bit weights."""
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    compute = torch.bfloat16 if dtype == torch.float32 else dtype
+    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                      bnb_4bit_compute_dtype=compute)
+    place = {"": dist.local_rank} if device == "cuda" else {"": "cpu"}
+    model = AutoModelForCausalLM.from_pretrained(cfg.base_dir, quantization_config=quantization, device_map=place,
+                                                 dtype=dtype, attn_implementation=attention)
+    # Norms in fp32 and inputs that require grad, so gradient checkpointing works through 4-bit layers.
+    return prepare_model_for_kbit_training(
+        model, use_gradient_checkpointing=bool(cfg.hyperparameters.get("gradient_checkpointing")))
 
 
 def build_optimizer(model, cfg: RunSpec, max_steps: int, device: str):
@@ -289,7 +311,8 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
                f"{train_set.dropped + val_set.dropped} dropped (no answer token left); template {family}")
 
     model, target, attention = load_model(cfg, device, precision, dist)
-    compiled = compile_layers(model, device)
+    # bitsandbytes' 4-bit layers are not compiled (its kernels are already fused; dynamo falls back).
+    compiled = 0 if cfg.hardware.get("quantization") == "nf4" else compile_layers(model, device)
     n = len(train_set.examples)
     batches_per_epoch = len(D.micro_batches(n, hp["batch_size"], dist.world, dist.rank, hp["seed"], 0))
     steps_per_epoch = max(1, batches_per_epoch // hp["grad_accum"])

@@ -56,6 +56,7 @@ def run_spec(project: Project, run_id: str, train: list, validation: list, gpus:
               "target_modules": hp["target_modules"]},
         hyperparameters=hp,
         hardware={"device": cfg.hardware.device, "precision": cfg.hardware.precision,
+                  "quantization": cfg.hardware.quantization,
                   "threads": cfg.hardware.threads, "gpus": gpus},
         evaluation=dataclasses.asdict(cfg.evaluation),
         plan=plan.to_dict(),
