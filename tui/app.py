@@ -31,7 +31,22 @@ class TunewizApp(App):
         self.project = None
         self._status_timer = None
 
+    MIN_SIZE = (80, 24)
+    """The smallest terminal every step is laid out for."""
+
+    def on_resize(self, event) -> None:
+        self._check_size(event.size.width, event.size.height)
+
+    def _check_size(self, width: int, height: int) -> None:
+        """Say once per shrink when the terminal is smaller than the layout needs (it reflows on resize)."""
+        small = width < self.MIN_SIZE[0] or height < self.MIN_SIZE[1]
+        if small and not getattr(self, "_said_small", False):
+            self.notify(f"This terminal is {width}x{height}; tunewiz is laid out for 80x24 or more, so some "
+                        "text is cut. Enlarge the window: the screen reflows.", severity="warning", timeout=8)
+        self._said_small = small
+
     def on_mount(self) -> None:
+        self._check_size(self.size.width, self.size.height)
         if self.project_dir is None:
             self.show_welcome()
         else:

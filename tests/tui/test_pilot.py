@@ -553,3 +553,14 @@ async def test_forms_show_the_allowed_range_and_the_presets_advice(qa_project):
         help_text = str(app.screen.query_one("#hyperparameters-learning_rate-help").render())
         assert "Allowed: 1e-07 to 1." in help_text
         assert "Preset auto: facts: 1e-3" in help_text
+
+
+async def test_a_terminal_smaller_than_80x24_gets_a_notice(qa_project):
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert not any("laid out for 80x24" in n.message for n in app._notifications)
+    app = TunewizApp("proj")
+    async with app.run_test(size=(70, 20)) as pilot:
+        await pilot.pause()
+        assert any("laid out for 80x24" in n.message for n in app._notifications)
