@@ -121,11 +121,21 @@ class ReplyError(ValueError):
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+
+
 def parse_json(content: str | None) -> Any:
-    """The JSON value in a reply: bare, in a ``` fence, or inside surrounding prose."""
+    """The JSON value in a reply: bare, in a ``` fence, or inside surrounding prose.
+
+    A reasoning model's `<think>...</think>` part is removed first: a draft JSON inside it is not
+    the answer (an unclosed one means the reply was cut off while thinking)."""
     if content is None or not content.strip():
         raise ReplyError("empty reply")
-    text = content.strip()
+    text = _THINK.sub("", content).strip()
+    if "<think>" in text:
+        raise ReplyError("the reply ended while the model was still thinking (<think> without </think>)")
+    if not text:
+        raise ReplyError("empty reply after the model's <think> part")
     candidates = [text] + _FENCE.findall(text)
     # strict=False: models (grammar-constrained llama.cpp ones too) write raw line breaks and tabs
     # inside strings, which strict JSON refuses although the reply is otherwise whole.

@@ -63,3 +63,13 @@ def test_review_filters_on_the_reason_a_check_gave():
              Pair(question="Q3?", answer="A3.")]
     assert [p.question for p in filter_pairs(pairs, parse_query("reason:unsupported"))] == ["Q1?"]
     assert [p.question for p in filter_pairs(pairs, parse_query("status:pending"))] == ["Q3?"]
+
+
+def test_a_reasoning_models_think_part_is_not_the_answer():
+    from tunewiz.generators.prompts import ReplyError, parse_pairs
+
+    draft = '<think>Maybe {"pairs": [{"question": "Draft?", "answer": "No."}]} ... better:</think>'
+    final = '```json\n{"pairs": [{"question": "How tall is the tower?", "answer": "31 metres."}]}\n```'
+    assert parse_pairs(draft + "\n" + final) == [("How tall is the tower?", "31 metres.")]
+    with pytest.raises(ReplyError, match="still thinking"):
+        parse_pairs('<think>{"pairs": [{"question": "Draft?", "answer": "No."}]} and then')
