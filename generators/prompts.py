@@ -18,14 +18,15 @@ QUESTION_MAX_CHARS = 300
 
 
 def pairs_schema(n: int, answer_length: str) -> dict[str, Any]:
-    """JSON schema of a reply holding exactly `n` question/answer pairs."""
+    """JSON schema of a reply holding 1 to `n` question/answer pairs: a schema that demands exactly n
+    makes a weak model pad its reply with filler pairs."""
     answer_chars = ANSWER_LENGTHS[answer_length][1]
     return {
         "type": "object",
         "properties": {
             "pairs": {
                 "type": "array",
-                "minItems": n,
+                "minItems": 1,
                 "maxItems": n,
                 "items": {
                     "type": "object",
@@ -50,10 +51,12 @@ def pairs_max_tokens(n: int, answer_length: str) -> int:
 
 def _rules(g, n: int) -> str:
     guidance = ANSWER_LENGTHS[g.answer_length][0]
-    return (f"Write exactly {n} different question-and-answer pairs in {g.language}.\n"
+    return (f"Write up to {n} different question-and-answer pairs in {g.language}: fewer good pairs are "
+            "better than filler.\n"
             f"Answers: {g.answer_style}, {guidance}. Each answer must stand on its own "
             f"and must not repeat the question.\n"
-            'Reply with JSON only, in this form: {"pairs": [{"question": "...", "answer": "..."}]}')
+            'Reply with JSON only, in this form (an example of the form, not of the content): '
+            '{"pairs": [{"question": "When was the bridge opened?", "answer": "The bridge was opened in 1932."}]}')
 
 
 def chunk_messages(g, text: str, n: int) -> list[dict[str, str]]:

@@ -188,7 +188,7 @@ class FaultServer:
             return ""
         if user.startswith("Rate this"):
             return json.dumps({"score": 8})
-        wanted = re.search(r"(?:List|exactly) (\d+)", user)
+        wanted = re.search(r"(?:List|exactly|up to) (\d+)", user)  # how many the prompt asks for
         n = int(wanted.group(1)) if wanted else 2
         if user.startswith("List"):
             return json.dumps({"subtopics": [f"aspect {i} of the matter" for i in range(n)]})
