@@ -38,7 +38,9 @@ def test_embedded_provider_generates_from_a_topic(tmp_path):
     assert "starting the embedded llama.cpp server" in messages
     assert summary.chunks_failed == 0, summary.failures
     pairs = list(PairStore(project.pairs_path))
-    assert summary.pairs_added == len(pairs) >= 1
+    # What fails a content check is stored too, as rejected with its reason.
+    assert summary.pairs_added + summary.pairs_rejected == len(pairs) >= 1
+    assert all(p.reason for p in pairs if p.status == "rejected")
     assert all(p.question.strip() and p.answer.strip() for p in pairs)
     assert all(p.source.startswith("topic:the water cycle#") for p in pairs)
     assert summary.tokens_in > 0 and summary.tokens_out > 0 and summary.cost == 0.0
