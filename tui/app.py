@@ -128,6 +128,22 @@ class TunewizApp(App):
 
 
 def run_app(project_dir: str | None) -> int:
-    """Run the wizard on this terminal; returns the exit status for the CLI."""
-    TunewizApp(project_dir).run()
+    """Run the wizard on this terminal; returns the exit status for the CLI.
+
+    After it closes, the commands that run the newest export are printed: they stay in the
+    terminal's scrollback to copy (the wizard's own screen is gone then)."""
+    app = TunewizApp(project_dir)
+    app.run()
+    if app.project is not None:
+        print(last_export_commands(app.project.exports_dir), end="")
     return 0
+
+
+def last_export_commands(exports_dir) -> str:
+    """The run commands of the newest export, as printed on quit ('' when nothing was exported)."""
+    from tunewiz.exports import commands_text, list_exports
+
+    exports = list_exports(exports_dir)
+    if not exports:
+        return ""
+    return f"Run the newest export ({exports[0].folder}):\n" + commands_text(exports[0])

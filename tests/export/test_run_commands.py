@@ -80,3 +80,12 @@ def test_the_model_card_parses_and_holds_counts_not_samples(tmp_path, project):
     assert f"Step {report.best.step} of run `{run.id}`: " in card.text and "validation loss: 1.2000" in card.text
     assert "facts-q8_0.gguf" in card.text and "ollama create facts" in card.text
     assert "Zorbl" not in text and "7431" not in text  # counts, never the user's data
+
+
+def test_the_commands_are_printed_on_quit(tmp_path):
+    from tunewiz.tui.app import last_export_commands
+
+    assert last_export_commands(tmp_path / "exports") == ""
+    write_export(tmp_path / "exports" / "facts")
+    text = last_export_commands(tmp_path / "exports")
+    assert text.startswith("Run the newest export") and "facts-q8_0.gguf --jinja" in text
