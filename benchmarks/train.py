@@ -3,6 +3,7 @@
     python benchmarks/train.py --model smollm2-135m --batch 4 --steps 8          # 2-core CPU
     python benchmarks/train.py --shape llama3-8b --tokenizer DIR --batch 16      # a GPU, QA-length samples
     python benchmarks/train.py --shape llama3-8b --tokenizer DIR --full-rows --batch 2 --systems engine
+    python benchmarks/train.py --shape llama3-8b --tokenizer DIR --batch 16 --systems engine,engine-qlora
 
 Both systems train the same model, data and LoRA config (r=16, alpha=32, dropout 0 unless
 --lora-dropout, all linear layers, lr 2e-4) in the same precision. The baseline is what a plain
@@ -14,7 +15,10 @@ Reported per system: real (non-padding) tokens/s after the warmup steps, MFU (4Â
 real token, N = the base model's weights less the input embedding table, against the GPU's
 dense bf16 peak), peak memory (GPU: max allocated; CPU: peak resident set), and the seconds
 from start to the end of the first step (model load, and on CUDA the engine's torch.compile).
-Each system runs in its own process so peaks do not mix.
+Each system runs in its own process so peaks do not mix. engine-qlora is the engine with
+hardware.quantization = nf4 (bitsandbytes loads the base in 4-bit, so a --shape model's random
+weights are written to disk first); the memory estimate (tunewiz.hardware) is printed beside each
+engine's peak.
 
 Data: synthetic QA pairs; question 5-40 words, answer 10-300 words, both log-uniform (the
 long tail of real QA sets). --full-rows makes every sample exactly --max-seq-len tokens.
@@ -87,7 +91,7 @@ def model_folder(args, work: Path) -> tuple[Path, bool]:
 # ---------------------------------------------------------------- the two systems
 
 def run_engine(args, folder: Path, random_weights: bool, pairs: list[dict], padded: bool,
-               eager: bool = False) -> dict:
+               eager: bool = False, quantization: str = "none") -> dict:
     from tunewiz.schema import HyperparametersSection
     from tunewiz.training import engine
 
@@ -103,7 +107,8 @@ def run_engine(args, folder: Path, random_weights: bool, pairs: list[dict], padd
               "template": {"name": "chatml", "family": "chatml"}, "system_prompt": "",
               "max_seq_len": args.max_seq_len, "train_ids": [p["id"] for p in pairs], "validation_ids": [],
               "lora": LORA, "hyperparameters": hp,
-              "hardware": {"device": args.device, "precision": args.precision, "threads": 0, "gpus": 1}}
+              "hardware": {"device": args.device, "precision": args.precision, "threads": 0, "gpus": 1,
+                           "quantization": quantization}}
     (run_dir / "run.json").write_text(json.dumps(config))
     (run_dir / "dataset.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     if padded:
@@ -120,7 +125,36 @@ def run_engine(args, folder: Path, random_weights: bool, pairs: list[dict], padd
     tokens = sum(m["tokens"] for m in steady)
     first = next(m["time"] for m in metrics if m["type"] == "train")
     return {"tokens_per_s": tokens / (steady[-1]["time"] - start), "peak_mb": max(m["mem_mb"] for m in metrics),
-            "final_loss": steady[-1]["loss"], "to_first_step_s": round(first - started, 1)}
+            "final_loss": steady[-1]["loss"], "to_first_step_s": round(first - started, 1),
+            "estimate_mb": round(estimate_mb(args, folder, quantization))}
+
+
+def estimate_mb(args, folder: Path, quantization: str) -> float:
+    """tunewiz's memory estimate for this run (the one the refusal before a run uses)."""
+    from tunewiz.hardware import ModelShape, estimate_memory
+
+    config = json.loads((folder / "config.json").read_text())
+    h, v = config["hidden_size"], config["vocab_size"]
+    params = flops_params(folder, True) + (0 if config.get("tie_word_embeddings") else h * v)
+    shape = ModelShape(params=params, hidden=h, layers=config["num_hidden_layers"],
+                       intermediate=config["intermediate_size"], vocab=v)
+    return estimate_memory(shape, precision=args.precision, batch_size=args.batch, seq_len=args.max_seq_len,
+                           lora_r=LORA["r"], lora_dropout=LORA["dropout"],
+                           gradient_checkpointing=args.gradient_checkpointing, device=args.device,
+                           quantization=quantization).total_mb
+
+
+def write_random_weights(folder: Path) -> None:
+    """Random weights of the folder's config saved beside it (bitsandbytes quantizes weights it loads)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(folder)
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.save_pretrained(folder)
+    del model
+    torch.cuda.empty_cache()
 
 
 def _baseline(args, folder: Path, random_weights: bool, pairs: list[dict]) -> dict:
@@ -214,6 +248,10 @@ def child(args) -> None:
     pairs = synthetic_pairs(args.samples, 0, args.full_rows)
     if args.only == "baseline":
         result = _baseline(args, folder, random_weights, pairs)
+    elif args.only == "engine-qlora":
+        if random_weights:
+            write_random_weights(folder)
+        result = run_engine(args, folder, False, pairs, padded=False, quantization="nf4")
     else:
         result = run_engine(args, folder, random_weights, pairs, padded=args.only == "engine-padded",
                             eager=args.only == "engine-eager")
@@ -242,7 +280,7 @@ def main() -> None:
     parser.add_argument("--lora-dropout", type=float, default=LORA["dropout"])
     parser.add_argument("--systems", default="engine,baseline",
                         help="comma list of engine, baseline, engine-padded (the engine's loop with padding), "
-                             "engine-eager (the engine without torch.compile)")
+                             "engine-eager (the engine without torch.compile), engine-qlora (a 4-bit NF4 base)")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == "auto" or args.precision == "auto":
@@ -266,12 +304,14 @@ def main() -> None:
             print(f"{system} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
             continue
         results.append(json.loads(line[7:]))
-    print(f"\n{'system':15} {'real tok/s':>12} {'MFU':>7} {'peak MB':>10} {'to 1st step s':>14}")
+    print(f"\n{'system':15} {'real tok/s':>12} {'MFU':>7} {'peak MB':>10} {'estimate MB':>12} {'to 1st step s':>14}")
     for r in results:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
         print(f"{r['system']:15} {r['tokens_per_s']:12,.1f} {mfu:>7} {r['peak_mb']:10,.0f} "
-              f"{r.get('to_first_step_s', '-'):>14}")
+              f"{r.get('estimate_mb', '-'):>12} {r.get('to_first_step_s', '-'):>14}")
     by = {r["system"]: r for r in results}
+    if "engine" in by and "engine-qlora" in by:
+        print(f"QLoRA / bf16 LoRA time per token: {by['engine']['tokens_per_s'] / by['engine-qlora']['tokens_per_s']:.2f}x")
     if "engine" in by and "baseline" in by:
         print(f"engine / baseline real tokens/s: {by['engine']['tokens_per_s'] / by['baseline']['tokens_per_s']:.2f}x")
     print(json.dumps({"args": {k: v for k, v in vars(args).items() if k != "only"}, "results": results}))

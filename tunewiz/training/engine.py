@@ -238,7 +238,6 @@ def _load_nf4(cfg: RunSpec, device: str, dtype, attention: str, dist: Dist):
     on this process's device; LoRA trains in full precision on top. The export still merges into the
     16/32-bit base folder, never into these 4-bit weights."""
     import torch
-    from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     compute = torch.bfloat16 if dtype == torch.float32 else dtype
@@ -247,9 +246,12 @@ def _load_nf4(cfg: RunSpec, device: str, dtype, attention: str, dist: Dist):
     place = {"": dist.local_rank} if device == "cuda" else {"": "cpu"}
     model = AutoModelForCausalLM.from_pretrained(cfg.base_dir, quantization_config=quantization, device_map=place,
                                                  dtype=dtype, attn_implementation=attention)
-    # Norms in fp32 and inputs that require grad, so gradient checkpointing works through 4-bit layers.
-    return prepare_model_for_kbit_training(
-        model, use_gradient_checkpointing=bool(cfg.hyperparameters.get("gradient_checkpointing")))
+    # Not peft's prepare_model_for_kbit_training: it upcasts the embeddings, the output layer and the
+    # norms to fp32 (on an 8B model 4 GB more, and 2.8x the bf16 run's time per token on an H200).
+    # Checkpointing through frozen 4-bit layers needs only inputs that require grad.
+    if cfg.hyperparameters.get("gradient_checkpointing"):
+        model.enable_input_require_grads()
+    return model
 
 
 def build_optimizer(model, cfg: RunSpec, max_steps: int, device: str):
