@@ -35,10 +35,10 @@ class ReviewPane(StepPane):
         Binding("r", "set_status('rejected')", "Reject"),
         Binding("p", "set_status('pending')", "Pending", show=False),
         Binding("e", "edit", "Edit"),
-        Binding("d", "delete", "Delete"),
+        Binding("d", "delete", "Delete", show=False),
         Binding("u", "undo", "Undo"),
         Binding("slash", "search", "Search", key_display="/"),
-        Binding("f", "cycle_status", "Filter"),
+        Binding("f", "cycle_status", "Filter", show=False),
         # The footer holds what fits in 80 columns; `?` lists the rest (marking and bulk actions).
         Binding("space", "mark", "Mark", show=False),
         Binding("m", "mark_shown", "Mark shown", show=False),

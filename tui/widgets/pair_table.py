@@ -7,7 +7,7 @@ is created up front (a DataTable would build 100k row objects).
 
 from __future__ import annotations
 
-from rich.cells import set_cell_size
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
@@ -38,6 +38,13 @@ def pair_score(pair: Pair) -> float | None:
 def one_line(text: str) -> str:
     return " ".join(text.split())
 
+
+
+def fit(text: str, width: int) -> str:
+    """`text` in exactly `width` cells: padded, or cut with a visible "…" (never silently cropped)."""
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, max(width - 1, 0)) + "…" if width else ""
 
 class PairTable(ScrollView, can_focus=True):
     """Rows of pairs with a cursor; the parent decides which rows (filtering) and what keys do."""
@@ -138,12 +145,12 @@ class PairTable(ScrollView, can_focus=True):
         text_style = base + (DUP_STYLE if pair.id in self.duplicates else Style())
         segments = [
             Segment(marks, status_style),
-            Segment(set_cell_size(one_line((f"[{pair.turns} turns] " if pair.history else "") + pair.question),
-                                  question_w) + " ", text_style),
-            Segment(set_cell_size(one_line(pair.answer), answer_w), base),
+            Segment(fit(one_line((f"[{pair.turns} turns] " if pair.history else "") + pair.question),
+                        question_w) + " ", text_style),
+            Segment(fit(one_line(pair.answer), answer_w), base),
         ]
         if source_w:
-            segments.append(Segment(" " + set_cell_size(pair.source, source_w), base + Style(dim=True)))
+            segments.append(Segment(" " + fit(pair.source, source_w), base + Style(dim=True)))
         segments.append(Segment(score_text, base))
         return Strip(segments).adjust_cell_length(width, base)
 
