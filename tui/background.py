@@ -46,6 +46,9 @@ def export_job(root: str) -> str:
     from tunewiz.project import Project
 
     result = export_model(Project.load(root), on_progress=lambda line: print(line, flush=True), force=True)
+    if result.ollama:  # [export] ollama_create
+        print(f"{result.ollama.name} answered: {' '.join(result.ollama.answer.split())[:200]}", flush=True)
+        return f"exported to {result.folder}; run it: ollama run {result.ollama.name}"
     return f"exported to {result.folder}"
 
 

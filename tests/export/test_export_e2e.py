@@ -7,8 +7,11 @@ quantizes and loads the GGUF files (about 2-3 minutes on 2 shared cores).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import pytest
+from ollama_helpers import install_fake_ollama, ollama_calls
 
 from tunewiz.checkpoints import picked_checkpoint, rank_checkpoints
 from tunewiz.cli import main
@@ -20,7 +23,7 @@ pytestmark = pytest.mark.slow
 SYSTEM = "You answer questions about made-up worlds."
 
 
-def test_pick_export_and_get_a_trained_fact_back(trained_project, capsys):
+def test_pick_export_and_get_a_trained_fact_back(trained_project, capsys, monkeypatch, tmp_path):
     project, run = trained_project
     report = rank_checkpoints(run)
     assert [c.step for c in report.checkpoints] == [4, 8]
@@ -103,6 +106,21 @@ def test_pick_export_and_get_a_trained_fact_back(trained_project, capsys):
     assert main(["export", "-p", str(project.root), "--types", "q8_0"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (folder / "export.json").read_text() == before
+
+    # --ollama: refused before anything is written when `ollama` is not on PATH; with it (a stand-in that
+    # checks the Modelfile as Ollama does), the model is created from the best GGUF and asked a question.
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin") + ":" + os.environ["PATH"])
+    if shutil.which("ollama") is None:
+        assert main(["export", "-p", str(project.root), "--types", "q8_0", "--force", "--ollama"]) == 2
+        assert "`ollama` is not on PATH" in capsys.readouterr().err
+        assert (folder / "export.json").read_text() == before
+    log = install_fake_ollama(monkeypatch, tmp_path, answer="Quillport.")
+    assert main(["export", "-p", str(project.root), "--types", "q4_k_m,q8_0", "--force", "--no-smoke",
+                 "--ollama"]) == 0
+    out = capsys.readouterr().out
+    assert ollama_calls(log)[0] == ["create", "facts", "-f", "Modelfile.q8_0"]
+    assert ollama_calls(log)[1][:2] == ["run", "facts"]
+    assert "Ollama model facts (from facts-q8_0.gguf)" in out and "ollama run facts" in out
 
 
 def test_sample_answers_are_cached_per_checkpoint(trained_project):

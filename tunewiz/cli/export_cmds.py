@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace an existing export of that name (the new one is written completely first)")
     p.add_argument("--no-smoke", action="store_true", help="skip the smoke test")
+    p.add_argument("--ollama", nargs="?", const="", default=None, metavar="TYPE",
+                   help="then create the Ollama model (`ollama create`, from the best-quality GGUF exported "
+                        "or TYPE's) and ask it one question (`ollama run`); needs `ollama` on PATH")
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("chat", help="ask the fine-tuned model questions (--compare: beside the base model)",
@@ -144,7 +147,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     types = [t for t in args.types.split(",") if t.strip()] if args.types else None
     try:
         result = export_model(project, on_progress=print, force=args.force, types=types, name=args.name,
-                              smoke=not args.no_smoke)
+                              smoke=not args.no_smoke, ollama=args.ollama)
     finally:
         project.unlock()
     for warning in result.warnings:
@@ -156,6 +159,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         for name, res in result.smoke["files"].items():
             print(f"  smoke test {name}: {res['exact_agreement']:.0%} identical to the merged model, "
                   f"similarity {res['mean_similarity']:.2f}")
+    if result.ollama:
+        print(f"  Ollama model {result.ollama.name} (from {result.ollama.gguf}); asked "
+              f"{result.ollama.question!r}, it answered: {' '.join(result.ollama.answer.split())[:200]}")
+        print(f"Run it: ollama run {result.ollama.name}")
     print(f"How to run it: {result.folder / 'README-run.txt'}")
     return 0
 

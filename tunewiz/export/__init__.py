@@ -9,6 +9,7 @@
     exports/<name>/smoke-test.json    each GGUF's answers against the merged model's (+ smoke-test.txt)
     exports/<name>/export.json        what was exported from where
     exports/<name>/export.log         the converter's and quantizer's output
+    exports/<name>/Modelfile.<type>   only when `ollama create` was asked for another GGUF than the main one
 
 Everything is checked first (checkpoint, base model, types, converter, disk space),
 then written into a hidden staging folder beside the export, which is renamed into
@@ -51,6 +52,8 @@ class ExportResult:
     lora_gguf: Path | None = None
     """The LoRA adapter alone, as a GGUF adapter for llama.cpp's --lora."""
     warnings: list[str] = field(default_factory=list)
+    ollama: Any = None
+    """The Ollama model created (tunewiz.export.ollama.OllamaModel) when asked for."""
 
 
 def export_name(project: Project, name: str = "") -> str:
@@ -62,8 +65,11 @@ def export_name(project: Project, name: str = "") -> str:
 
 def export_model(project: Project, *, on_progress: Callable[[str], None] | None = None, force: bool = False,
                  types: list[str] | None = None, name: str = "", smoke: bool = True,
-                 smoke_questions: int = 3) -> ExportResult:
-    """Export the checkpoint picked in [checkpoint] as [export] says (types/name override it)."""
+                 smoke_questions: int = 3, ollama: str | None = None) -> ExportResult:
+    """Export the checkpoint picked in [checkpoint] as [export] says (types/name override it).
+
+    ollama: create the Ollama model from this GGUF type ("": the best quality exported) and ask it
+    one held-out question; None: as [export] ollama_create says."""
     say = on_progress or (lambda _msg: None)
 
     # -- check everything before writing anything
@@ -83,6 +89,10 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
         raise TunewizError(f"{folder} already exists; export under another name (export.name) or "
                            "replace it with --force (the new export is written completely first)")
     gguf.check_converter(gguf.model_architecture(cfg.base_path))
+    if ollama is None and project.config.export.ollama_create:
+        ollama = ""
+    if ollama is not None:
+        _check_ollama(ollama, ftypes, cfg.family)
     warnings = []
     if cfg.family not in OLLAMA_TEMPLATES:
         warnings.append(f"no Modelfile: the run trained with the base model's own template ('{cfg.family}'), "
@@ -191,10 +201,30 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
         raise
     say(f"Exported to {folder}")
     rebase = lambda p: folder / p.relative_to(staging)  # noqa: E731
-    return ExportResult(folder=folder, run_id=report.run.id, checkpoint=checkpoint,
-                        ggufs={t: rebase(p) for t, p in ggufs.items()}, lora_gguf=rebase(lora),
-                        modelfile=rebase(modelfile) if modelfile else None, smoke=smoke_report,
-                        warnings=warnings)
+    result = ExportResult(folder=folder, run_id=report.run.id, checkpoint=checkpoint,
+                          ggufs={t: rebase(p) for t, p in ggufs.items()}, lora_gguf=rebase(lora),
+                          modelfile=rebase(modelfile) if modelfile else None, smoke=smoke_report,
+                          warnings=warnings)
+    if ollama is not None:
+        from tunewiz.export.ollama import create_ollama_model
+        from tunewiz.samples import held_out_pairs
+
+        pairs, _origin = held_out_pairs(project, cfg, 1)
+        question = pairs[0].question if pairs else "Hello! What can you help me with?"
+        result.ollama = create_ollama_model(read_manifest(folder), question, ollama, on_progress=say)
+    return result
+
+
+def _check_ollama(gguf_type: str, ftypes: list[str], family: str) -> None:
+    """Before anything is written: `ollama` is there, the type is exported, the template has a Modelfile."""
+    from tunewiz.export.ollama import require_ollama
+
+    require_ollama()
+    if gguf_type and gguf_type not in ftypes:
+        raise TunewizError(f"--ollama {gguf_type}: not among the GGUF types of this export ({', '.join(ftypes)})")
+    if family not in OLLAMA_TEMPLATES:
+        raise TunewizError(f"--ollama: the run's template ('{family}') has no Ollama equivalent, so no Modelfile "
+                           "can be written; train with a named template ([template] name) to use Ollama")
 
 
 def _make_readable(folder: Path) -> None:
