@@ -54,6 +54,7 @@ class Config:
     hardware: Any = None
     hyperparameters: Any = None
     evaluation: Any = None
+    tracking: Any = None
     checkpoint: Any = None
     export: Any = None
 

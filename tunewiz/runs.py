@@ -65,6 +65,8 @@ class RunSpec:
     evaluation: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] | None = None
     """The recommendation the run was started with (tunewiz.recommend.TrainingPlan.to_dict)."""
+    tracking: dict[str, str] = field(default_factory=lambda: {"backend": "none", "project": ""})
+    """[tracking]: where the engine also logs metrics (tunewiz.training.tracking)."""
     version: int = RUN_SPEC_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version does not know (e.g. the benchmarks' random_weights): kept when rewritten."""

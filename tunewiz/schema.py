@@ -156,6 +156,16 @@ class EvaluationSection:
 
 
 @dataclass
+class TrackingSection:
+    backend: str = setting("none", "Also log the run's metrics to an experiment tracker (metrics.jsonl stays the "
+                           "record): TensorBoard event files in the run folder, or Weights & Biases / MLflow as "
+                           "their own environment variables say (WANDB_API_KEY or WANDB_MODE=offline; "
+                           "MLFLOW_TRACKING_URI). Needs pip install 'tunewiz[tracking]'.",
+                           choices=("none", "tensorboard", "wandb", "mlflow"))
+    project: str = setting("", "The W&B project or MLflow experiment (empty: the project name).")
+
+
+@dataclass
 class CheckpointSection:
     run: str = setting("", "The run whose checkpoint is picked (empty: the latest run).")
     pick: str = setting("best", "'best' (facts: most reworded questions recalled; skill: lowest validation "
@@ -167,6 +177,8 @@ class ExportSection:
     name: str = setting("", "Export folder name under exports/ (empty: the project name).")
     gguf_types: list[str] = setting(["q8_0"], "GGUF files to write: f16, bf16, q8_0, q4_k_m, q5_k_m, q6_k, q4_0 ...")
     ollama_name: str = setting("", "Model name for `ollama create` (empty: the project name).")
+    ollama_create: bool = setting(False, "After exporting, create the Ollama model from the best-quality GGUF "
+                                  "(`ollama create`) and ask it one question; needs `ollama` on PATH.")
 
 
 SECTIONS: dict[str, type] = {
@@ -178,6 +190,7 @@ SECTIONS: dict[str, type] = {
     "hardware": HardwareSection,
     "hyperparameters": HyperparametersSection,
     "evaluation": EvaluationSection,
+    "tracking": TrackingSection,
     "checkpoint": CheckpointSection,
     "export": ExportSection,
 }

@@ -178,6 +178,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print("No runs yet; start one with `tunewiz train`.")
         return 0
     print(table(rows, ["run", "state", "step", "loss", "best val", "ckpts", "message"]))
+    from tunewiz.training.tracking import tracking_hints
+
+    latest = list_runs(project.runs_dir)[-1]
+    for line in tracking_hints(latest.dir):
+        print(f"{latest.id}: {line}" if not line.startswith(" ") else line)
     return 0
 
 

@@ -24,6 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from tunewiz.errors import TunewizError
 from tunewiz.hardware import CPU_PASS_TOKENS
 from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunSpec, RunStatus, read_jsonl
 from tunewiz.training import checkpoints as ckpt
@@ -94,6 +95,7 @@ class Reporter:
 
     def __init__(self, run: Run, dist: Dist) -> None:
         self.run, self.dist = run, dist
+        self.tracker = None  # [tracking]: a copy of each metrics record (tunewiz.training.tracking)
         self.status = run.read_status() if run.status_path.exists() else RunStatus()
         if self.status.state == "unknown":
             self.status = RunStatus()
@@ -116,6 +118,13 @@ class Reporter:
         with self.run.metrics_path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
+        if self.tracker is not None:
+            self.tracker.log(record)
+
+    def close(self) -> None:
+        tracker, self.tracker = self.tracker, None
+        if tracker is not None:
+            tracker.close()
 
 
 def main(run_dir: str | os.PathLike[str], resume: bool = False) -> int:
@@ -142,6 +151,7 @@ def main(run_dir: str | os.PathLike[str], resume: bool = False) -> int:
         report.set(state="failed", message=f"{type(exc).__name__}: {exc} (see train.log)", ended=now_iso())
         return 1
     finally:
+        report.close()
         dist.close()
 
 
@@ -332,7 +342,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
             if hasattr(module, "cast_input_dtype_enabled"):
                 module.cast_input_dtype_enabled = False
 
-    start_step = 0
+    start_step = sent_through = 0  # sent_through: the last step a tracker already has (a resume's metrics)
     guard = DivergenceGuard()
     if resume:
         if dist.main:
@@ -347,7 +357,10 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
             guard.reference = state.get("loss_reference")  # absent in older checkpoints: measured again
             report.log(f"resuming from {path.name}")
         if dist.main:
+            sent_through = max((r.get("step", 0) for r in read_jsonl(run.metrics_path)), default=0)
             _truncate_metrics(run, start_step)
+    if dist.main:
+        report.tracker = _open_tracker(run, cfg, start_step, sent_through)
 
     checker = _recall_checker(run, cfg, tokenizer, family)
     if checker is not None:
@@ -573,6 +586,20 @@ def _stop_requested(run: Run, stop: dict[str, bool], dist: Dist, target) -> bool
     """Whether any process was asked to stop (signal or STOP file); all processes agree."""
     asked = stop["requested"] or (run.dir / STOP_FILE).exists()
     return dist.sum([1.0 if asked else 0.0], target)[0] > 0
+
+
+def _open_tracker(run: Run, cfg, start_step: int, sent_through: int):
+    from tunewiz.training.tracking import open_tracker
+
+    try:
+        return open_tracker(run.dir, run.id, cfg.tracking, {"hyperparameters": cfg.hyperparameters, "lora": cfg.lora,
+                                                            "kind": cfg.kind, "base_model": cfg.model_name},
+                            start_step, sent_through)
+    except TunewizError as exc:
+        raise TrainingFailed(str(exc)) from None
+    except Exception as exc:  # the tracker's own failure (no network, a bad key): say which
+        raise TrainingFailed(f"tracking.backend = {cfg.tracking.get('backend')!r} could not start: "
+                             f"{type(exc).__name__}: {exc}") from None
 
 
 def _truncate_metrics(run: Run, step: int) -> None:

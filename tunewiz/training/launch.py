@@ -60,6 +60,7 @@ def run_spec(project: Project, run_id: str, train: list, validation: list, gpus:
                   "threads": cfg.hardware.threads, "gpus": gpus},
         evaluation=dataclasses.asdict(cfg.evaluation),
         plan=plan.to_dict(),
+        tracking={"backend": cfg.tracking.backend, "project": cfg.tracking.project or project.name},
     )
 
 
@@ -186,6 +187,9 @@ def start_run(project: Project, *, resume: str | bool | None = None,
     from tunewiz.hardware import check_fits
 
     check_fits(project, gpus=gpus, allow=allow_over_memory or project.config.hardware.allow_over_memory)
+    from tunewiz.training.tracking import check_tracking
+
+    check_tracking(project.config.tracking.backend)  # a missing package is said now, not in train.log
     with _start_lock(project):  # two `tunewiz train` at once: the second sees the first's pid
         if not parallel:
             running = [r for r in list_runs(project.runs_dir) if r.is_alive()]
