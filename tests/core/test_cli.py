@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from tunewiz.cli import COMMAND_MODULES, build_parser
 from tunewiz.project import Project

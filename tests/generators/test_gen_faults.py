@@ -6,8 +6,6 @@ duplicated; a killed run resumes where it stopped.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys

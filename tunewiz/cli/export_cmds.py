@@ -45,6 +45,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or TYPE's) and ask it one question (`ollama run`); needs `ollama` on PATH")
     p.set_defaults(handler=cmd_export)
 
+    p = sub.add_parser("push", help="upload an export to a Hugging Face Hub repository (private by default)",
+                       description="Upload the LoRA adapter of an export (the newest, or --export NAME) with "
+                                   "its model card and tokenizer; --merged adds the merged model (under "
+                                   "merged/), --gguf the GGUF files and Modelfile. The token is $HF_TOKEN or "
+                                   "the one `hf auth login` saved; $HF_ENDPOINT picks another hub. Needs "
+                                   "pip install 'tunewiz[hub]'.")
+    add_project_arg(p)
+    p.add_argument("repo", help="the repository: USER/NAME, ORG/NAME, or NAME (under your user)")
+    p.add_argument("--export", default="", metavar="NAME", help="the export folder (default: the newest)")
+    p.add_argument("--merged", action="store_true", help="also upload the merged model")
+    p.add_argument("--gguf", action="store_true", help="also upload the GGUF files and the Modelfile")
+    p.add_argument("--public", action="store_true", help="create the repository public (default: private)")
+    p.set_defaults(handler=cmd_push)
+
     p = sub.add_parser("chat", help="ask the fine-tuned model questions (--compare: beside the base model)",
                        description="Ask the fine-tuned model (the newest export's GGUF, else the picked "
                                    "checkpoint) questions, each a fresh chat in the training template. "
@@ -164,6 +178,17 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"{result.ollama.question!r}, it answered: {' '.join(result.ollama.answer.split())[:200]}")
         print(f"Run it: ollama run {result.ollama.name}")
     print(f"How to run it: {result.folder / 'README-run.txt'}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from tunewiz.export.hub import push_export
+
+    project = open_project(args)
+    result = push_export(project, args.repo, export=args.export, merged=args.merged, gguf=args.gguf,
+                         private=not args.public, on_progress=print)
+    print(f"Pushed {len(result.files)} files to {result.repo_id} ({'private' if result.private else 'public'}): "
+          f"{result.url}")
     return 0
 
 
