@@ -100,8 +100,18 @@ def preview_job(root: str) -> dict[str, Any]:
     return result
 
 
+def push_job(argument: dict) -> str:
+    """Push the newest export to the Hub (tunewiz.export.hub): progress lines on stdout."""
+    from tunewiz.export.hub import push_export
+    from tunewiz.project import Project
+
+    result = push_export(Project.load(argument["root"]), argument["repo"],
+                         on_progress=lambda line: print(line, flush=True))
+    return f"pushed {len(result.files)} files to {result.repo_id} (private): {result.url}"
+
+
 JOBS = {"states": project_states, "duplicates": duplicate_ids, "export": export_job, "samples": samples_job,
-        "preview": preview_job}
+        "preview": preview_job, "push": push_job}
 
 
 _running: set[subprocess.Popen] = set()

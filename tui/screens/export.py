@@ -43,7 +43,8 @@ def smoke_report(project, export_name: str) -> str:
 
 class ExportPane(StepPane):
     STEP = "export"
-    BINDINGS = [Binding("ctrl+g", "export", "Export"), Binding("ctrl+t", "chat", "Chat")]
+    BINDINGS = [Binding("ctrl+g", "export", "Export"), Binding("ctrl+t", "chat", "Chat"),
+                Binding("ctrl+u", "push", "Push")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -58,6 +59,9 @@ class ExportPane(StepPane):
             yield RichLog(id="export-log", max_lines=200, markup=False, wrap=True)
             yield Label("Run it (copy these)", classes="box-title")
             yield Static("", id="export-commands", markup=False)
+            yield Label("Push to the Hugging Face Hub (ctrl+u; private; token: HF_TOKEN or `hf auth login`)",
+                        classes="box-title")
+            yield Input(placeholder="repository: user/name", id="push-repo")
             yield Label("Smoke test", classes="box-title")
             yield Static("", id="export-smoke", markup=False)
             yield Label("Chat: the base model beside the fine-tuned one (ctrl+t)", classes="box-title")
@@ -98,6 +102,28 @@ class ExportPane(StepPane):
             self.close_chat()  # the next question loads the new export
         self.app.call_from_thread(self.on_step_shown)
         self.app.call_from_thread(self.project_changed)
+
+    def action_push(self) -> None:
+        repo = self.query_one("#push-repo", Input).value.strip()
+        if not repo:
+            self.query_one("#push-repo", Input).focus()
+            self.notify("Type the repository (user/name), then ctrl+u.", severity="warning")
+            return
+        self.query_one("#export-log", RichLog).write(f"Pushing the newest export to {repo} ...")
+        self.push(repo)
+
+    @on(Input.Submitted, "#push-repo")
+    def _push_submitted(self) -> None:
+        self.action_push()
+
+    @work(thread=True, exclusive=True, group="push", exit_on_error=False)
+    def push(self, repo: str) -> None:
+        from tunewiz.tui.background import stream_job
+
+        log = lambda text: self.app.call_from_thread(self.query_one("#export-log", RichLog).write, text)  # noqa: E731
+        status = stream_job("push", {"root": str(self.project.root), "repo": repo}, log)
+        self.app.call_from_thread(self.notify, "Pushed." if status == 0 else "Push failed: see the progress log.",
+                                  severity="information" if status == 0 else "error")
 
     # -- chat
 
