@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,6 +34,9 @@ state and, under "files", the size and SHA-256 of every other file (checkpoints 
 checksums existed have none; they are checked for structure only)."""
 
 ACTIVE_STATES = ("starting", "running", "stopping")
+REMOTE_HEARTBEAT_S = 900
+"""A run on another machine counts as alive while its status.json is younger than this (a step, a
+checkpoint or compiling the model can take minutes between two writes)."""
 
 
 RUN_SPEC_VERSION = 2
@@ -113,6 +118,8 @@ class RunStatus:
     state: str = "starting"
     """starting, running, stopping, finished, stopped, failed."""
     pid: int = 0
+    host: str = ""
+    """The machine `pid` runs on (a multi-node run's folder is read from every node)."""
     step: int = 0
     max_steps: int = 0
     message: str = ""
@@ -180,6 +187,13 @@ class Run:
         status = self.read_status()
         if status.state not in ACTIVE_STATES or not status.pid:
             return False
+        if status.host and status.host != socket.gethostname():
+            # Another node's process cannot be asked; it rewrites status.json every step.
+            try:
+                age = time.time() - self.status_path.stat().st_mtime
+            except OSError:
+                return False
+            return age < REMOTE_HEARTBEAT_S
         try:
             os.kill(status.pid, 0)
         except ProcessLookupError:

@@ -41,6 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start even when the memory estimate says it will not fit")
     p.add_argument("--parallel", action="store_true",
                    help="start even when another run of this project is still running")
+    nodes = p.add_argument_group("several machines (one `tunewiz train` on each, on a shared project folder)")
+    nodes.add_argument("--nnodes", type=int, default=1, help="how many machines train together")
+    nodes.add_argument("--node-rank", type=int, default=0, help="this machine's number, 0 to nnodes-1; "
+                                                                "node 0 starts the run")
+    nodes.add_argument("--master-addr", default="", help="node 0's address, reachable from every node")
+    nodes.add_argument("--master-port", type=int, default=29500, help="a free TCP port on node 0 (default 29500)")
+    nodes.add_argument("--rdzv-endpoint", default="", metavar="HOST:PORT",
+                       help="a c10d rendezvous instead of --master-addr/--master-port")
+    nodes.add_argument("--join", metavar="RUN", help="nodes 1 and up: the run node 0 started")
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("runs", help="list training runs")
@@ -142,15 +151,25 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tunewiz.training.launch import start_run
+    from tunewiz.training.launch import Nodes, node_log_name, start_run
 
     project = open_project(args)
-    run = start_run(project, resume=args.resume, gpus=args.gpus,
-                    allow_over_memory=args.allow_over_memory, parallel=args.parallel)
-    verb = "Resumed" if args.resume else "Started"
-    print(f"{verb} run {run.id} (pid {run.read_status().pid}); files in {run.dir}")
+    nodes = Nodes(count=args.nnodes, rank=args.node_rank, master_addr=args.master_addr,
+                  master_port=args.master_port, rdzv_endpoint=args.rdzv_endpoint)
+    run = start_run(project, resume=args.resume, gpus=args.gpus, allow_over_memory=args.allow_over_memory,
+                    parallel=args.parallel, nodes=nodes, join=args.join)
+    if args.join:
+        print(f"Node {nodes.rank} joined run {run.id}; this node's log: {run.dir / node_log_name(nodes.rank)}")
+    else:
+        verb = "Resumed" if args.resume else "Started"
+        print(f"{verb} run {run.id} (pid {run.read_status().pid}); files in {run.dir}")
+    if nodes.count > 1 and not args.join:
+        gpus = int(run.read_spec().hardware.get("gpus", 1))
+        print("It waits for the other nodes. On each, with this project folder at the same path:")
+        for rank in range(1, nodes.count):
+            print(f"  node {rank}: {nodes.join_command(project, run.id, gpus, rank)}")
     plan = run.read_spec().plan
-    if plan and not args.resume:
+    if plan and not args.resume and not args.join:
         from tunewiz.recommend import TrainingPlan
 
         print("\n".join(TrainingPlan.from_dict(plan).lines()))

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -101,7 +102,7 @@ class Reporter:
             self.status = RunStatus()
 
     def log(self, text: str) -> None:
-        if self.dist.main:
+        if self.dist.local_rank == 0:  # one process a node: each node's log tells its own story
             print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
     def set(self, **changes: Any) -> None:
@@ -110,6 +111,7 @@ class Reporter:
         for key, value in changes.items():
             setattr(self.status, key, value)
         self.status.pid = os.getpgid(0)  # the session leader: the engine itself, or torchrun
+        self.status.host = socket.gethostname()
         self.run.write_status(self.status)
 
     def metrics(self, record: dict[str, Any]) -> None:
@@ -300,7 +302,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
     torch.manual_seed(hp["seed"] + dist.rank)
 
     converted = False
-    if not cfg.base_dir:
+    if not cfg.base_dir or not Path(cfg.base_dir).is_dir():  # not converted yet, or not on this node
         from tunewiz.basemodel import resolve_base
 
         cfg.base_dir = str(resolve_base(cfg.model_name, cfg.base_model.get("gguf_file", ""),
@@ -323,8 +325,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
                f"{train_set.dropped + val_set.dropped} dropped (no answer token left); template {family}")
 
     model, target, attention = load_model(cfg, device, precision, dist)
-    # bitsandbytes' 4-bit layers are not compiled (its kernels are already fused; dynamo falls back).
-    compiled = 0 if cfg.hardware.get("quantization") == "nf4" else compile_layers(model, device)
+    compiled = compile_layers(model, device)
     n = len(train_set.examples)
     batches_per_epoch = len(D.micro_batches(n, hp["batch_size"], dist.world, dist.rank, hp["seed"], 0))
     steps_per_epoch = max(1, batches_per_epoch // hp["grad_accum"])

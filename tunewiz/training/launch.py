@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -36,8 +37,67 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
+@dataclasses.dataclass(frozen=True)
+class Nodes:
+    """This machine's place in a run over several machines (one torchrun per machine).
+
+    Node 0 creates the run; every other node joins it by id, on the same project folder
+    (a shared file system: checkpoints, metrics and resume live there). Rank 0 (on node 0
+    with `master_addr`) writes metrics, checkpoints and status; each node writes its log.
+    """
+
+    count: int = 1
+    rank: int = 0
+    master_addr: str = ""
+    master_port: int = 29500
+    rdzv_endpoint: str = ""
+    """HOST:PORT of a c10d rendezvous instead of a master address (ranks in joining order)."""
+
+    def check(self, join: str | None) -> None:
+        if self.count < 1:
+            raise TunewizError(f"--nnodes {self.count}: must be at least 1")
+        if self.count == 1:
+            if self.rank or join or self.master_addr or self.rdzv_endpoint:
+                raise TunewizError("--node-rank, --join, --master-addr and --rdzv-endpoint need --nnodes 2 or more")
+            return
+        if not 0 <= self.rank < self.count:
+            raise TunewizError(f"--node-rank {self.rank}: must be from 0 to {self.count - 1} (--nnodes {self.count})")
+        if bool(self.master_addr) == bool(self.rdzv_endpoint):
+            raise TunewizError("a run on several machines needs --master-addr HOST (node 0's address that every "
+                               "node can reach) or --rdzv-endpoint HOST:PORT, one of the two")
+        if not 1 <= self.master_port <= 65535:
+            raise TunewizError(f"--master-port {self.master_port}: must be from 1 to 65535")
+        if self.rank > 0 and not join:
+            raise TunewizError(f"node {self.rank} joins the run node 0 started: add --join RUN (node 0 printed "
+                               "the command)")
+        if self.rank == 0 and join:
+            raise TunewizError("--join is for nodes 1 and up; node 0 starts the run (or --resume RUN)")
+
+    def torchrun_args(self, run_id: str) -> list[str]:
+        if self.count == 1:
+            return ["--standalone"]
+        if self.rdzv_endpoint:
+            return [f"--nnodes={self.count}", "--rdzv_backend=c10d", f"--rdzv_endpoint={self.rdzv_endpoint}",
+                    f"--rdzv_id={run_id}"]
+        return [f"--nnodes={self.count}", f"--node_rank={self.rank}", f"--master_addr={self.master_addr}",
+                f"--master_port={self.master_port}"]
+
+    def join_command(self, project: Project, run_id: str, gpus: int, rank: int) -> str:
+        """What node `rank` runs to join this run."""
+        import shlex
+
+        where = (f"--master-addr {self.master_addr} --master-port {self.master_port}" if self.master_addr
+                 else f"--rdzv-endpoint {self.rdzv_endpoint}")
+        return (f"tunewiz train -p {shlex.quote(str(project.root.resolve()))} --nnodes {self.count} "
+                f"--node-rank {rank} {where} --gpus {gpus} --join {run_id}")
+
+
+def node_log_name(rank: int) -> str:
+    return "train.log" if rank == 0 else f"train-node{rank}.log"
+
+
 def run_spec(project: Project, run_id: str, train: list, validation: list, gpus: int,
-             plan: TrainingPlan) -> RunSpec:
+             plan: TrainingPlan, nnodes: int = 1) -> RunSpec:
     cfg = project.config
     hp = plan.hyperparameters
     return RunSpec(
@@ -57,7 +117,7 @@ def run_spec(project: Project, run_id: str, train: list, validation: list, gpus:
         hyperparameters=hp,
         hardware={"device": cfg.hardware.device, "precision": cfg.hardware.precision,
                   "quantization": cfg.hardware.quantization,
-                  "threads": cfg.hardware.threads, "gpus": gpus},
+                  "threads": cfg.hardware.threads, "gpus": gpus, "nnodes": nnodes},
         evaluation=dataclasses.asdict(cfg.evaluation),
         plan=plan.to_dict(),
         tracking={"backend": cfg.tracking.backend, "project": cfg.tracking.project or project.name},
@@ -77,12 +137,12 @@ def _cached_base_dir(project: Project) -> str | None:
     return str(path.resolve()) if path.is_dir() and is_hf_folder(path) else None
 
 
-def prepare_run(project: Project, gpus: int) -> Run:
+def prepare_run(project: Project, gpus: int, nnodes: int = 1) -> Run:
     """A new run folder with run.json, dataset.jsonl and status 'starting'.
 
     dataset.jsonl holds the samples (`train`, `validation`) and the checks that are never
     trained on (`recall`, `reworded`, `general`: see tunewiz.training.recall)."""
-    train, validation, plan, checks = plan_run(project, gpus)
+    train, validation, plan, checks = plan_run(project, gpus * nnodes)
     run = Run(project.runs_dir / new_run_id())
     try:
         run.dir.mkdir(parents=True)
@@ -92,7 +152,7 @@ def prepare_run(project: Project, gpus: int) -> Run:
                  for split, pairs in (("train", train), ("validation", validation)) for p in pairs]
         lines += [json.dumps(record, ensure_ascii=False) + "\n" for record in checks]
         atomic_write_text(run.dir / DATA_FILE, "".join(lines))
-        run.write_spec(run_spec(project, run.id, train, validation, gpus, plan))
+        run.write_spec(run_spec(project, run.id, train, validation, gpus, plan, nnodes))
         run.write_status(RunStatus(state="starting", message="starting the training process"))
     except BaseException as exc:
         shutil.rmtree(run.dir, ignore_errors=True)  # no half-made run folder stays behind
@@ -175,18 +235,23 @@ def find_run(project: Project, run_id: str | None = None) -> Run:
 
 
 def start_run(project: Project, *, resume: str | bool | None = None,
-              gpus: int | None = None, allow_over_memory: bool = False, parallel: bool = False) -> Run:
+              gpus: int | None = None, allow_over_memory: bool = False, parallel: bool = False,
+              nodes: Nodes = Nodes(), join: str | None = None) -> Run:
     """Start a new run (or resume one) as a detached process; returns at once.
 
     One run per project at a time: another live run is an error naming it, unless `parallel`.
+    On several machines (`nodes`), node 0 starts or resumes the run and the others `join` it.
 
     The engine always runs detached; a foreground caller follows its files
     (`tunewiz.console.follow_with_progress`).
     """
     gpus = gpus or project.config.hardware.gpus
+    nodes.check(join)
     from tunewiz.hardware import check_fits
 
     check_fits(project, gpus=gpus, allow=allow_over_memory or project.config.hardware.allow_over_memory)
+    if join:
+        return join_run(project, join, gpus, nodes)
     from tunewiz.training.tracking import check_tracking
 
     check_tracking(project.config.tracking.backend)  # a missing package is said now, not in train.log
@@ -207,9 +272,32 @@ def start_run(project: Project, *, resume: str | bool | None = None,
             status.state, status.message, status.ended = "starting", "resuming", ""
             run.write_status(status)
         else:
-            run = prepare_run(project, gpus)
-        spawn(run, gpus, resume=bool(resume))
+            run = prepare_run(project, gpus, nodes.count)
+        _check_nodes_match(run, gpus, nodes)
+        spawn(run, gpus, resume=bool(resume), nodes=nodes)
     return run
+
+
+def join_run(project: Project, run_id: str, gpus: int, nodes: Nodes) -> Run:
+    """Node 1, 2, ... of a multi-node run: start this machine's processes of the run node 0 started.
+
+    Training waits until every node has joined, so the run has no checkpoint yet unless node 0
+    resumed it, and then every node continues from the same newest intact checkpoint."""
+    run = find_run(project, run_id)
+    state = run.state()
+    if state not in ("starting", "running"):
+        raise TunewizError(f"run {run.id} is {state}: start (or --resume) it on node 0 first, then join it")
+    _check_nodes_match(run, gpus, nodes)
+    spawn(run, gpus, resume=bool(run.complete_checkpoints()), nodes=nodes)
+    return run
+
+
+def _check_nodes_match(run: Run, gpus: int, nodes: Nodes) -> None:
+    hardware = run.read_spec().hardware
+    want = (int(hardware.get("nnodes", 1) or 1), int(hardware.get("gpus", 1) or 1))
+    if (nodes.count, gpus) != want:
+        raise TunewizError(f"run {run.id} was started on {want[0]} node(s) of {want[1]} process(es) each; "
+                           f"this node asks for --nnodes {nodes.count} --gpus {gpus}: use the same values")
 
 
 
@@ -224,25 +312,30 @@ def _start_lock(project: Project):
         os.close(fd)
 
 
-def engine_command(run: Run, gpus: int, resume: bool) -> list[str]:
+def engine_command(run: Run, gpus: int, resume: bool, nodes: Nodes = Nodes()) -> list[str]:
     tail = [str(run.dir)] + (["--resume"] if resume else [])
-    if gpus > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
-                "-m", "tunewiz.training.engine", *tail]
+    if gpus > 1 or nodes.count > 1:
+        return [sys.executable, "-m", "torch.distributed.run", *nodes.torchrun_args(run.id),
+                f"--nproc_per_node={gpus}", "-m", "tunewiz.training.engine", *tail]
     return [sys.executable, "-m", "tunewiz.training.engine", *tail]
 
 
-def spawn(run: Run, gpus: int, resume: bool) -> int:
-    """Start the engine in its own session through a helper that exits at once; return its pid."""
-    command = engine_command(run, gpus, resume)
-    helper = subprocess.run([sys.executable, "-m", "tunewiz.training.launch", str(run.log_path), *command],
+def spawn(run: Run, gpus: int, resume: bool, nodes: Nodes = Nodes()) -> int:
+    """Start the engine in its own session through a helper that exits at once; return its pid.
+
+    Node 0 records the pid in status.json (the engine's rank 0 keeps it up to date); another
+    node's processes only write their own log."""
+    command = engine_command(run, gpus, resume, nodes)
+    log_path = run.dir / node_log_name(nodes.rank)
+    helper = subprocess.run([sys.executable, "-m", "tunewiz.training.launch", str(log_path), *command],
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     if helper.returncode != 0 or not helper.stdout.strip().isdigit():
         raise TunewizError(f"could not start the training process: {helper.stderr.strip() or helper.stdout}")
     pid = int(helper.stdout.strip())
-    status = run.read_status()
-    status.pid = pid
-    run.write_status(status)
+    if nodes.rank == 0:
+        status = run.read_status()
+        status.pid, status.host = pid, socket.gethostname()
+        run.write_status(status)
     return pid
 
 
