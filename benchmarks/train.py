@@ -248,9 +248,11 @@ def child(args) -> None:
     pairs = synthetic_pairs(args.samples, 0, args.full_rows)
     if args.only == "baseline":
         result = _baseline(args, folder, random_weights, pairs)
-    elif args.only == "engine-qlora":
+    elif args.only in ("engine-qlora", "engine-qlora-compiled"):
         if random_weights:
             write_random_weights(folder)
+        if args.only == "engine-qlora-compiled":
+            os.environ["TUNEWIZ_COMPILE"] = "all"
         result = run_engine(args, folder, False, pairs, padded=False, quantization="nf4")
     else:
         result = run_engine(args, folder, random_weights, pairs, padded=args.only == "engine-padded",
@@ -280,7 +282,8 @@ def main() -> None:
     parser.add_argument("--lora-dropout", type=float, default=LORA["dropout"])
     parser.add_argument("--systems", default="engine,baseline",
                         help="comma list of engine, baseline, engine-padded (the engine's loop with padding), "
-                             "engine-eager (the engine without torch.compile), engine-qlora (a 4-bit NF4 base)")
+                             "engine-eager (the engine without torch.compile), engine-qlora (a 4-bit NF4 base), "
+                             "engine-qlora-compiled (its layers compiled too)")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == "auto" or args.precision == "auto":

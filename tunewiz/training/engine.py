@@ -231,7 +231,7 @@ def compile_layers(model, device: str) -> int:
     kernels. Layers of one class share one compiled graph (compiled once, a minute or
     two on the first step), and the module tree and state_dict stay as they are, so
     checkpoints do not change. CPU runs stay eager (compiling there costs more than it
-    saves on short runs). TUNEWIZ_COMPILE=0 turns it off.
+    saves on short runs). TUNEWIZ_COMPILE=0 turns it off, =all compiles 4-bit layers too.
     """
     if device != "cuda" or os.environ.get("TUNEWIZ_COMPILE", "1") == "0":
         return 0
@@ -325,7 +325,10 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
                f"{train_set.dropped + val_set.dropped} dropped (no answer token left); template {family}")
 
     model, target, attention = load_model(cfg, device, precision, dist)
-    compiled = compile_layers(model, device)
+    # bitsandbytes' 4-bit layers are compiled only on request (TUNEWIZ_COMPILE=all): dynamo breaks its graph
+    # at their kernels, and whether the rest gains is measured in benchmarks/train.py (engine-qlora-compiled).
+    quantized = cfg.hardware.get("quantization") == "nf4"
+    compiled = 0 if quantized and os.environ.get("TUNEWIZ_COMPILE") != "all" else compile_layers(model, device)
     n = len(train_set.examples)
     batches_per_epoch = len(D.micro_batches(n, hp["batch_size"], dist.world, dist.rank, hp["seed"], 0))
     steps_per_epoch = max(1, batches_per_epoch // hp["grad_accum"])
