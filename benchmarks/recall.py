@@ -67,7 +67,7 @@ def run_config(name: str, settings: dict, folder: Path, gguf: bool) -> dict:
     if gguf:
         from tunewiz.chat import GGUFAnswerer
         from tunewiz.export import export_model
-        from tunewiz.export.modelfile import template_stops
+        from tunewiz.templates import template_stops
 
         exported = export_model(project, types=["q8_0"], smoke=False)
         answerer = GGUFAnswerer(exported.ggufs["q8_0"], cfg.family, cfg.system_prompt,

@@ -31,6 +31,7 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -242,18 +243,24 @@ def gpu_peak() -> tuple[str, float | None]:
 
 
 def child(args) -> None:
-    LORA["dropout"] = args.lora_dropout
     work = Path(tempfile.mkdtemp(prefix="bench-"))
+    try:
+        _child(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # an 8B shape's random weights take 16 GB of disk
+
+
+def _child(args, work: Path) -> None:
+    LORA["dropout"] = args.lora_dropout
     folder, random_weights = model_folder(args, work)
     pairs = synthetic_pairs(args.samples, 0, args.full_rows)
     if args.only == "baseline":
         result = _baseline(args, folder, random_weights, pairs)
-    elif args.only in ("engine-qlora", "engine-qlora-compiled"):
+    elif args.only in ("engine-qlora", "engine-qlora-eager"):
         if random_weights:
             write_random_weights(folder)
-        if args.only == "engine-qlora-compiled":
-            os.environ["TUNEWIZ_COMPILE"] = "all"
-        result = run_engine(args, folder, False, pairs, padded=False, quantization="nf4")
+        result = run_engine(args, folder, False, pairs, padded=False, quantization="nf4",
+                            eager=args.only == "engine-qlora-eager")
     else:
         result = run_engine(args, folder, random_weights, pairs, padded=args.only == "engine-padded",
                             eager=args.only == "engine-eager")
@@ -283,7 +290,7 @@ def main() -> None:
     parser.add_argument("--systems", default="engine,baseline",
                         help="comma list of engine, baseline, engine-padded (the engine's loop with padding), "
                              "engine-eager (the engine without torch.compile), engine-qlora (a 4-bit NF4 base), "
-                             "engine-qlora-compiled (its layers compiled too)")
+                             "engine-qlora-eager (the same, not compiled)")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == "auto" or args.precision == "auto":

@@ -53,6 +53,8 @@ class RecallChecker:
                                                 record.get("pair_id") or record.get("id", ""),
                                                 record.get("system", "")))
         self.base_general: list[str] | None = None
+        self.merge_lora = False
+        """Answer with the LoRA adapter merged into the base weights (then unmerged): set by the engine."""
         self.stop_ids = stop_token_ids(family, tokenizer)
         self.stops = [end_of_turn(family, tokenizer)]
 
@@ -114,6 +116,10 @@ class RecallChecker:
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
         was_training = model.training
         model.eval()
+        merged = False
+        if self.merge_lora and hasattr(model, "merge_adapter"):
+            model.merge_adapter()
+            merged = any(getattr(m, "merged", False) is True for m in model.modules())  # not when disabled
         try:
             for start in range(0, len(prompts), BATCH):
                 encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts[start:start + BATCH]]
@@ -128,6 +134,8 @@ class RecallChecker:
                     text = tokenizer.decode(generated[row, width:], skip_special_tokens=True)
                     out.append(cut_at_stops(text, self.stops))
         finally:
+            if merged:
+                model.unmerge_adapter()
             if was_training:
                 model.train()
         return out
