@@ -14,6 +14,8 @@ the product never sees these) and prints, side by side:
 
 Configurations:
 - recommended: a new project with every setting at its default (`preset = auto`, `kind = auto`);
+- bf16: recommended, with the base model's weights in bf16 (hardware.precision = bf16: half the memory,
+  for big bases on CPUs);
 - previous: the defaults before the recommendation (lr 2e-4 cosine, dropout 0.05, 3 epochs, batch 4,
   a checkpoint every 10 steps, 10 % held out and the pick by validation loss).
 """
@@ -115,11 +117,12 @@ def _score(answer_all, questions, rewordings, references) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", default="recommended,previous")
+    parser.add_argument("--configs", default="recommended,previous",
+                        help="comma list of recommended, previous, bf16 (recommended with bf16 weights)")
     parser.add_argument("--no-gguf", action="store_true", help="skip the export and the GGUF check")
     parser.add_argument("--keep", help="keep the projects in this folder")
     args = parser.parse_args()
-    configs = {"recommended": {}, "previous": PREVIOUS}
+    configs = {"recommended": {}, "previous": PREVIOUS, "bf16": {"hardware.precision": "bf16"}}
     folder = Path(args.keep or tempfile.mkdtemp(prefix="tunewiz-recall-"))
     results = []
     for name in args.configs.split(","):

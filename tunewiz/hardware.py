@@ -50,13 +50,26 @@ class Hardware:
     ram_available_mb: int
     gpus: list[GPU] = field(default_factory=list)
     mps: bool = False
+    cpu_bf16: bool = False
+    """The CPU computes in bf16 natively (AVX512-BF16 or AMX): bf16 training runs at least as fast as fp32."""
 
 
 def detect() -> Hardware:
     meminfo = _meminfo()
     return Hardware(cpu_cores=_cpu_cores(), ram_total_mb=meminfo.get("MemTotal", 0) // 2**20,
                     ram_available_mb=meminfo.get("MemAvailable", meminfo.get("MemFree", 0)) // 2**20,
-                    gpus=_nvidia_gpus(), mps=platform.system() == "Darwin" and platform.machine() == "arm64")
+                    gpus=_nvidia_gpus(), mps=platform.system() == "Darwin" and platform.machine() == "arm64",
+                    cpu_bf16=_cpu_bf16())
+
+
+def _cpu_bf16() -> bool:
+    """From /proc/cpuinfo's flags (Linux x86); elsewhere False."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _cpu_cores() -> int:
@@ -286,6 +299,19 @@ class Recommendation:
     """'nf4' when the model fits one GPU only with a 4-bit base (QLoRA); applied only by --apply."""
 
 
+def _cpu_bf16_fit(cfg, shape: ModelShape, available: float, fp32: Estimate, hw: Hardware):
+    """A big base on a CPU: (batch size, estimate, note) in bf16 weights when fp32 does not fit, else None."""
+    for candidate in (8, 4, 2, 1):
+        est = _estimate_for(cfg, shape, "bf16", candidate, "cpu")
+        if est.total_mb <= 0.9 * available:
+            speed = ("this CPU computes in bf16 natively (AVX512-BF16/AMX)" if hw.cpu_bf16 else
+                     "this CPU has no native bf16, so each step is slower than fp32 would be, but it fits")
+            return candidate, est, (f"the model does not fit in fp32 ({fp32.total_mb:,.0f} MB at batch size 1); with "
+                                    f"bf16 weights it needs {est.total_mb:,.0f} MB at batch size {candidate}; {speed}: "
+                                    "set hardware.precision = bf16 (`tunewiz hardware --apply`)")
+    return None
+
+
 def recommend(project, hw: Hardware | None = None) -> Recommendation:
     """Device, precision, batch size and threads for this project's model on this machine."""
     hw = hw or detect()
@@ -324,6 +350,14 @@ def recommend(project, hw: Hardware | None = None) -> Recommendation:
                     return Recommendation(device, precision, candidate, threads, available, est, notes, "nf4")
             notes.append("it does not fit one GPU even with QLoRA: a smaller model, or several GPUs with a "
                          "model sharded over them (FSDP, not built yet)")
+        elif best is not None and best.total_mb > 0.9 * available and device == "cpu":
+            fitted = _cpu_bf16_fit(cfg, shape, available, best, hw)
+            if fitted is not None:
+                candidate, est, note = fitted
+                notes.append(note)
+                return Recommendation(device, "bf16", candidate, threads, available, est, notes)
+            notes.append("even batch size 1 does not fit, in fp32 or bf16: shorten template.max_seq_len, turn on "
+                         "gradient checkpointing, or use a smaller model")
         elif best is not None and best.total_mb > 0.9 * available:
             notes.append("even batch size 1 does not fit: shorten template.max_seq_len, turn on "
                          "gradient checkpointing, or use a smaller model")

@@ -74,7 +74,8 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
     project = open_project(args, write=args.apply, holder="tunewiz hardware")
     hw = detect()
-    print(f"CPU cores: {hw.cpu_cores}   RAM: {hw.ram_total_mb:,} MB ({hw.ram_available_mb:,} MB available)")
+    print(f"CPU cores: {hw.cpu_cores}{' (bf16)' if hw.cpu_bf16 else ''}   RAM: {hw.ram_total_mb:,} MB "
+          f"({hw.ram_available_mb:,} MB available)")
     for gpu in hw.gpus:
         print(f"GPU {gpu.index}: {gpu.name}, {gpu.free_mb:,} of {gpu.total_mb:,} MB free, "
               f"compute capability {gpu.compute_capability:g}{' (bf16)' if gpu.bf16 else ''}")

@@ -373,7 +373,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
         _restore_base_answers(run, checker)
         if start_step == 0:
             report.set(state="starting", message="checking what the base model answers (step 0)")
-            _check(checker, model, 0, target, report, dist)
+            _check(checker, model, 0, target, report, dist, autocast)
 
     ddp_model = model
     if dist.world > 1:
@@ -494,7 +494,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
             dist.barrier()
             report.log(f"saved checkpoint-{step}")
             if checker is not None:
-                _check(checker, model, step, target, report, dist)
+                _check(checker, model, step, target, report, dist, autocast)
             window_start = time.perf_counter()
         if stopping:
             report.set(state="stopped", step=step, message=f"stopped on request at step {step}; "
@@ -574,10 +574,13 @@ def _restore_base_answers(run: Run, checker) -> None:
             checker.base_general = record["general_answers"]
 
 
-def _check(checker, model, step: int, target, report: Reporter, dist: Dist) -> None:
-    """Recall and drift of the model as it is now (rank 0; the others wait)."""
+def _check(checker, model, step: int, target, report: Reporter, dist: Dist, autocast) -> None:
+    """Recall and drift of the model as it is now (rank 0; the others wait).
+
+    Under the training's autocast: with 16-bit base weights the fp32 LoRA weights get 16-bit inputs."""
     if dist.main:
-        record = checker.check(model, step, target)
+        with autocast:
+            record = checker.check(model, step, target)
         report.metrics(record)
         parts = [f"{name} {record[name]['recalled']}/{record[name]['total']}"
                  for name in ("trained", "reworded") if name in record]
