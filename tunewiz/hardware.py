@@ -406,3 +406,45 @@ def _refusal(est: Estimate, need: float, available: float, where: str, processes
         "\nLower hyperparameters.batch_size or template.max_seq_len, turn on "
         "hyperparameters.gradient_checkpointing, or pick a smaller model. To start anyway: "
         "`tunewiz train --allow-over-memory` (or hardware.allow_over_memory = true).")
+
+
+def hardware_report(project, hw: Hardware | None = None) -> tuple[list[str], Recommendation]:
+    """What `tunewiz hardware` and the Hardware step show: the machine, the recommendation and the
+    memory estimate of the project's own settings, as lines; and the recommendation (for --apply)."""
+    hw = hw or detect()
+    lines = [f"CPU cores: {hw.cpu_cores}{' (bf16)' if hw.cpu_bf16 else ''}   RAM: {hw.ram_total_mb:,} MB "
+             f"({hw.ram_available_mb:,} MB available)"]
+    lines += [f"GPU {g.index}: {g.name}, {g.free_mb:,} of {g.total_mb:,} MB free, compute capability "
+              f"{g.compute_capability:g}{' (bf16)' if g.bf16 else ''}" for g in hw.gpus]
+    if hw.mps:
+        lines.append("Apple silicon GPU (MPS)")
+    if not hw.gpus and not hw.mps:
+        lines.append("No GPU found.")
+    rec = recommend(project, hw)
+    lines.append(f"Recommended: device {rec.device}, precision {rec.precision}, batch size {rec.batch_size}, "
+                 f"threads {rec.threads}" + (", QLoRA (hardware.quantization = nf4)" if rec.quantization == "nf4"
+                                            else ""))
+    lines += [f"  - {note}" for note in rec.notes]
+    cfg = project.config
+    lines.append(f"Estimate for the project's settings (batch {cfg.hyperparameters.batch_size}, "
+                 f"max_seq_len {cfg.template.max_seq_len}):")
+    try:
+        est = check_fits(project, gpus=cfg.hardware.gpus, allow=False, hw=hw)
+    except TunewizError as exc:  # a refusal is the warning to show
+        lines.append(f"  WARNING: {exc}")
+    else:
+        if est is not None:
+            lines += est.lines() + [f"  available      {rec.available_mb:10,.0f} MB"]
+        else:
+            lines.append("  unknown until the base model is downloaded")
+    return lines, rec
+
+
+def apply_recommendation(project, rec: Recommendation) -> None:
+    """Write the recommended device, precision, quantization, threads and batch size into the project."""
+    project.set("hardware.device", rec.device)
+    project.set("hardware.precision", rec.precision)
+    project.set("hardware.quantization", rec.quantization)
+    project.set("hardware.threads", rec.threads if rec.device == "cpu" else 0)
+    project.set("hyperparameters.batch_size", rec.batch_size)
+    project.save()

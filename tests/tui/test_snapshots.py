@@ -18,6 +18,7 @@ async def settle(pilot, condition=lambda app: True) -> None:
         if condition(pilot.app):
             break
         await pilot.pause(0.05)
+    await pilot.pause(0.7)  # the step states are computed 0.5 s after a change (app.refresh_status's timer)
     await pilot.app.workers.wait_for_complete()  # every worker has reported back
     await pilot.pause(0.2)
     await pilot.wait_for_scheduled_animations()  # e.g. the progress bar sliding to its value

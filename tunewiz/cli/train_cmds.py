@@ -70,42 +70,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_hardware(args: argparse.Namespace) -> int:
-    from tunewiz.hardware import check_fits, detect, recommend
+    from tunewiz.hardware import apply_recommendation, hardware_report
 
     project = open_project(args, write=args.apply, holder="tunewiz hardware")
-    hw = detect()
-    print(f"CPU cores: {hw.cpu_cores}{' (bf16)' if hw.cpu_bf16 else ''}   RAM: {hw.ram_total_mb:,} MB "
-          f"({hw.ram_available_mb:,} MB available)")
-    for gpu in hw.gpus:
-        print(f"GPU {gpu.index}: {gpu.name}, {gpu.free_mb:,} of {gpu.total_mb:,} MB free, "
-              f"compute capability {gpu.compute_capability:g}{' (bf16)' if gpu.bf16 else ''}")
-    if hw.mps:
-        print("Apple silicon GPU (MPS)")
-    if not hw.gpus and not hw.mps:
-        print("No GPU found.")
-    rec = recommend(project, hw)
-    print(f"\nRecommended: device {rec.device}, precision {rec.precision}, batch size {rec.batch_size}, "
-          f"threads {rec.threads}" + (", QLoRA (hardware.quantization = nf4)" if rec.quantization == "nf4" else ""))
-    for note in rec.notes:
-        print(f"  - {note}")
-    cfg = project.config
-    print(f"\nEstimate for the project's settings (batch {cfg.hyperparameters.batch_size}, "
-          f"max_seq_len {cfg.template.max_seq_len}):")
-    try:
-        est = check_fits(project, gpus=cfg.hardware.gpus, allow=True, hw=hw)
-    except Exception as exc:  # the estimate is advice: never fail the command on it
-        print(f"  unavailable: {exc}")
-        est = None
-    if est is not None:
-        print("\n".join(est.lines()))
-        print(f"  available      {rec.available_mb:10,.0f} MB")
+    lines, rec = hardware_report(project)
+    print("\n".join(lines))
     if args.apply:
-        project.set("hardware.device", rec.device)
-        project.set("hardware.precision", rec.precision)
-        project.set("hardware.quantization", rec.quantization)
-        project.set("hardware.threads", rec.threads if rec.device == "cpu" else 0)
-        project.set("hyperparameters.batch_size", rec.batch_size)
-        project.save()
+        apply_recommendation(project, rec)
         print(f"\nWrote device, precision, quantization, threads and batch size into {project.file}.")
     return 0
 
