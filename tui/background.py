@@ -69,35 +69,15 @@ def samples_job(argument: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
 
 
 def preview_job(root: str) -> dict[str, Any]:
-    """The first training sample rendered with the base model's tokenizer, and its real token counts."""
-    from tunewiz.dataset import project_split
+    """The first training sample rendered with the base model's tokenizer, and the run's token counts
+    (tunewiz.training.preview: the same figures `tunewiz preview` prints)."""
     from tunewiz.project import Project
-    from tunewiz.templates import render_sample, resolve_family
-    from tunewiz.training.data import tokenize_records
-    from tunewiz.training.preview import load_tokenizer
+    from tunewiz.training.preview import preview
 
-    project = Project.load(root)
-    cfg = project.config.template
-    train, validation = project_split(project)
-    tokenizer = load_tokenizer(project)
-    family = resolve_family(cfg.name, tokenizer)
-    result: dict[str, Any] = {"family": family, "prompt": "", "completion": "", "prompt_tokens": 0,
-                              "answer_tokens": 0, "truncated": 0, "dropped": 0, "max_tokens": 0}
-    pairs = train or validation
-    if not pairs:
-        return result
-    pair = pairs[0]
-    sample = render_sample(family, pair.question, pair.answer, pair.system or cfg.system_prompt, tokenizer,
-                           pair.history)
-    result.update(prompt=sample.prompt, completion=sample.completion,
-                  prompt_tokens=len(tokenizer(sample.prompt, add_special_tokens=True)["input_ids"]),
-                  answer_tokens=len(tokenizer(sample.completion, add_special_tokens=False)["input_ids"]))
-    records = [{"question": p.question, "answer": p.answer, "system": p.system, "history": p.history}
-               for p in train + validation]
-    whole = tokenize_records(records, tokenizer, family, cfg.system_prompt, cfg.max_seq_len)
-    lengths = [len(e.input_ids) for e in whole.examples]
-    result.update(truncated=whole.truncated, dropped=whole.dropped, max_tokens=max(lengths, default=0))
-    return result
+    result = preview(Project.load(root))
+    return {"family": result.family, "prompt": result.prompt, "completion": result.completion,
+            "prompt_tokens": result.prompt_tokens, "answer_tokens": result.answer_tokens,
+            "truncated": result.truncated, "dropped": result.dropped, "max_tokens": max(result.lengths, default=0)}
 
 
 def push_job(argument: dict) -> str:

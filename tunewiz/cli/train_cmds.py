@@ -110,15 +110,10 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from tunewiz.errors import TunewizError
-    from tunewiz.training.preview import preview_sample
+    from tunewiz.training.preview import preview
 
     project = open_project(args)
-    try:
-        text = preview_sample(project, args.index)
-    except IndexError:
-        raise TunewizError(f"--index {args.index}: the project has fewer training pairs") from None
-    print(text)
+    print("\n".join(preview(project, args.index).lines()))
     return 0
 
 
