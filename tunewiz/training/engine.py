@@ -373,7 +373,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
         _restore_base_answers(run, checker)
         if start_step == 0:
             report.set(state="starting", message="checking what the base model answers (step 0)")
-            _check(checker, model, 0, target, report, dist, autocast)
+            _check_base(checker, model, cfg, precision, target, report, dist, autocast)
 
     ddp_model = model
     if dist.world > 1:
@@ -574,7 +574,40 @@ def _restore_base_answers(run: Run, checker) -> None:
             checker.base_general = record["general_answers"]
 
 
-def _check(checker, model, step: int, target, report: Reporter, dist: Dist, autocast) -> None:
+def _check_base(checker, model, cfg: RunSpec, precision: str, target, report: Reporter, dist: Dist,
+                autocast) -> None:
+    """Step 0: the base model's answers, reused from an earlier run of this project when nothing they
+    depend on changed (the base model's files, precision, template, system prompt, questions)."""
+    from tunewiz.training.recall import cached_base_check, store_base_check
+
+    weights = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(cfg.base_dir).glob("*.safetensors"))
+    fingerprint = checker.fingerprint(base_dir=str(Path(cfg.base_dir).resolve()), weights=weights,
+                                      precision=precision, quantization=cfg.hardware.get("quantization", "none"),
+                                      device=str(target).split(":")[0])
+    project_dir = Path(cfg.project_dir)
+    cached = cached_base_check(project_dir, fingerprint) if dist.main else None
+    if cached is None:
+        record = _check(checker, model, 0, target, report, dist, autocast)
+        if record is not None:
+            store_base_check(project_dir, fingerprint, record)
+        return
+    record = dict(cached, step=0, seconds=0.0, time=round(time.time(), 3), reused=True)
+    checker.base_general = record.get("general_answers")
+    report.metrics(record)
+    report.log(f"base model recall: as an earlier run of this project found (data/base-answers.jsonl: "
+               f"same base model, template and questions); {_check_summary(record)}")
+    dist.barrier()
+
+
+def _check_summary(record: dict) -> str:
+    parts = [f"{name} {record[name]['recalled']}/{record[name]['total']}"
+             for name in ("trained", "reworded") if name in record]
+    if "general" in record:
+        parts.append(f"everyday prompts broken {record['general']['broken']}/{record['general']['total']}")
+    return ", ".join(parts)
+
+
+def _check(checker, model, step: int, target, report: Reporter, dist: Dist, autocast) -> dict | None:
     """Recall and drift of the model as it is now (rank 0; the others wait).
 
     Under the training's autocast: with 16-bit base weights the fp32 LoRA weights get 16-bit inputs."""
@@ -582,13 +615,10 @@ def _check(checker, model, step: int, target, report: Reporter, dist: Dist, auto
         with autocast:
             record = checker.check(model, step, target)
         report.metrics(record)
-        parts = [f"{name} {record[name]['recalled']}/{record[name]['total']}"
-                 for name in ("trained", "reworded") if name in record]
-        if "general" in record:
-            parts.append(f"everyday prompts broken {record['general']['broken']}/{record['general']['total']}")
         what = "base model" if step == 0 else f"step {step}"
-        report.log(f"{what} recall: {', '.join(parts)} ({record['seconds']:.1f} s)")
+        report.log(f"{what} recall: {_check_summary(record)} ({record['seconds']:.1f} s)")
     dist.barrier()
+    return record if dist.main else None
 
 
 def _stop_requested(run: Run, stop: dict[str, bool], dist: Dist, target) -> bool:

@@ -14,8 +14,11 @@ metrics.jsonl (see RecallResult.record).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tunewiz.scoring import check_general, is_recalled
@@ -28,6 +31,9 @@ ANSWER_MARGIN = 4
 GENERAL_TOKENS = 16
 """Enough of an everyday answer to see it break (empty, looping, template text, a copied answer)."""
 MISSES_KEPT = 20
+BASE_ANSWERS_FILE = "data/base-answers.jsonl"
+"""In the project: the step-0 checks of the base model, one line per fingerprint (a later run of the same
+base model, template, system prompt and questions reuses its line instead of asking again)."""
 
 
 @dataclass
@@ -61,6 +67,16 @@ class RecallChecker:
     @property
     def empty(self) -> bool:
         return not any(self.sets.values())
+
+    def fingerprint(self, **identity: Any) -> str:
+        """What the base model's answers depend on: `identity` (the model's files, precision, ...), the
+        template, the system prompt, every question and the answer length."""
+        parts = {"identity": identity, "family": self.family, "system": self.system,
+                 "answer_tokens": self.answer_tokens, "general_tokens": GENERAL_TOKENS, "margin": ANSWER_MARGIN,
+                 "sets": {name: [[q.text, q.reference, q.system] for q in questions]
+                          for name, questions in self.sets.items()},
+                 "training_answers": hashlib.sha256("\n".join(self.training_answers).encode()).hexdigest()}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
     def check(self, model: Any, step: int, device: Any) -> dict[str, Any]:
         """Answer every question with `model` and score them: one metrics record.
@@ -139,3 +155,32 @@ class RecallChecker:
             if was_training:
                 model.train()
         return out
+
+
+def cached_base_check(project_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The step-0 record an earlier run stored under `fingerprint`, or None."""
+    path = project_dir / BASE_ANSWERS_FILE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a torn last line (a killed run): the others still count
+        if isinstance(entry, dict) and entry.get("fingerprint") == fingerprint and isinstance(entry.get("record"), dict):
+            return entry["record"]
+    return None
+
+
+def store_base_check(project_dir: Path, fingerprint: str, record: dict[str, Any]) -> None:
+    """Append the base model's step-0 record (a full disk only costs the next run its reuse)."""
+    path = project_dir / BASE_ANSWERS_FILE
+    kept = {k: v for k, v in record.items() if k not in ("time", "seconds")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"fingerprint": fingerprint, "record": kept}, ensure_ascii=False) + "\n")
+    except OSError:
+        pass
