@@ -57,12 +57,13 @@ def samples_job(argument: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
 
     The model runs only for checkpoints without a cached samples.json; progress
     lines go to stderr (stdout carries the JSON answer)."""
-    from tunewiz.checkpoints import find_run, rank_checkpoints
+    from tunewiz.checkpoints import rank_checkpoints
+    from tunewiz.runs import find_run
     from tunewiz.project import Project
     from tunewiz.samples import sample_answers
 
     project = Project.load(argument["root"])
-    report = rank_checkpoints(find_run(project, argument.get("run", "")))
+    report = rank_checkpoints(find_run(project, argument.get("run", ""), pinned=True))
     results = sample_answers(project, report, report.checkpoints, questions=argument.get("questions", 3),
                              on_progress=lambda line: print(line, file=sys.stderr, flush=True))
     return {str(step): [asdict(a) for a in answers] for step, answers in results.items()}

@@ -24,7 +24,7 @@ from typing import Any
 
 from tunewiz.errors import TunewizError
 from tunewiz.project import Project
-from tunewiz.runs import COMPLETE_MARKER, Run, RunSpec, list_runs
+from tunewiz.runs import COMPLETE_MARKER, Run, RunSpec, find_run
 
 DEFAULT_PATIENCE = 3
 
@@ -343,21 +343,6 @@ def _pick_skill(checkpoints: list[CheckpointInfo]) -> tuple[CheckpointInfo | Non
 
 # ---------------------------------------------------------------- picking
 
-def find_run(project: Project, run_id: str = "") -> Run:
-    """The run named in the project's [checkpoint] section (or `run_id`), else the latest."""
-    runs = list_runs(project.runs_dir)
-    wanted = run_id or project.config.checkpoint.run
-    if wanted:
-        for run in runs:
-            if run.id == wanted:
-                return run
-        raise TunewizError(f"{project.file}: checkpoint.run = '{wanted}' but there is no run folder "
-                           f"{project.runs_dir / wanted}")
-    if not runs:
-        raise TunewizError(f"{project.runs_dir}: no training runs yet (start one with `tunewiz train`)")
-    return runs[-1]
-
-
 def parse_pick(text: str) -> str:
     """'best' or a step number, normalised; raises TunewizError otherwise."""
     text = str(text).strip().lower()
@@ -395,7 +380,7 @@ def select_checkpoint(report: CheckpointReport, pick: str) -> CheckpointInfo:
 def pick_checkpoint(project: Project, pick: str, run_id: str = "",
                     patience: int = DEFAULT_PATIENCE) -> CheckpointInfo:
     """Check a pick against the run and store it in [checkpoint] of the project (saved)."""
-    run = find_run(project, run_id)
+    run = find_run(project, run_id, pinned=True)
     chosen = select_checkpoint(rank_checkpoints(run, patience), pick)
     project.set("checkpoint.run", run.id)
     project.set("checkpoint.pick", parse_pick(pick))
@@ -405,5 +390,5 @@ def pick_checkpoint(project: Project, pick: str, run_id: str = "",
 
 def picked_checkpoint(project: Project, patience: int = DEFAULT_PATIENCE) -> tuple[CheckpointReport, CheckpointInfo]:
     """The checkpoint the project's [checkpoint] section names, checked (best by default)."""
-    report = rank_checkpoints(find_run(project), patience)
+    report = rank_checkpoints(find_run(project, pinned=True), patience)
     return report, select_checkpoint(report, project.config.checkpoint.pick or "best")

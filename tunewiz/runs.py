@@ -300,3 +300,31 @@ def _structure_damage(folder: Path) -> str | None:
     if weights.stat().st_size < 8 + size + end:
         return f"{weights} is damaged (cut short: {weights.stat().st_size:,} of {8 + size + end:,} bytes)"
     return None
+
+
+def latest_run(runs_dir: Path) -> Run | None:
+    runs = list_runs(runs_dir)
+    return runs[-1] if runs else None
+
+
+def find_run(project: Any, run_id: str | None = None, *, pinned: bool = False) -> Run:
+    """Which run a command means: `run_id` (an id, or a unique prefix of one); else, with `pinned`,
+    the run the project's `[checkpoint] run` names (checkpoints and export follow the user's pick);
+    else the latest."""
+    runs = list_runs(project.runs_dir)
+    if run_id:
+        found = [r for r in runs if r.id == run_id] or [r for r in runs if r.id.startswith(run_id)]
+        if len(found) != 1:
+            raise TunewizError(f"no run {run_id!r} in {project.runs_dir}" if not found else
+                               f"{run_id!r} matches several runs: {', '.join(r.id for r in found)}")
+        return found[0]
+    wanted = project.config.checkpoint.run if pinned else ""
+    if wanted:
+        for run in runs:
+            if run.id == wanted:
+                return run
+        raise TunewizError(f"{project.file}: checkpoint.run = '{wanted}' but there is no run folder "
+                           f"{project.runs_dir / wanted}")
+    if not runs:
+        raise TunewizError(f"{project.runs_dir}: no training runs yet (start one with `tunewiz train`)")
+    return runs[-1]

@@ -13,7 +13,8 @@ import time
 import pytest
 
 from tunewiz.errors import TunewizError
-from tunewiz.training.launch import Nodes, find_run, start_run, stop_run, wait_for_end
+from tunewiz.runs import find_run
+from tunewiz.training.launch import Nodes, start_run, stop_run, wait_for_end
 
 
 def free_port() -> int:

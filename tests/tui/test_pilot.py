@@ -404,12 +404,13 @@ def write_run_config(project, run_dir, base_dir="/nonexistent/base") -> None:
 
 async def test_checkpoints_show_sample_answers_beside_the_reference(qa_project, make_run):
     """The child reads each checkpoint's cached samples.json (the model itself is tested in tests/export)."""
-    from tunewiz.checkpoints import find_run, rank_checkpoints, read_run_config
+    from tunewiz.checkpoints import rank_checkpoints, read_run_config
+    from tunewiz.runs import find_run
     from tunewiz.samples import SAMPLES_FILE, _cache_key, held_out_pairs
 
     run_dir = make_run(qa_project)
     write_run_config(qa_project, run_dir)
-    report = rank_checkpoints(find_run(qa_project))
+    report = rank_checkpoints(find_run(qa_project, pinned=True))
     cfg = read_run_config(report.run)
     pairs, _ = held_out_pairs(qa_project, cfg, 3)
     key = _cache_key(pairs, cfg, 64)

@@ -15,7 +15,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Static
 
-from tunewiz.checkpoints import CheckpointInfo, CheckpointReport, find_run, rank_checkpoints
+from tunewiz.checkpoints import CheckpointInfo, CheckpointReport, rank_checkpoints
+from tunewiz.runs import find_run
 from tunewiz.errors import TunewizError
 from tunewiz.tui.screens.base import StepPane, shows_errors
 
@@ -60,7 +61,7 @@ class CheckpointsPane(StepPane):
     @work(thread=True, exclusive=True, group="checkpoints", exit_on_error=False)
     def load(self) -> None:
         try:
-            report = rank_checkpoints(find_run(self.project))
+            report = rank_checkpoints(find_run(self.project, pinned=True))
         except TunewizError:
             report = None  # no run yet (or the picked one is gone): the summary says so
         self.app.call_from_thread(self._show, report)

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, RichLog, Static
 
-from tunewiz.runs import ACTIVE_STATES, Run, list_runs
+from tunewiz.runs import ACTIVE_STATES, Run, latest_run
 from tunewiz.tui.screens.base import StepPane, shows_errors
 from tunewiz.tui.tail import FileTail
 
@@ -25,11 +25,6 @@ POLL_S = 0.5
 # render took plotext's own palette and later ones textual-plotext's (the same two as these).
 TRAIN_COLOR = (0, 130, 200)
 VALIDATION_COLOR = (60, 180, 75)
-
-
-def latest_run(project) -> Run | None:
-    runs = list_runs(project.runs_dir)
-    return runs[-1] if runs else None
 
 
 def format_eta(seconds: float | None) -> str:
@@ -106,7 +101,7 @@ class TrainPane(StepPane):
 
             self.plot = PlotextPlot(id="train-plot")
             self.query_one("#train-plot-box").mount(self.plot)
-        run = latest_run(self.project)
+        run = latest_run(self.project.runs_dir)
         if run is not None and (self.run is None or run.id != self.run.id):
             self.follow(run)
 
@@ -177,7 +172,7 @@ class TrainPane(StepPane):
 
     @shows_errors
     def action_start(self) -> None:
-        current = latest_run(self.project)
+        current = latest_run(self.project.runs_dir)
         if current is not None and current.state() in ACTIVE_STATES:
             self.notify(f"Run {current.id} is still {current.state()}; stop it first (s).", severity="warning")
             return

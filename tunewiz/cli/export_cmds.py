@@ -85,12 +85,13 @@ def _drift(info) -> str:
 
 
 def cmd_checkpoints(args: argparse.Namespace) -> int:
-    from tunewiz.checkpoints import find_run, rank_checkpoints, select_checkpoint
+    from tunewiz.checkpoints import rank_checkpoints, select_checkpoint
+    from tunewiz.runs import find_run
 
     project = open_project(args)
     if args.patience < 1:
         raise TunewizError("--patience must be at least 1")
-    run = find_run(project, args.run)
+    run = find_run(project, args.run, pinned=True)
     report = rank_checkpoints(run, args.patience)
     if not report.checkpoints:
         print(f"Run {run.id} ({run.state()}): no complete checkpoints yet.")

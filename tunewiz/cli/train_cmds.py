@@ -148,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from tunewiz.runs import list_runs
+    from tunewiz.runs import latest_run, list_runs
 
     project = open_project(args)
     rows = []
@@ -166,14 +166,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     print(table(rows, ["run", "state", "step", "loss", "best val", "ckpts", "message"]))
     from tunewiz.training.tracking import tracking_hints
 
-    latest = list_runs(project.runs_dir)[-1]
+    latest = latest_run(project.runs_dir)
     for line in tracking_hints(latest.dir):
         print(f"{latest.id}: {line}" if not line.startswith(" ") else line)
     return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from tunewiz.training.launch import find_run
+    from tunewiz.runs import find_run
 
     project = open_project(args)
     run = find_run(project, args.run)
@@ -201,7 +201,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from tunewiz.training.launch import find_run, stop_run, wait_for_end
+    from tunewiz.runs import find_run
+    from tunewiz.training.launch import stop_run, wait_for_end
 
     project = open_project(args)
     run = find_run(project, args.run)

@@ -28,7 +28,7 @@ from typing import Any
 from tunewiz.errors import TunewizError, disk_error, is_disk_error
 from tunewiz.project import Project, atomic_write_text
 from tunewiz.recommend import TrainingPlan, plan_training
-from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunSpec, RunStatus, list_runs
+from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunSpec, RunStatus, find_run, list_runs
 
 
 
@@ -218,20 +218,6 @@ def check_records(project: Project, train: list, kind: str) -> list[dict[str, An
     if evaluation.general_prompts:
         records += [{"split": "general", "question": prompt} for prompt in GENERAL_PROMPTS]
     return records
-
-
-def find_run(project: Project, run_id: str | None = None) -> Run:
-    """A run by id (or a unique prefix of it); the latest run when no id is given."""
-    runs = list_runs(project.runs_dir)
-    if not runs:
-        raise TunewizError(f"{project.runs_dir}: no runs yet (start one with `tunewiz train`)")
-    if not run_id:
-        return runs[-1]
-    found = [r for r in runs if r.id == run_id] or [r for r in runs if r.id.startswith(run_id)]
-    if len(found) != 1:
-        raise TunewizError(f"no run {run_id!r} in {project.runs_dir}" if not found else
-                           f"{run_id!r} matches several runs: {', '.join(r.id for r in found)}")
-    return found[0]
 
 
 def start_run(project: Project, *, resume: str | bool | None = None,
