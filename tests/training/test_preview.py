@@ -13,11 +13,16 @@ def test_the_cli_and_the_wizard_count_the_same_samples(make_project, tmp_path, t
     pairs.append(("Tell me everything about item 99.", "Item 99 is described at length. " * 40))
     project = make_project(tmp_path / "proj", str(tiny_model), pairs,
                            **{"dataset.validation_fraction": 0.5, "template.max_seq_len": 64})
+    from tunewiz.dataset import project_split
+
+    train, validation = project_split(project)  # the split follows the pairs' ids
+    assert train and validation
     cli = subprocess.run([sys.executable, "-m", "tunewiz", "preview", "-p", str(project.root)],
                          capture_output=True, text=True)
     assert cli.returncode == 0, cli.stderr
     summary = next(line for line in cli.stdout.splitlines() if line.startswith("All "))
-    assert "training and 5 validation pairs: 1 truncated, 0 dropped" in summary  # the long one, wherever it went
+    assert summary.startswith(f"All {len(train)} training and {len(validation)} validation pairs: 1 truncated, "
+                              "0 dropped")  # the long pair, on whichever side of the split it fell
     assert "--- answer:" in cli.stdout and "trained on" in cli.stdout
 
     wizard = preview_job(str(project.root))
@@ -26,4 +31,5 @@ def test_the_cli_and_the_wizard_count_the_same_samples(make_project, tmp_path, t
 
     wrong = subprocess.run([sys.executable, "-m", "tunewiz", "preview", "-p", str(project.root), "--index", "40"],
                            capture_output=True, text=True)
-    assert wrong.returncode == 2 and "--index 40: the project has 5 training pairs (0 to 4)" in wrong.stderr
+    assert wrong.returncode == 2
+    assert f"--index 40: the project has {len(train)} training pairs (0 to {len(train) - 1})" in wrong.stderr
