@@ -24,7 +24,11 @@ def test_merged_answers_match_and_the_weights_come_back(tiny_model):
 
     plain = checker.answers(model, questions, "cpu")
     checker.merge_lora = True
+    merges = []
+    real_merge = model.merge_adapter
+    model.merge_adapter = lambda *a, **k: (merges.append(1), real_merge(*a, **k))[1]
     merged = checker.answers(model, questions, "cpu")
+    assert merges == [1]  # the answers above came from merged weights
 
     assert merged == plain and any(plain)  # the adapter (random, not zero) was applied both times
     after = model.state_dict()
