@@ -165,7 +165,7 @@ measured (MPS) keep the count as it is."""
 
 def estimate_memory(shape: ModelShape, *, precision: str, batch_size: int, seq_len: int, lora_r: int,
                     lora_dropout: float, gradient_checkpointing: bool, device: str,
-                    quantization: str = "none") -> Estimate:
+                    quantization: str = "none", shards: int = 1) -> Estimate:
     """Peak memory of LoRA training of one process, in MB (on the high side).
 
     Tokens held at once: on a GPU the whole micro-batch, as if every sample were
@@ -181,6 +181,10 @@ def estimate_memory(shape: ModelShape, *, precision: str, batch_size: int, seq_l
 
     With quantization = nf4 (QLoRA) the linear layers' weights take NF4_BYTES a weight (4 bits,
     and the double-quantized block scales); the embeddings stay at the compute width.
+
+    With the model sharded over `shards` processes (FSDP) each keeps 1/shards of the base and LoRA
+    weights and optimizer state, plus two decoder layers gathered whole (the one running and the
+    next, prefetched).
     """
     width = BYTES[precision]
     tokens = batch_size * seq_len
@@ -194,6 +198,10 @@ def estimate_memory(shape: ModelShape, *, precision: str, batch_size: int, seq_l
     # fp32 weights, gradients and two Adam moments.
     lora_params = shape.layers * 7 * lora_r * (shape.hidden + shape.intermediate)
     lora = lora_params * 16
+    if shards > 1:
+        layer_weights = (shape.params - shape.vocab * shape.hidden) / max(shape.layers, 1) * width
+        weights = weights / shards + 2 * layer_weights
+        lora = lora / shards
     per_layer_token = (18 * shape.hidden + 4 * shape.intermediate) * width
     if lora_dropout > 0:
         per_layer_token += (6 * shape.hidden + shape.intermediate) * (width + 1)
@@ -259,13 +267,14 @@ def _gguf_shape(gguf: Path, params: int) -> ModelShape:
 
 
 def _estimate_for(cfg, shape: ModelShape, precision: str, batch_size: int, device: str,
-                  quantization: str | None = None) -> Estimate:
+                  quantization: str | None = None, shards: int = 1) -> Estimate:
     """The estimate for a project's settings at a given precision, batch size and device."""
     hp = cfg.hyperparameters
     return estimate_memory(shape, precision=precision, batch_size=batch_size, seq_len=cfg.template.max_seq_len,
                            lora_r=hp.lora_r, lora_dropout=hp.lora_dropout,
                            gradient_checkpointing=hp.gradient_checkpointing, device=device,
-                           quantization=cfg.hardware.quantization if quantization is None else quantization)
+                           quantization=cfg.hardware.quantization if quantization is None else quantization,
+                           shards=shards)
 
 
 def check_quantization(project, device: str) -> None:
@@ -284,6 +293,20 @@ def check_quantization(project, device: str) -> None:
                            "(or pip install bitsandbytes)")
 
 
+def check_sharding(project, processes: int) -> None:
+    """Refuse, before anything starts, FSDP that cannot work: one process, or a 4-bit base."""
+    hardware = project.config.hardware
+    if hardware.sharding != "fsdp":
+        return
+    if processes < 2:
+        raise TunewizError("hardware.sharding = fsdp splits the model over several processes, and this run has "
+                           "one: set hardware.gpus (or --gpus) to 2 or more, or train on several machines "
+                           "(--nnodes); on one GPU set hardware.sharding = none")
+    if hardware.quantization == "nf4":
+        raise TunewizError("hardware.sharding = fsdp and hardware.quantization = nf4 do not go together here "
+                           "(bitsandbytes' 4-bit weights are not split by FSDP): use one of them")
+
+
 # ---------------------------------------------------------------- the recommendation
 
 @dataclass
@@ -297,6 +320,9 @@ class Recommendation:
     notes: list[str]
     quantization: str = "none"
     """'nf4' when the model fits one GPU only with a 4-bit base (QLoRA); applied only by --apply."""
+    sharding: str = "none"
+    gpus: int = 1
+    """'fsdp' over `gpus` GPUs when the model fits no single GPU, even with QLoRA; applied only by --apply."""
 
 
 def _cpu_bf16_fit(cfg, shape: ModelShape, available: float, fp32: Estimate, hw: Hardware):
@@ -309,6 +335,22 @@ def _cpu_bf16_fit(cfg, shape: ModelShape, available: float, fp32: Estimate, hw: 
             return candidate, est, (f"the model does not fit in fp32 ({fp32.total_mb:,.0f} MB at batch size 1); with "
                                     f"bf16 weights it needs {est.total_mb:,.0f} MB at batch size {candidate}; {speed}: "
                                     "set hardware.precision = bf16 (`tunewiz hardware --apply`)")
+    return None
+
+
+def _fsdp_fit(cfg, shape: ModelShape, precision: str, hw: Hardware, one_gpu: Estimate):
+    """A model too big for one GPU even in 4 bits, sharded over all of them: (batch size, estimate, note)."""
+    if len(hw.gpus) < 2:
+        return None
+    available = min(g.free_mb for g in hw.gpus)
+    for candidate in (16, 8, 4, 2, 1):
+        est = _estimate_for(cfg, shape, precision, candidate, "cuda", quantization="none", shards=len(hw.gpus))
+        if est.total_mb <= 0.9 * available:
+            return candidate, est, (
+                f"the model does not fit one GPU, even with QLoRA ({one_gpu.total_mb:,.0f} MB in 16 bits at "
+                f"batch size 1); sharded over the {len(hw.gpus)} GPUs (FSDP) each needs {est.total_mb:,.0f} MB at "
+                f"batch size {candidate}: set hardware.sharding = fsdp and hardware.gpus = {len(hw.gpus)} "
+                "(`tunewiz hardware --apply`)")
     return None
 
 
@@ -348,8 +390,16 @@ def recommend(project, hw: Hardware | None = None) -> Recommendation:
                                  f"size 1); with QLoRA (a 4-bit NF4 base) it needs {est.total_mb:,.0f} MB at batch "
                                  f"size {candidate}: set hardware.quantization = nf4 (`tunewiz hardware --apply`)")
                     return Recommendation(device, precision, candidate, threads, available, est, notes, "nf4")
-            notes.append("it does not fit one GPU even with QLoRA: a smaller model, or several GPUs with a "
-                         "model sharded over them (FSDP, not built yet)")
+            sharded = _fsdp_fit(cfg, shape, precision, hw, best)
+            if sharded is not None:
+                candidate, est, note = sharded
+                notes.append(note)
+                return Recommendation(device, precision, candidate, threads, available, est, notes,
+                                      sharding="fsdp", gpus=len(hw.gpus))
+            notes.append("it does not fit one GPU even with QLoRA" + (
+                f", nor sharded over the {len(hw.gpus)} GPUs (FSDP)" if len(hw.gpus) > 1 else
+                "; several GPUs could hold it sharded (hardware.sharding = fsdp)") + ": a smaller model, "
+                "shorter samples (template.max_seq_len) or gradient checkpointing")
         elif best is not None and best.total_mb > 0.9 * available and device == "cpu":
             fitted = _cpu_bf16_fit(cfg, shape, available, best, hw)
             if fitted is not None:
@@ -383,7 +433,8 @@ def check_fits(project, *, gpus: int = 1, allow: bool = False, hw: Hardware | No
     precision = cfg.hardware.precision
     if precision == "auto":
         precision = ("bf16" if all(g.bf16 for g in hw.gpus) else "fp16") if device == "cuda" and hw.gpus else "fp32"
-    est = _estimate_for(cfg, shape, precision, cfg.hyperparameters.batch_size, device)
+    shards = gpus if cfg.hardware.sharding == "fsdp" and gpus > 1 else 1
+    est = _estimate_for(cfg, shape, precision, cfg.hyperparameters.batch_size, device, shards=shards)
     if device == "cuda" and hw.gpus:
         available, where = min(g.free_mb for g in hw.gpus[:gpus]), "free GPU memory"
     else:
@@ -423,7 +474,8 @@ def hardware_report(project, hw: Hardware | None = None) -> tuple[list[str], Rec
     rec = recommend(project, hw)
     lines.append(f"Recommended: device {rec.device}, precision {rec.precision}, batch size {rec.batch_size}, "
                  f"threads {rec.threads}" + (", QLoRA (hardware.quantization = nf4)" if rec.quantization == "nf4"
-                                            else ""))
+                                            else "")
+                 + (f", FSDP over {rec.gpus} GPUs (hardware.sharding = fsdp)" if rec.sharding == "fsdp" else ""))
     lines += [f"  - {note}" for note in rec.notes]
     cfg = project.config
     lines.append(f"Estimate for the project's settings (batch {cfg.hyperparameters.batch_size}, "
@@ -445,6 +497,9 @@ def apply_recommendation(project, rec: Recommendation) -> None:
     project.set("hardware.device", rec.device)
     project.set("hardware.precision", rec.precision)
     project.set("hardware.quantization", rec.quantization)
+    project.set("hardware.sharding", rec.sharding)
+    if rec.sharding == "fsdp":
+        project.set("hardware.gpus", rec.gpus)
     project.set("hardware.threads", rec.threads if rec.device == "cpu" else 0)
     project.set("hyperparameters.batch_size", rec.batch_size)
     project.save()

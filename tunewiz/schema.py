@@ -113,6 +113,10 @@ class HardwareSection:
         "none", "Base weights in 4-bit NF4 (QLoRA, bitsandbytes): a model about 4x larger fits the same GPU; "
         "'none' trains on 16/32-bit weights. Needs a CUDA GPU (the CPU backend, with device = cpu set, is "
         "for checks).", choices=("none", "nf4"))
+    sharding: str = setting(
+        "none", "'fsdp': the base model's weights split over the run's GPUs (FSDP), for a model that does not fit "
+        "one GPU even with QLoRA; needs hardware.gpus >= 2 (or several machines). 'none': each GPU holds the "
+        "whole model (DDP).", choices=("none", "fsdp"))
     allow_over_memory: bool = setting(False, "Start even when the memory estimate says it will not fit.")
 
 

@@ -77,7 +77,7 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     if args.apply:
         apply_recommendation(project, rec)
-        print(f"\nWrote device, precision, quantization, threads and batch size into {project.file}.")
+        print(f"\nWrote device, precision, quantization, sharding, threads and batch size into {project.file}.")
     return 0
 
 

@@ -38,7 +38,9 @@ def checkpoint_name(step: int) -> str:
 
 
 def save_checkpoint(run: Run, step: int, model: Any, optimizer: Any, scheduler: Any,
-                    state: dict[str, Any], scaler: Any = None) -> Path:
+                    state: dict[str, Any], scaler: Any = None, gathered: tuple[dict, dict] | None = None) -> Path:
+    """`gathered`: a sharded model's whole adapter and optimizer state (tunewiz.training.sharding.gather_state),
+    written in place of the model's and the optimizer's own (the same files as an unsharded run's)."""
     import torch
 
     root = run.checkpoints_dir
@@ -47,8 +49,9 @@ def save_checkpoint(run: Run, step: int, model: Any, optimizer: Any, scheduler: 
     tmp = root / f".tmp-{checkpoint_name(step)}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        adapter, optimizer_state = gathered if gathered else (None, optimizer.state_dict())
+        model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": adapter} if adapter else {}))
+        torch.save(optimizer_state, tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(_rng_state(), tmp / "rng_state.pt")
         if scaler is not None:
@@ -79,15 +82,21 @@ def save_checkpoint(run: Run, step: int, model: Any, optimizer: Any, scheduler: 
 
 
 def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, scaler: Any = None,
-                    restore_rng: bool = True) -> dict[str, Any]:
-    """Restore adapter weights, optimizer, scheduler and RNG; return the trainer state."""
+                    restore_rng: bool = True, sharded: bool = False) -> dict[str, Any]:
+    """Restore adapter weights, optimizer, scheduler and RNG; return the trainer state.
+    `sharded`: the model is sharded over the processes (FSDP), each takes its part of the whole state."""
     import torch
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    weights = load_file(str(path / "adapter_model.safetensors"))
-    set_peft_model_state_dict(model, weights)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    optimizer_state = torch.load(path / "optimizer.pt", weights_only=False)
+    if sharded:
+        from tunewiz.training.sharding import load_state
+
+        load_state(model, optimizer, path / "adapter_model.safetensors", optimizer_state)
+    else:
+        set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
+        optimizer.load_state_dict(optimizer_state)
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     if scaler is not None and (path / "scaler.pt").exists():
         scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))

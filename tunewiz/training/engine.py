@@ -33,6 +33,7 @@ from tunewiz.training import data as D
 from tunewiz.training.attention import pick_attention
 from tunewiz.training.divergence import DivergenceGuard
 from tunewiz.training.loss import answer_loss, keeps_logits_by_index
+from tunewiz.training.sharding import full_grad_norm, gather_state
 
 
 
@@ -326,7 +327,17 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
 
     model, target, attention = load_model(cfg, device, precision, dist)
     quantized = cfg.hardware.get("quantization") == "nf4"
-    compiled = compile_layers(model, device)  # 4-bit layers too: QLoRA went from 1.37x to 1.04x bf16's time
+    sharded = cfg.hardware.get("sharding") == "fsdp" and dist.world > 1
+    if sharded:
+        from tunewiz.training.sharding import shard_model
+
+        report.log(f"FSDP: {shard_model(model, precision)} layers sharded over {dist.world} processes")
+    # 4-bit layers too: QLoRA went from 1.37x to 1.04x bf16's time. Sharded layers stay eager: FSDP's
+    # gather hooks inside compiled layers are not checked yet (issue: GPU figures on two H200s).
+    compiled = 0 if sharded else compile_layers(model, device)
+    # A sharded model is called through the transformers model that FSDP's root wraps, the module that
+    # generate() calls too: PEFT's wrappers call its forward() directly, past FSDP's gather hooks.
+    forward_model = model.get_base_model() if sharded else model
     n = len(train_set.examples)
     batches_per_epoch = len(D.micro_batches(n, hp["batch_size"], dist.world, dist.rank, hp["seed"], 0))
     steps_per_epoch = max(1, batches_per_epoch // hp["grad_accum"])
@@ -350,7 +361,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
         if dist.main:
             ckpt.remove_partial(run)
         dist.barrier()
-        resumed = _load_newest_intact(run, model, optimizer, scheduler, scaler, dist, report)
+        resumed = _load_newest_intact(run, model, optimizer, scheduler, scaler, dist, report, sharded)
         if resumed is not None:
             path, state = resumed
             if dist.world > 1:
@@ -370,16 +381,16 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
         # fp32 weights to within a rounding step; 16-bit or 4-bit weights would not come back, and DDP's
         # processes must keep identical weights, so only a single fp32 process merges.
         checker.merge_lora = precision == "fp32" and not quantized and dist.world == 1
+        checker.lockstep = sharded
         _restore_base_answers(run, checker)
         if start_step == 0:
             report.set(state="starting", message="checking what the base model answers (step 0)")
             _check_base(checker, model, cfg, precision, target, report, dist, autocast)
 
-    ddp_model = model
-    if dist.world > 1:
+    if dist.world > 1 and not sharded:
         from torch.nn.parallel import DistributedDataParallel
 
-        ddp_model = DistributedDataParallel(model, device_ids=[dist.local_rank] if device == "cuda" else None)
+        forward_model = DistributedDataParallel(model, device_ids=[dist.local_rank] if device == "cuda" else None)
 
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     report.log(f"device {device} x{dist.world}, precision {precision}, attention {attention}, threads {threads}, "
@@ -400,7 +411,8 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
     # micro-batch or 256-token passes (benchmarks/train_cpu_choices.py; docs/train.md). Gradients
     # add up over the passes and the loss is normalized by the step's answer tokens, so the update
     # is the same.
-    pass_tokens = CPU_PASS_TOKENS if device == "cpu" else 0
+    # Sharded, every process must run the same number of passes (each gathers layers from all).
+    pass_tokens = CPU_PASS_TOKENS if device == "cpu" and not sharded else 0
 
     def batches_for_step(step: int):
         """(micro-batch, real tokens) of optimizer step `step` (1-based), replayable after a resume."""
@@ -432,9 +444,11 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
             window_tokens += real
             batch = {k: v.to(target, non_blocking=True) for k, v in batch.items()}
             sync = i == len(micro) - 1
-            with (ddp_model.no_sync() if dist.world > 1 and not sync else _null_context()):
+            if sharded:
+                forward_model.set_requires_gradient_sync(sync)
+            with (forward_model.no_sync() if dist.world > 1 and not sync and not sharded else _null_context()):
                 with autocast:
-                    share = answer_loss(ddp_model, batch, max(items, 1), by_index)
+                    share = answer_loss(forward_model, batch, max(items, 1), by_index)
                 # DDP averages gradients over processes; the loss is already a share of the global
                 # token count, so scale back up to get the gradient of the global mean.
                 loss = share * dist.world
@@ -444,7 +458,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
         if scaler:
             scaler.unscale_(optimizer)
         clip = hp["max_grad_norm"] or float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable_params, clip))
+        grad_norm = full_grad_norm(torch.nn.utils.clip_grad_norm_(trainable_params, clip))
         if not math.isfinite(step_loss) or (scaler is None and not math.isfinite(grad_norm)):
             what = "loss" if not math.isfinite(step_loss) else "gradient norm"
             value = step_loss if what == "loss" else grad_norm
@@ -479,7 +493,8 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
         stopping = _stop_requested(run, stop, dist, target)
         save_now = step % hp["save_steps"] == 0 or step == max_steps or stopping
         if val_set.examples and (step % hp["eval_steps"] == 0 or save_now):
-            last_val = evaluate(model, val_set.examples, hp["batch_size"], dist, target, autocast, by_index)
+            last_val = evaluate(forward_model if sharded else model, val_set.examples, hp["batch_size"], dist,
+                                target, autocast, by_index, lockstep=sharded)
             report.metrics({"type": "eval", "step": step, "epoch": round(epoch, 4), "val_loss": last_val,
                             "time": round(time.time(), 3)})
             report.log(f"step {step} validation loss {last_val:.4f}")
@@ -489,8 +504,9 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
                 report.set(state="stopping", message="saving a checkpoint before stopping", step=step)
             state = {"step": step, "epoch": epoch, "val_loss": last_val, "max_steps": max_steps,
                      "world_size": dist.world, "loss_reference": guard.reference, "time": now_iso()}
+            gathered = gather_state(model, optimizer) if sharded else None  # every process takes part
             if dist.main:
-                ckpt.save_checkpoint(run, step, model, optimizer, scheduler, state, scaler)
+                ckpt.save_checkpoint(run, step, model, optimizer, scheduler, state, scaler, gathered)
             dist.barrier()
             report.log(f"saved checkpoint-{step}")
             if checker is not None:
@@ -511,7 +527,7 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
     return "finished"
 
 
-def _load_newest_intact(run: Run, model, optimizer, scheduler, scaler, dist: Dist, report):
+def _load_newest_intact(run: Run, model, optimizer, scheduler, scaler, dist: Dist, report, sharded: bool = False):
     """Load the newest checkpoint whose files are whole, saying which damaged ones were passed over.
 
     None when the run has no complete checkpoint (it starts from step 0); TrainingFailed when it
@@ -519,7 +535,8 @@ def _load_newest_intact(run: Run, model, optimizer, scheduler, scaler, dist: Dis
     intact, damaged = ckpt.intact_checkpoints(run)
     for path in reversed(intact):
         try:
-            state = ckpt.load_checkpoint(path, model, optimizer, scheduler, scaler, restore_rng=dist.world == 1)
+            state = ckpt.load_checkpoint(path, model, optimizer, scheduler, scaler, restore_rng=dist.world == 1,
+                                         sharded=sharded)
         except Exception as exc:  # a checkpoint from before checksums, damaged: torch's or safetensors' error
             damaged.append(f"{path} does not load ({type(exc).__name__}: {str(exc)[:200]})")
             continue
@@ -535,21 +552,31 @@ def _load_newest_intact(run: Run, model, optimizer, scheduler, scaler, dist: Dis
 
 
 def evaluate(model, examples: list[D.Example], batch_size: int, dist: Dist, target, autocast,
-             by_index: bool) -> float:
-    """Mean loss per answer token over the validation samples (shared among processes)."""
+             by_index: bool, lockstep: bool = False) -> float:
+    """Mean loss per answer token over the validation samples (shared among processes).
+
+    `lockstep` (a sharded model): every process runs as many passes as the busiest one, a
+    process out of samples repeating its first (or the set's first) batch and not counting it."""
     import torch
 
     model.eval()
     total, count = 0.0, 0
     mine = examples[dist.rank::dist.world]
+    starts = list(range(0, len(mine), batch_size))
+    if lockstep:
+        busiest = -(-len(examples) // dist.world)
+        starts += [None] * (-(-busiest // batch_size) - len(starts))
     with torch.no_grad():
-        for start in range(0, len(mine), batch_size):
-            batch = D.collate_flat(mine[start:start + batch_size])
+        for start in starts:
+            group = mine[start:start + batch_size] if start is not None else (mine or examples)[:batch_size]
+            batch = D.collate_flat(group)
             items = D.answer_tokens(batch)
             batch = {k: v.to(target) for k, v in batch.items()}
             with autocast:
-                total += float(answer_loss(model, batch, 1, by_index))  # the sum over the batch
-            count += items
+                loss = float(answer_loss(model, batch, 1, by_index))  # the sum over the batch
+            if start is not None:
+                total += loss
+                count += items
     total, count = dist.sum([total, count], target)
     model.train()
     return total / max(count, 1)
@@ -586,16 +613,19 @@ def _check_base(checker, model, cfg: RunSpec, precision: str, target, report: Re
                                       device=str(target).split(":")[0])
     project_dir = Path(cfg.project_dir)
     cached = cached_base_check(project_dir, fingerprint) if dist.main else None
-    if cached is None:
+    # Every process takes the same path (a sharded model answers on all of them): rank 0's file decides.
+    reuse = dist.sum([0.0 if cached is None else 1.0], target)[0] > 0
+    if not reuse:
         record = _check(checker, model, 0, target, report, dist, autocast)
         if record is not None:
             store_base_check(project_dir, fingerprint, record)
         return
-    record = dict(cached, step=0, seconds=0.0, time=round(time.time(), 3), reused=True)
-    checker.base_general = record.get("general_answers")
-    report.metrics(record)
-    report.log(f"base model recall: as an earlier run of this project found (data/base-answers.jsonl: "
-               f"same base model, template and questions); {_check_summary(record)}")
+    if dist.main:
+        record = dict(cached, step=0, seconds=0.0, time=round(time.time(), 3), reused=True)
+        checker.base_general = record.get("general_answers")
+        report.metrics(record)
+        report.log(f"base model recall: as an earlier run of this project found (data/base-answers.jsonl: "
+                   f"same base model, template and questions); {_check_summary(record)}")
     dist.barrier()
 
 
@@ -608,9 +638,13 @@ def _check_summary(record: dict) -> str:
 
 
 def _check(checker, model, step: int, target, report: Reporter, dist: Dist, autocast) -> dict | None:
-    """Recall and drift of the model as it is now (rank 0; the others wait).
+    """Recall and drift of the model as it is now (rank 0; the others wait, or answer the same questions
+    beside it when the model is sharded).
 
     Under the training's autocast: with 16-bit base weights the fp32 LoRA weights get 16-bit inputs."""
+    if checker.lockstep and not dist.main:  # a sharded model: every process answers, rank 0 reports
+        with autocast:
+            checker.check(model, step, target)
     if dist.main:
         with autocast:
             record = checker.check(model, step, target)

@@ -117,6 +117,7 @@ def run_spec(project: Project, run_id: str, train: list, validation: list, gpus:
         hyperparameters=hp,
         hardware={"device": cfg.hardware.device, "precision": cfg.hardware.precision,
                   "quantization": cfg.hardware.quantization,
+                  "sharding": cfg.hardware.sharding,
                   "threads": cfg.hardware.threads, "gpus": gpus, "nnodes": nnodes},
         evaluation=dataclasses.asdict(cfg.evaluation),
         plan=plan.to_dict(),
@@ -233,8 +234,9 @@ def start_run(project: Project, *, resume: str | bool | None = None,
     """
     gpus = gpus or project.config.hardware.gpus
     nodes.check(join)
-    from tunewiz.hardware import check_fits
+    from tunewiz.hardware import check_fits, check_sharding
 
+    check_sharding(project, gpus * nodes.count)
     check_fits(project, gpus=gpus, allow=allow_over_memory or project.config.hardware.allow_over_memory)
     if join:
         return join_run(project, join, gpus, nodes)

@@ -61,6 +61,9 @@ class RecallChecker:
         self.base_general: list[str] | None = None
         self.merge_lora = False
         """Answer with the LoRA adapter merged into the base weights (then unmerged): set by the engine."""
+        self.lockstep = False
+        """The model is sharded over the processes (FSDP): every process answers the same questions, and
+        generate() keeps every process decoding until all are done (each step gathers weights from all)."""
         self.stop_ids = stop_token_ids(family, tokenizer)
         self.stops = [end_of_turn(family, tokenizer)]
 
@@ -144,7 +147,7 @@ class RecallChecker:
                 mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
                 with torch.no_grad():
                     generated = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=False,
-                                               max_new_tokens=limit, use_cache=True,
+                                               max_new_tokens=limit, use_cache=True, synced_gpus=self.lockstep,
                                                eos_token_id=self.stop_ids, pad_token_id=pad_id)
                 for row in range(len(encoded)):
                     text = tokenizer.decode(generated[row, width:], skip_special_tokens=True)
