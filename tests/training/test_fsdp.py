@@ -130,3 +130,19 @@ def test_the_recommendation_proposes_fsdp_only_after_qlora(project, monkeypatch)
     two = Hardware(cpu_cores=64, ram_total_mb=1_000_000, ram_available_mb=900_000, gpus=EIGHT_A100.gpus[:2])
     rec = recommend(project, two)  # 70 GB a GPU even sharded: nothing fits, and it says so
     assert rec.sharding == "none" and any("nor sharded over the 2 GPUs" in note for note in rec.notes)
+
+
+@pytest.mark.slow
+def test_a_sharded_bf16_run_keeps_fp32_adapter_weights(tiny_project):
+    """16-bit base weights beside fp32 LoRA weights in one sharded layer: gathered in bf16, kept in fp32."""
+    from safetensors.torch import load_file
+
+    for key, value in {"hardware.sharding": "fsdp", "hardware.precision": "bf16", "hardware.device": "cpu",
+                       "hyperparameters.max_steps": 10}.items():
+        tiny_project.set(key, value)
+    run = start_run(tiny_project, gpus=2)
+    assert wait_for_end(run, 240) == "finished", run.log_path.read_text()
+    assert "precision bf16" in run.log_path.read_text()
+    assert losses(run)[-1] < losses(run)[0]
+    adapter = load_file(str(run.complete_checkpoints()[-1] / "adapter_model.safetensors"))
+    assert {str(weight.dtype) for weight in adapter.values()} == {"torch.float32"}
