@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from textual import on
@@ -21,39 +20,15 @@ SOURCES = [("A topic (an LLM writes them)", "topic"), ("My documents (an LLM wri
 
 
 def create_new_project(folder: str, name: str, base_model: str, source: str, value: str) -> tuple[Path, str]:
-    """Create a project as `tunewiz new` does; returns its folder and a one-line report.
-
-    On any error the folder this call created is removed again, so nothing half-made is left.
-    """
-    from tunewiz.dataset import PairStore
-    from tunewiz.imports import import_file
-    from tunewiz.project import PROJECT_FILE, ProjectError, create_project
+    """Create a project as `tunewiz new` does (tunewiz.newproject); returns its folder and a one-line report."""
+    from tunewiz.newproject import new_project, project_values
 
     if not folder.strip():
         raise TunewizError("give the new project a folder")
-    root = Path(folder.strip()).expanduser()
-    if (root / PROJECT_FILE).exists():
-        raise ProjectError(f"{root / PROJECT_FILE}: a project already exists here; nothing was changed")
-    values: dict = {}
-    if name.strip():
-        values["project.name"] = name.strip()
-    if base_model.strip():
-        values["base_model.model"] = base_model.strip()
-    if source == "topic" and value.strip():
-        values["generator.topic"] = value.strip()
-    if source == "documents" and value.strip():
-        values["generator.documents"] = [str(Path(value.strip()).expanduser().resolve())]
-    existed = root.exists()
-    try:
-        project = create_project(root, values)
-        report = ""
-        if source == "file" and value.strip():
-            report = import_file(PairStore(project.pairs_path), Path(value.strip()).expanduser()).summary()
-    except (ValueError, TunewizError, OSError) as exc:
-        if not existed:
-            shutil.rmtree(root, ignore_errors=True)
-        raise TunewizError(f"{exc}; no project was created") from None
-    return root, report
+    values = project_values(name=name, base_model=base_model, topic=value if source == "topic" else "",
+                            documents=[value] if source == "documents" and value.strip() else None)
+    made = new_project(folder.strip(), values, value.strip() if source == "file" and value.strip() else None)
+    return made.project.root, made.imported.summary() if made.imported else ""
 
 
 class WelcomeScreen(Screen):

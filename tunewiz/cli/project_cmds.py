@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -66,47 +65,28 @@ def _ask_missing(args: argparse.Namespace) -> None:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from tunewiz.dataset import PairStore
-    from tunewiz.imports import import_file
-    from tunewiz.project import PROJECT_FILE, ProjectError, create_project
+    from tunewiz.newproject import new_project, project_values, refuse_existing
 
     root = Path(args.dir)
-    if (root / PROJECT_FILE).exists():
-        raise ProjectError(f"{root / PROJECT_FILE}: a project already exists here; nothing was changed")
+    refuse_existing(root)
     if not args.yes and sys.stdin.isatty() and sys.stdout.isatty():
         try:
             _ask_missing(args)
         except KeyboardInterrupt:
             print("Cancelled: no changes were made.")
             return 130
-    values: dict = {}
-    if args.name:
-        values["project.name"] = args.name
-    if args.base_model:
-        values["base_model.model"] = args.base_model
-    if args.kind:
-        values["dataset.kind"] = args.kind
-    if args.topic:
-        values["generator.topic"] = args.topic
-    if args.documents:
-        values["generator.documents"] = [str(Path(d).resolve()) for d in args.documents]
-    existed = root.exists()
+    values = project_values(name=args.name or "", base_model=args.base_model or "", kind=args.kind or "",
+                            topic=args.topic or "", documents=args.documents)
     try:
-        project = create_project(root, values)
-        if args.import_file:
-            report = import_file(PairStore(project.pairs_path), args.import_file)
-            print(report.summary())
-            for problem in report.problems:
-                print(f"  {args.import_file}: {problem.where}: {problem.reason}")
-    except (KeyboardInterrupt, ValueError, TunewizError) as exc:
-        # Leave nothing half-made behind: remove what this command created.
-        if not existed:
-            shutil.rmtree(root, ignore_errors=True)
-        if isinstance(exc, KeyboardInterrupt):
-            print("Cancelled: no changes were made.")
-            return 130
-        raise TunewizError(f"{exc}; no project was created") from None
-    print(f"Created {project.file}")
+        made = new_project(root, values, args.import_file)
+    except KeyboardInterrupt:
+        print("Cancelled: no changes were made.")
+        return 130
+    if made.imported:
+        print(made.imported.summary())
+        for problem in made.imported.problems:
+            print(f"  {args.import_file}: {problem.where}: {problem.reason}")
+    print(f"Created {made.project.file}")
     print(f"Next: tunewiz status {root}   ·   tunewiz open {root}")
     return 0
 

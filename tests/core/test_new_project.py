@@ -1,0 +1,47 @@
+"""tunewiz.newproject: the one way a project is made (tunewiz new and the welcome screen use it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunewiz.dataset import PairStore
+from tunewiz.errors import TunewizError
+from tunewiz.newproject import new_project, project_values
+from tui.screens.welcome import create_new_project
+
+
+def test_a_new_project_gets_its_settings_and_first_pairs(tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("question,answer\nWhat is 2+2?,4\nWho wrote it?,Ada\n", encoding="utf-8")
+    values = project_values(name=" facts ", kind="facts", documents=[str(tmp_path / "a.txt")])
+    made = new_project(tmp_path / "proj", values, pairs)
+    assert made.project.config.project.name == "facts" and made.project.config.dataset.kind == "facts"
+    assert made.project.config.generator.documents == [str((tmp_path / "a.txt").resolve())]
+    assert made.imported.added == 2 and len(list(PairStore(made.project.pairs_path))) == 2
+
+
+def test_a_bad_file_leaves_nothing_and_an_existing_folder_keeps_its_files(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(TunewizError, match="empty.csv.*no project was created"):
+        new_project(tmp_path / "fresh", {}, empty)
+    assert not (tmp_path / "fresh").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(TunewizError, match="no project was created"):
+        new_project(mine, {"hyperparameters.lora_r": 0})
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "keep me"
+    new_project(tmp_path / "again", {})
+    with pytest.raises(TunewizError, match="a project already exists"):
+        new_project(tmp_path / "again", {})
+
+
+def test_the_welcome_screen_makes_the_same_project_as_tunewiz_new(tmp_path):
+    root, report = create_new_project(str(tmp_path / "w"), "wiz", "", "topic", "lighthouses")
+    assert report == ""
+    made = new_project(tmp_path / "c", project_values(name="wiz", topic="lighthouses"))
+    wizard = (root / "tunewiz.toml").read_text(encoding="utf-8").splitlines()
+    cli = (made.project.root / "tunewiz.toml").read_text(encoding="utf-8").splitlines()
+    assert [line for line in wizard if not line.startswith("created")] == \
+        [line for line in cli if not line.startswith("created")]
