@@ -96,3 +96,15 @@ def advice(name: str, key: str) -> str:
     """The preset's word on one field ('' when it has none)."""
     preset = PRESETS.get(name)
     return preset.advice.get(key, "") if preset else ""
+
+
+def mark_edited(project: Project, dotted_key: str) -> bool:
+    """After the user changed `dotted_key`: a hyperparameter edited under a named preset makes the preset
+    'custom' (under auto the edit stays the user's and the rest is still resolved). True when it did."""
+    section, _, key = dotted_key.partition(".")
+    hp = project.config.hyperparameters
+    if section != "hyperparameters" or key == "preset" or hp.preset in ("custom", "auto"):
+        return False
+    hp.preset = "custom"
+    return True
+

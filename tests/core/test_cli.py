@@ -72,7 +72,8 @@ def test_config_get_set_and_bad_values(project):
     assert tunewiz("config", "-p", root, "hyperparameters.lora_r").stdout.strip() == "8"
     assert Project.load(project.root).config.hyperparameters.preset == "auto"  # the value is kept; the rest resolved
     assert tunewiz("presets", "-p", root, "balanced", "--apply").returncode == 0
-    assert tunewiz("config", "-p", root, "hyperparameters.lora_r", "8").returncode == 0
+    edited = tunewiz("config", "-p", root, "hyperparameters.lora_r", "8")
+    assert "hyperparameters.preset = 'custom'" in edited.stdout  # said, not silent
     assert Project.load(project.root).config.hyperparameters.preset == "custom"  # a named preset edited
     done = tunewiz("config", "-p", root, "hyperparameters.learning_rate", "fast")
     assert done.returncode == 2

@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Label
 
+from tunewiz.presets import mark_edited
 from tunewiz.tui.screens.base import StepPane
 from tunewiz.tui.widgets.settings_form import SettingsForm
 
@@ -25,14 +26,13 @@ class HyperparametersPane(StepPane):
     @on(SettingsForm.Saved)
     def _saved(self, event: SettingsForm.Saved) -> None:
         form = self.query_one("#hp-form", SettingsForm)
-        hp = self.project.config.hyperparameters
         if event.key == "preset":
             if event.value != "custom":
                 self.apply_preset(event.value)
                 form.reload()
-        elif hp.preset not in ("custom", "auto"):  # under auto an edited value is the user's; the rest are resolved
-            hp.preset = "custom"
+        elif mark_edited(self.project, f"hyperparameters.{event.key}"):
             self.project.save()
+            self.notify("The preset is now custom: a value of it was changed.")
             form.reload()  # the preset's advice goes with it
         self.project_changed()
 

@@ -104,6 +104,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     import tomli_w
 
+    from tunewiz.presets import mark_edited
+
     from tunewiz.project import parse_value
 
     if args.key is None:
@@ -125,8 +127,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise TunewizError(f"{project.file}: {exc}") from None
         project.set(args.key, value)
-        if section == "hyperparameters" and key != "preset" and project.config.hyperparameters.preset != "auto":
-            project.config.hyperparameters.preset = "custom"  # under auto the value is kept; the rest resolved
+        if mark_edited(project, args.key):
+            print("hyperparameters.preset = 'custom' (a value of the preset was changed)")
         project.save()
     finally:
         project.unlock()
