@@ -103,12 +103,12 @@ class TunewizApp(App):
 
     @work(thread=True, exclusive=True, group="status", exit_on_error=False)
     def _compute_status(self) -> None:
-        from tunewiz.tui.background import project_status_in_child
+        from tunewiz.tui.background import JobCrashed, project_status_in_child
 
         try:
             # In a child process: it reads every pair, which would hold the GIL for seconds.
             states = project_status_in_child(str(self.project.root))
-        except Exception as exc:  # a broken file must not take the UI down: say so instead
+        except (TunewizError, JobCrashed) as exc:  # a broken file must not take the UI down: say so instead
             self.call_from_thread(self.notify, f"Cannot read the project state: {exc}", severity="error")
             return
         self.call_from_thread(self._show_states, states)

@@ -8,6 +8,11 @@ rather than multiprocessing: spawn would re-import whatever main module started
 the app.)
 
     echo '"proj"' | python -m tunewiz.tui.background states
+
+A failing child says why on its last stderr line (ERROR_MARK and JSON): a TunewizError (the
+user's mistake: a missing run, a bad value) comes back to the parent as a TunewizError with the
+same message; anything else is a bug, which comes back as JobCrashed, its traceback kept in
+JOB_ERRORS_LOG for a bug report.
 """
 
 from __future__ import annotations
@@ -18,7 +23,53 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
+
+from tunewiz.errors import TunewizError
+
+ERROR_MARK = "tunewiz-job-error: "
+JOB_ERRORS_LOG = "wizard-errors.log"
+"""In the cache folder (~/.cache/tunewiz, TUNEWIZ_CACHE overrides): tracebacks of the wizard's failed jobs."""
+
+
+class JobCrashed(Exception):
+    """A child job failed with a bug, not a user's mistake: the message names the error and the log."""
+
+
+def _error_line(exc: BaseException) -> str:
+    """The child's last stderr line for `exc`."""
+    return ERROR_MARK + json.dumps({"user": isinstance(exc, TunewizError), "type": type(exc).__name__,
+                                    "message": str(exc)})
+
+
+def job_error(job: str, stderr: str, returncode: int) -> Exception:
+    """The error to raise in the parent for a child that exited with `returncode` and wrote `stderr`."""
+    lines = stderr.rstrip().splitlines()
+    if lines and lines[-1].startswith(ERROR_MARK):
+        said = json.loads(lines[-1][len(ERROR_MARK):])
+        if said["user"]:
+            return TunewizError(said["message"])
+        what, trace = f"{said['type']}: {said['message']}", "\n".join(lines[:-1])
+    else:  # killed, out of memory, or an error before the child could say one
+        what, trace = (lines[-1] if lines else f"exit status {returncode}"), stderr
+    log = _log_crash(job, trace)
+    return JobCrashed(f"{job} failed with an internal error ({what})" + (f"; traceback in {log}" if log else ""))
+
+
+def _log_crash(job: str, trace: str) -> Path | None:
+    import datetime as dt
+
+    from tunewiz.basemodel import cache_dir
+
+    try:
+        log = cache_dir().parent / JOB_ERRORS_LOG  # cache_dir() is its base/ folder
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"--- {dt.datetime.now().isoformat(timespec='seconds')} {job}\n{trace.rstrip()}\n")
+        return log
+    except OSError:  # no writable cache: the message still names the error
+        return None
 
 
 def project_states(root: str) -> list[dict[str, Any]]:
@@ -111,24 +162,30 @@ def run_job(job: str, argument: Any, timeout: float = 600) -> Any:
             child.kill()
             child.wait()
     if child.returncode != 0:
-        lines = err.strip().splitlines()
-        raise RuntimeError(lines[-1] if lines else f"{job} stopped with exit status {child.returncode}")
+        raise job_error(job, err, child.returncode)
     return json.loads(out)
 
 
-def stream_job(job: str, argument: Any, on_line) -> int:
-    """Run a job in a child, calling `on_line` with each line it prints; its exit status."""
+def stream_job(job: str, argument: Any, on_line) -> None:
+    """Run a job in a child, calling `on_line` with each line it prints (progress, and a failure's
+    traceback); raises as run_job does when it fails."""
     child = subprocess.Popen([sys.executable, "-m", "tunewiz.tui.background", job], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     _running.add(child)
+    said: list[str] = []
     try:
         child.stdin.write(json.dumps(argument))
         child.stdin.close()
         for line in child.stdout:
-            on_line(line.rstrip("\n"))
-        return child.wait()
+            line = line.rstrip("\n")
+            said.append(line)
+            if not line.startswith(ERROR_MARK):
+                on_line(line)
+        returncode = child.wait()
     finally:
         _running.discard(child)
+    if returncode != 0:
+        raise job_error(job, "\n".join(said[-200:]), returncode)
 
 
 class ChatSession:
@@ -152,8 +209,7 @@ class ChatSession:
         if not line:
             self.close()
             self.errors.seek(0)
-            lines = self.errors.read().strip().splitlines()
-            raise RuntimeError(lines[-1] if lines else f"the chat stopped with exit status {self.child.returncode}")
+            raise job_error("chat", self.errors.read(), self.child.returncode)
         return json.loads(line)
 
     def ask(self, question: str) -> dict[str, str]:
@@ -205,16 +261,17 @@ def duplicates_in_child(items: list[tuple[str, str]]) -> set[str]:
 
 if __name__ == "__main__":
     os.nice(10)  # background work: the UI process comes first on a busy machine
-    if sys.argv[1] == "chat":
-        try:
-            chat_child(sys.argv[2], int(sys.argv[3]))
-        except Exception as exc:
-            print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-            sys.exit(1)
-        sys.exit(0)
     try:
+        if sys.argv[1] == "chat":
+            chat_child(sys.argv[2], int(sys.argv[3]))
+            sys.exit(0)
         result = JOBS[sys.argv[1]](json.load(sys.stdin))
-    except Exception as exc:  # the parent shows the last line: make it the message, not a traceback
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+    except Exception as exc:  # the parent raises it again, typed: a user's mistake or a bug (with its traceback)
+        if not isinstance(exc, TunewizError):
+            import traceback
+
+            traceback.print_exc()
+        sys.stdout.flush()
+        print(_error_line(exc), file=sys.stderr, flush=True)
         sys.exit(1)
     json.dump(result, sys.stdout)

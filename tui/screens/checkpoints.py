@@ -132,12 +132,12 @@ class CheckpointsPane(StepPane):
 
     @work(thread=True, exclusive=True, group="ckpt-samples", exit_on_error=False)
     def compute_samples(self, run_id: str) -> None:
-        from tunewiz.tui.background import run_job
+        from tunewiz.tui.background import JobCrashed, run_job
 
         try:
             # Generation needs torch: never in the UI process.
             answers = run_job("samples", {"root": str(self.project.root), "run": run_id}, timeout=3600)
-        except Exception as exc:  # the child's last line says what went wrong
+        except (TunewizError, JobCrashed) as exc:  # a user's mistake (no checkpoint) or a bug: said, not raised
             self.app.call_from_thread(self._samples_ready, {}, str(exc))
             return
         self.app.call_from_thread(self._samples_ready, {int(step): a for step, a in answers.items()}, "")

@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Label, RichLog, Static
 
+from tunewiz.errors import TunewizError
 from tunewiz.tui.screens.base import StepPane
 from tunewiz.tui.widgets.settings_form import SettingsForm
 
@@ -91,12 +92,14 @@ class ExportPane(StepPane):
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def export(self) -> None:
-        from tunewiz.tui.background import stream_job
+        from tunewiz.tui.background import JobCrashed, stream_job
 
         log = lambda text: self.app.call_from_thread(self.query_one("#export-log", RichLog).write, text)  # noqa: E731
-        status = stream_job("export", str(self.project.root), log)
-        if status != 0:
-            self.app.call_from_thread(self.notify, "Export failed: see the progress log.", severity="error")
+        try:
+            stream_job("export", str(self.project.root), log)
+        except (TunewizError, JobCrashed) as exc:
+            log(f"export failed: {exc}")
+            self.app.call_from_thread(self.notify, f"Export failed: {exc}", severity="error")
         else:
             self.app.call_from_thread(self.notify, "Export finished.")
             self.close_chat()  # the next question loads the new export
@@ -118,12 +121,16 @@ class ExportPane(StepPane):
 
     @work(thread=True, exclusive=True, group="push", exit_on_error=False)
     def push(self, repo: str) -> None:
-        from tunewiz.tui.background import stream_job
+        from tunewiz.tui.background import JobCrashed, stream_job
 
         log = lambda text: self.app.call_from_thread(self.query_one("#export-log", RichLog).write, text)  # noqa: E731
-        status = stream_job("push", {"root": str(self.project.root), "repo": repo}, log)
-        self.app.call_from_thread(self.notify, "Pushed." if status == 0 else "Push failed: see the progress log.",
-                                  severity="information" if status == 0 else "error")
+        try:
+            stream_job("push", {"root": str(self.project.root), "repo": repo}, log)
+        except (TunewizError, JobCrashed) as exc:
+            log(f"push failed: {exc}")
+            self.app.call_from_thread(self.notify, f"Push failed: {exc}", severity="error")
+        else:
+            self.app.call_from_thread(self.notify, "Pushed.")
 
     # -- chat
 
@@ -141,7 +148,7 @@ class ExportPane(StepPane):
 
     @work(thread=True, group="chat", exit_on_error=False)
     def ask(self, question: str) -> None:
-        from tunewiz.tui.background import ChatSession
+        from tunewiz.tui.background import ChatSession, JobCrashed
 
         write = lambda text: self.app.call_from_thread(self.query_one("#chat-log", RichLog).write, text)  # noqa: E731
         with self._chat_lock:
@@ -151,7 +158,7 @@ class ExportPane(StepPane):
                     self.chat_session = ChatSession(str(self.project.root))
                     write(self.chat_session.description)
                 answers = self.chat_session.ask(question)
-            except Exception as exc:  # the child's last line says why (no run, no checkpoint, ...)
+            except (TunewizError, JobCrashed) as exc:  # no run, no checkpoint, ... or a bug (logged)
                 self.close_chat()
                 write(f"chat failed: {exc}")
                 return

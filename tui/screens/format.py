@@ -108,13 +108,14 @@ class FormatPane(StepPane):
         self._show_real_counts(len(train), len(validation))
 
     def _show_real_counts(self, n_train: int, n_validation: int) -> None:
-        from tunewiz.tui.background import run_job
+        from tunewiz.errors import TunewizError
+        from tunewiz.tui.background import JobCrashed, run_job
 
         cfg = self.project.config.template
         try:
             # The tokenizer needs transformers: in a child process, never in the UI.
             real = run_job("preview", str(self.project.root))
-        except Exception as exc:  # e.g. the base model cannot be found: say so, keep the estimate
+        except (TunewizError, JobCrashed) as exc:  # e.g. the base model cannot be found: say so, keep the estimate
             if not get_current_worker().is_cancelled:
                 self.app.call_from_thread(self._show_counts, f"Real token counts unavailable: {exc}")
             return

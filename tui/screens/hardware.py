@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Label, Static
 
+from tunewiz.errors import TunewizError
 from tunewiz.tui.screens.base import StepPane
 from tunewiz.tui.widgets.settings_form import SettingsForm
 
@@ -35,6 +36,8 @@ class HardwarePane(StepPane):
 
         try:
             text = "\n".join(hardware_report(self.project)[0])
-        except Exception as exc:  # detection must never take the UI down
+        except TunewizError as exc:  # e.g. an unreadable base model
             text = f"Hardware detection failed: {exc}"
+        except Exception as exc:  # a bug: said on the step (never taking the UI down), with its type
+            text = f"Hardware detection failed with an internal error ({type(exc).__name__}: {exc})"
         self.app.call_from_thread(self.query_one("#hardware-report", Static).update, text)

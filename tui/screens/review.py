@@ -106,11 +106,12 @@ class ReviewPane(StepPane):
 
     @work(thread=True, exclusive=True, group="review-dups", exit_on_error=False)
     def find_duplicates(self, questions: list[tuple[str, str]]) -> None:
-        from tunewiz.tui.background import duplicates_in_child
+        from tunewiz.errors import TunewizError
+        from tunewiz.tui.background import JobCrashed, duplicates_in_child
 
         try:
             ids = duplicates_in_child(questions)
-        except Exception as exc:  # the child failed: say so, the review goes on without highlights
+        except (TunewizError, JobCrashed) as exc:  # say so; the review goes on without highlights
             self.app.call_from_thread(self.notify, f"Duplicate detection failed: {exc}", severity="warning")
             return
         self.app.call_from_thread(self._duplicates_found, ids)
