@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from tunewiz.dataset import Pair, PairStore
-from tunewiz.errors import TunewizError, redact_urls
+from tunewiz.errors import FatalRequestError, TunewizError, redact_urls
 from tunewiz.generators import prompts
 from tunewiz.generators.checks import CHECK_REASONS, content_problem
 from tunewiz.generators.chunking import split_text
@@ -171,10 +171,6 @@ class _Outcome:
 
 class ChunkFailed(Exception):
     """A work item gave up; the message is the reason recorded for it."""
-
-
-class FatalRequestError(TunewizError):
-    """A request failed in a way no retry fixes (bad key, unknown model): the run stops."""
 
 
 def backoff_delay(attempt: int) -> float:

@@ -1,4 +1,9 @@
-"""The one error type the CLI and the TUI show to a person as a message, not a traceback."""
+"""The one error type the CLI and the TUI show to a person as a message, not a traceback, and its kinds.
+
+Every error meant for a person is a TunewizError (or one of the subclasses here, where a caller
+needs to tell the kinds apart); anything else reaching a front end is a bug and shows as one.
+Modules raise these by importing them from here (their old homes still re-export them).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,22 @@ class TunewizError(Exception):
 
 class DiskError(TunewizError):
     """A file could not be written (a full or read-only disk, no permission)."""
+
+
+class ProjectError(TunewizError):
+    """The project file is missing, malformed or invalid."""
+
+
+class ProjectLockedError(TunewizError):
+    """Another process has the project open for writing."""
+
+
+class FormatError(TunewizError):
+    """A file that cannot be read as QA pairs at all."""
+
+
+class FatalRequestError(TunewizError):
+    """A generation request failed in a way no retry fixes (bad key, unknown model): the run stops."""
 
 
 def is_disk_error(exc: BaseException) -> bool:

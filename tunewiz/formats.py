@@ -25,16 +25,12 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from tunewiz.dataset import Pair, check_history
-from tunewiz.errors import TunewizError
+from tunewiz.errors import FormatError
 
 EXPORT_FORMATS = ("csv", "jsonl", "alpaca", "sharegpt", "openai")
 
 QUESTION_COLUMNS = ("question", "instruction", "prompt", "input_text", "query")
 ANSWER_COLUMNS = ("answer", "output", "response", "completion")
-
-
-class FormatError(TunewizError):
-    """A file that cannot be read as QA pairs at all."""
 
 
 @dataclass

@@ -27,19 +27,11 @@ else:  # pragma: no cover - Python 3.10
 
 import tomli_w
 
-from tunewiz.errors import TunewizError, disk_error, is_disk_error
+from tunewiz.errors import ProjectError, ProjectLockedError, disk_error, is_disk_error
 from tunewiz.schema import SCHEMA_VERSION, SECTIONS
 
 PROJECT_FILE = "tunewiz.toml"
 LOCK_FILE = ".tunewiz.lock"
-
-
-class ProjectError(TunewizError):
-    """The project file is missing, malformed or invalid."""
-
-
-class ProjectLockedError(TunewizError):
-    """Another process has the project open for writing."""
 
 
 @dataclass
