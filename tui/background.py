@@ -24,7 +24,7 @@ import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tunewiz.errors import TunewizError
 
@@ -192,10 +192,11 @@ class ChatSession:
     """A child process holding the fine-tuned and base models, answering one question at a time.
 
     Loading the models takes seconds, so the child loads them once (`chat` mode
-    below) and then reads one JSON question per line, writing one JSON answer per
-    line. Call `ask` from a thread worker."""
+    below) and then reads one JSON question per line, answering with JSON lines: the
+    base model's answer in pieces as they are generated, then the fine-tuned one's.
+    Call `ask` from a thread worker; `stop` (any thread) ends the child mid-answer."""
 
-    def __init__(self, root: str, max_tokens: int = 128):
+    def __init__(self, root: str, max_tokens: int):
         # stderr to a file: a pipe nobody reads while the child talks would fill and block it.
         self.errors = tempfile.TemporaryFile("w+")
         self.child = subprocess.Popen([sys.executable, "-m", "tunewiz.tui.background", "chat", root,
@@ -212,11 +213,20 @@ class ChatSession:
             raise job_error("chat", self.errors.read(), self.child.returncode)
         return json.loads(line)
 
-    def ask(self, question: str) -> dict[str, str]:
-        """{"base": ..., "tuned": ...} for one question."""
+    def ask(self, question: str) -> Iterator[tuple[str, str | None]]:
+        """(side, piece) as the answers come, side "base" or "tuned"; (side, None) when that answer is whole."""
         self.child.stdin.write(json.dumps(question) + "\n")
         self.child.stdin.flush()
-        return self._read()
+        while True:
+            said = self._read()
+            if said.get("done"):
+                return
+            yield said["side"], None if said.get("end") else said["text"]
+
+    def stop(self) -> None:
+        """Kill the child now (Esc on an answer): the reader sees it end; a new session loads the models again."""
+        if self.child.poll() is None:
+            self.child.kill()
 
     def close(self) -> None:
         _running.discard(self.child)
@@ -239,8 +249,11 @@ def chat_child(root: str, max_tokens: int) -> None:
     print(json.dumps({"description": description}), flush=True)
     for line in sys.stdin:
         question = json.loads(line)
-        print(json.dumps({"base": base.answer(question, max_tokens),
-                          "tuned": tuned.answer(question, max_tokens)}), flush=True)
+        for side, model in (("base", base), ("tuned", tuned)):
+            for piece in model.stream(question, max_tokens):
+                print(json.dumps({"side": side, "text": piece}), flush=True)
+            print(json.dumps({"side": side, "end": True}), flush=True)
+        print(json.dumps({"done": True}), flush=True)
 
 
 def stop_jobs() -> None:

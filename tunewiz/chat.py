@@ -1,6 +1,7 @@
 """Asking a model questions with the template it was trained with.
 
-Two answerers, one interface (`answer(question) -> str`, greedy):
+Two answerers, one interface (`answer(question) -> str`, greedy; `stream(question)` yields the
+same answer in pieces as they are generated):
 - GGUFAnswerer: an exported GGUF through llama-cpp-python (what llama.cpp/Ollama run);
 - HFAnswerer: a Hugging Face folder through transformers, optionally with a LoRA
   checkpoint on top (its adapter can be switched off to ask the base model).
@@ -13,12 +14,36 @@ question/answer pairs. Sample answers (samples.py), the smoke test and
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 from tunewiz.templates import cut_at_stops, render_prompt
 
 DEFAULT_MAX_TOKENS = 128
+
+
+def cut_stream(pieces: Iterable[str], stops: list[str]) -> Iterator[str]:
+    """`pieces` of generated text as they come, up to the first stop string: together the same text that
+    cut_at_stops gives for the whole. The last characters, which could begin a stop string, wait until
+    they cannot."""
+    hold = max((len(stop) for stop in stops if stop), default=1) - 1
+    text, sent = "", 0
+    for piece in pieces:
+        text += piece
+        body = text.lstrip()
+        if any(stop and stop in body for stop in stops):
+            final = cut_at_stops(body, stops)
+            if len(final) > sent:
+                yield final[sent:]
+            return
+        shown = body[:max(0, len(body) - hold)].rstrip()
+        if len(shown) > sent:
+            yield shown[sent:]
+            sent = len(shown)
+    final = text.strip()
+    if len(final) > sent:
+        yield final[sent:]
 
 
 class HFAnswerer:
@@ -55,16 +80,47 @@ class HFAnswerer:
     def answer(self, question: str, max_tokens: int = DEFAULT_MAX_TOKENS, system: str | None = None,
                base: bool = False) -> str:
         """Greedy answer; base=True switches the LoRA adapter off for this answer."""
+        ids, off = self._prepare(question, system, base)
+        with off, self.torch.no_grad():
+            out = self.model.generate(**self._generate_args(ids, max_tokens))
+        text = self.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        return cut_at_stops(text, self.stops)
+
+    def stream(self, question: str, max_tokens: int = DEFAULT_MAX_TOKENS, system: str | None = None,
+               base: bool = False) -> Iterator[str]:
+        """The greedy answer in pieces as transformers generates it (generate runs in a thread)."""
+        from transformers import TextIteratorStreamer
+
+        ids, off = self._prepare(question, system, base)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failed: list[BaseException] = []
+
+        def generate() -> None:
+            try:
+                with off, self.torch.no_grad():
+                    self.model.generate(**self._generate_args(ids, max_tokens), streamer=streamer)
+            except BaseException as exc:  # said in the caller's thread, after the pieces so far
+                failed.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=generate, daemon=True)
+        worker.start()
+        yield from cut_stream(streamer, self.stops)
+        worker.join()
+        if failed:
+            raise failed[0]
+
+    def _prepare(self, question: str, system: str | None, base: bool):
         prompt = render_prompt(self.family, question, self.system if system is None else system, self.tokenizer)
         ids = self.tokenizer(prompt, add_special_tokens=True, return_tensors="pt")["input_ids"]
         off = self.model.disable_adapter() if base and hasattr(self.model, "disable_adapter") \
             else contextlib.nullcontext()
-        with off, self.torch.no_grad():
-            out = self.model.generate(ids, attention_mask=self.torch.ones_like(ids), max_new_tokens=max_tokens,
-                                      do_sample=False, eos_token_id=self.stop_ids,
-                                      pad_token_id=self.tokenizer.pad_token_id or self.stop_ids[0])
-        text = self.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-        return cut_at_stops(text, self.stops)
+        return ids, off
+
+    def _generate_args(self, ids, max_tokens: int) -> dict[str, Any]:
+        return {"input_ids": ids, "attention_mask": self.torch.ones_like(ids), "max_new_tokens": max_tokens,
+                "do_sample": False, "eos_token_id": self.stop_ids,
+                "pad_token_id": self.tokenizer.pad_token_id or self.stop_ids[0]}
 
 
 class GGUFAnswerer:
@@ -85,6 +141,13 @@ class GGUFAnswerer:
         out = self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, top_k=1,
                                          stop=self.stops or None)
         return cut_at_stops(out["choices"][0]["text"], self.stops)
+
+    def stream(self, question: str, max_tokens: int = DEFAULT_MAX_TOKENS, system: str | None = None) -> Iterator[str]:
+        """The same greedy answer in pieces as llama.cpp generates it."""
+        prompt = render_prompt(self.family, question, self.system if system is None else system, self.tokenizer)
+        chunks = self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, top_k=1,
+                                            stop=self.stops or None, stream=True)
+        yield from cut_stream((chunk["choices"][0]["text"] for chunk in chunks), self.stops)
 
     def close(self) -> None:
         self.llm.close()
@@ -134,6 +197,9 @@ class _BaseView:
     def answer(self, question: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> str:
         return self.hf.answer(question, max_tokens, base=True)
 
+    def stream(self, question: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Iterator[str]:
+        return self.hf.stream(question, max_tokens, base=True)
+
 
 def newest_export_gguf(project) -> Path | None:
     """The main GGUF of the newest export (its manifest says which file: never the adapter)."""
@@ -142,8 +208,10 @@ def newest_export_gguf(project) -> Path | None:
     return next((m.main_gguf for m in list_exports(project.exports_dir) if m.main_gguf), None)
 
 
-def chat_loop(tuned, base, ask: Callable[[str], str] = input, say: Callable[[str], None] = print) -> None:
-    """Read questions until EOF or an empty line; print the fine-tuned (and base) answers."""
+def chat_loop(tuned, base, ask: Callable[[str], str] = input, write: Callable[[str], None] | None = None,
+              max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+    """Read questions until EOF or an empty line; print the fine-tuned (and base) answers as they come."""
+    write = write or (lambda text: print(text, end="", flush=True))
     while True:
         try:
             question = ask("you> ").strip()
@@ -151,8 +219,9 @@ def chat_loop(tuned, base, ask: Callable[[str], str] = input, say: Callable[[str
             return
         if not question:
             return
-        if base is not None:
-            say(f"base>       {base.answer(question)}")
-            say(f"fine-tuned> {tuned.answer(question)}")
-        else:
-            say(f"model> {tuned.answer(question)}")
+        sides = [("base>       ", base), ("fine-tuned> ", tuned)] if base is not None else [("model> ", tuned)]
+        for label, model in sides:
+            write(label)
+            for piece in model.stream(question, max_tokens):
+                write(piece)
+            write("\n")

@@ -183,6 +183,8 @@ class ExportSection:
     ollama_name: str = setting("", "Model name for `ollama create` (empty: the project name).")
     ollama_create: bool = setting(False, "After exporting, create the Ollama model from the best-quality GGUF "
                                   "(`ollama create`) and ask it one question; needs `ollama` on PATH.")
+    chat_max_tokens: int = setting(512, "Longest chat answer in tokens (`tunewiz chat`, the Export step's chat); an "
+                                   "answer ends at the model's end-of-turn token before that.", min=8, max=32768)
 
 
 SECTIONS: dict[str, type] = {

@@ -514,6 +514,17 @@ async def test_export_chat_asks_base_and_fine_tuned_models(qa_project, make_run)
                    if line.text.startswith(("base>", "fine-tuned>"))}
         assert "Paris" in answers["base"] and "Paris" in answers["fine-tuned"], text
 
+        # Esc while an answer streams stops it: its process ends; the next question starts a new one.
+        session = app.screen.query_one("ExportPane").chat_session
+        await pilot.press(*"Write a very long story about a lighthouse keeper.", "enter")
+        answer = app.screen.query_one("#chat-answer")
+        await wait_for(pilot, lambda: str(answer.render()).startswith("base>") and len(str(answer.render())) > 30,
+                       timeout=60)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: any("(stopped;" in line.text for line in log.lines), timeout=20)
+        assert session.child.poll() is not None and app.screen.query_one("ExportPane").chat_session is None
+        assert str(answer.render()) == "" and app.screen.query_one("#chat-question").has_focus
+
 
 async def test_step_keys_from_every_steps_default_focus_change_nothing(qa_project):
     """From each step's default focus, every step key reaches its step; no key is typed into a field."""

@@ -45,12 +45,15 @@ def smoke_report(project, export_name: str) -> str:
 class ExportPane(StepPane):
     STEP = "export"
     BINDINGS = [Binding("ctrl+g", "export", "Export"), Binding("ctrl+t", "chat", "Chat"),
-                Binding("ctrl+u", "push", "Push")]
+                Binding("ctrl+u", "push", "Push"), Binding("escape", "stop_answer", "Stop answer", show=False)]
+    ANSWER_LABELS = {"base": "base>       ", "tuned": "fine-tuned> "}
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.chat_session = None
         self._chat_lock = threading.Lock()  # one question at a time through the one child
+        self._answering = False
+        self._stopped = False  # Esc ended the answer in progress
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -65,9 +68,10 @@ class ExportPane(StepPane):
             yield Input(placeholder="repository: user/name", id="push-repo")
             yield Label("Smoke test", classes="box-title")
             yield Static("", id="export-smoke", markup=False)
-            yield Label("Chat: the base model beside the fine-tuned one (ctrl+t)", classes="box-title")
+            yield Label("Chat: base model beside fine-tuned (ctrl+t; Esc stops an answer)", classes="box-title")
             yield Input(placeholder="a question, then enter", id="chat-question")
             yield RichLog(id="chat-log", max_lines=500, markup=False, wrap=True)
+            yield Static("", id="chat-answer", markup=False)
 
     @property
     def export_name(self) -> str:
@@ -151,19 +155,41 @@ class ExportPane(StepPane):
         from tunewiz.tui.background import ChatSession, JobCrashed
 
         write = lambda text: self.app.call_from_thread(self.query_one("#chat-log", RichLog).write, text)  # noqa: E731
+        show = lambda text: self.app.call_from_thread(self.query_one("#chat-answer", Static).update, text)  # noqa: E731
         with self._chat_lock:
+            self._answering, self._stopped = True, False
+            label, answer = "", ""
             try:
                 if self.chat_session is None:
                     write("(loading the base and the fine-tuned model in the background ...)")
-                    self.chat_session = ChatSession(str(self.project.root))
+                    self.chat_session = ChatSession(str(self.project.root), self.project.config.export.chat_max_tokens)
                     write(self.chat_session.description)
-                answers = self.chat_session.ask(question)
+                for side, piece in self.chat_session.ask(question):
+                    label = self.ANSWER_LABELS[side]
+                    if piece is None:  # this side's answer is whole: into the log
+                        write(f"{label}{answer}")
+                        label, answer = "", ""
+                    else:
+                        answer += piece
+                    show(f"{label}{answer}")
             except (TunewizError, JobCrashed) as exc:  # no run, no checkpoint, ... or a bug (logged)
                 self.close_chat()
-                write(f"chat failed: {exc}")
-                return
-        write(f"base>       {answers['base']}")
-        write(f"fine-tuned> {answers['tuned']}")
+                show("")
+                if self._stopped:
+                    write(f"{label}{answer} (stopped; the next question loads the models again)")
+                else:
+                    write(f"chat failed: {exc}")
+            finally:
+                self._answering = False
+
+    def action_stop_answer(self) -> None:
+        """Esc: stop the answer being generated (its process ends); otherwise back to the step list."""
+        session = self.chat_session
+        if self._answering and session is not None:
+            self._stopped = True
+            session.stop()
+        else:
+            self.screen.action_focus_sidebar()
 
     def close_chat(self) -> None:
         session, self.chat_session = self.chat_session, None

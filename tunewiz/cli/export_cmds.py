@@ -203,11 +203,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if gguf is not None and not gguf.is_file():
         raise TunewizError(f"--gguf: {gguf} does not exist")
     tuned, base, where = open_chat(project, compare=args.compare, gguf=gguf)
+    max_tokens = project.config.export.chat_max_tokens
     if args.question:
         questions = iter(args.question)
-        chat_loop(tuned, base, ask=lambda _prompt: next(questions, ""))
+        chat_loop(tuned, base, ask=lambda _prompt: next(questions, ""), max_tokens=max_tokens)
         return 0
     print(where)
     print("Ask a question (an empty line or Ctrl-D ends).")
-    chat_loop(tuned, base)
+    chat_loop(tuned, base, max_tokens=max_tokens)
     return 0
