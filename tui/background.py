@@ -29,6 +29,8 @@ from typing import Any, Iterator
 from tunewiz.errors import TunewizError
 
 ERROR_MARK = "tunewiz-job-error: "
+PROGRESS_MARK = "tunewiz-job-progress: "
+"""Before a progress line on a child's stderr (warnings of the libraries it loads are not progress)."""
 JOB_ERRORS_LOG = "wizard-errors.log"
 """In the cache folder (~/.cache/tunewiz, TUNEWIZ_CACHE overrides): tracebacks of the wizard's failed jobs."""
 
@@ -116,7 +118,7 @@ def samples_job(argument: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
     project = Project.load(argument["root"])
     report = rank_checkpoints(find_run(project, argument.get("run", ""), pinned=True))
     results = sample_answers(project, report, report.checkpoints, questions=argument.get("questions", 3),
-                             on_progress=lambda line: print(line, file=sys.stderr, flush=True))
+                             on_progress=lambda line: print(PROGRESS_MARK + line, file=sys.stderr, flush=True))
     return {str(step): [asdict(a) for a in answers] for step, answers in results.items()}
 
 
@@ -149,13 +151,18 @@ JOBS = {"states": project_states, "duplicates": duplicate_ids, "export": export_
 _running: set[subprocess.Popen] = set()
 
 
-def run_job(job: str, argument: Any, timeout: float = 600) -> Any:
-    """Run a job in a child process and return its result (call from a thread worker)."""
+def run_job(job: str, argument: Any, timeout: float = 600, on_progress=None) -> Any:
+    """Run a job in a child process and return its result (call from a thread worker).
+
+    `on_progress` gets each progress line the child writes (PROGRESS_MARK on stderr) as it comes."""
     child = subprocess.Popen([sys.executable, "-m", "tunewiz.tui.background", job], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
     _running.add(child)
     try:
-        out, err = child.communicate(json.dumps(argument), timeout=timeout)
+        if on_progress is None:
+            out, err = child.communicate(json.dumps(argument), timeout=timeout)
+        else:
+            out, err = _communicate_with_progress(child, json.dumps(argument), timeout, on_progress)
     finally:
         _running.discard(child)
         if child.poll() is None:
@@ -164,6 +171,30 @@ def run_job(job: str, argument: Any, timeout: float = 600) -> Any:
     if child.returncode != 0:
         raise job_error(job, err, child.returncode)
     return json.loads(out)
+
+
+def _communicate_with_progress(child: subprocess.Popen, text: str, timeout: float, on_progress) -> tuple[str, str]:
+    """As communicate(), calling `on_progress` with each stderr line (stdout is read in a thread)."""
+    import threading
+
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.append(child.stdout.read()), daemon=True)
+    reader.start()
+    child.stdin.write(text)
+    child.stdin.close()
+    timer = threading.Timer(timeout, child.kill)  # as communicate's timeout: a stuck child ends
+    timer.start()
+    lines = []
+    try:
+        for line in child.stderr:
+            lines.append(line)
+            if line.startswith(PROGRESS_MARK):
+                on_progress(line[len(PROGRESS_MARK):].rstrip("\n"))
+        child.wait()
+        reader.join()
+    finally:
+        timer.cancel()
+    return "".join(out), "".join(lines)
 
 
 def stream_job(job: str, argument: Any, on_line) -> None:

@@ -88,13 +88,15 @@ def sample_answers(project: Project, report: CheckpointReport, checkpoints: list
         on_progress(f"Loading {cfg.base_path} with {len(missing)} checkpoint adapters...")
     model = HFAnswerer(cfg.base_path, cfg.family, cfg.system_prompt,
                        adapters={f"step{c.step}": c.path for c in missing})
-    for checkpoint in missing:
-        if on_progress:
-            on_progress(f"Sample answers of checkpoint {checkpoint.step}...")
+    for n, checkpoint in enumerate(missing, 1):
         model.use_adapter(f"step{checkpoint.step}")
-        answers = [SampleAnswer(p.id, p.question, p.answer,
-                                model.answer(p.question, max_tokens, system=p.system or cfg.system_prompt))
-                   for p in pairs]
+        answers = []
+        for q, p in enumerate(pairs, 1):
+            if on_progress:
+                on_progress(f"Sample answers: checkpoint {checkpoint.step} ({n} of {len(missing)}), "
+                            f"question {q} of {len(pairs)}...")
+            answers.append(SampleAnswer(p.id, p.question, p.answer,
+                                        model.answer(p.question, max_tokens, system=p.system or cfg.system_prompt)))
         atomic_write_text(checkpoint.path / SAMPLES_FILE, json.dumps(
             {"key": key, "answers": [asdict(a) for a in answers]}, indent=2, ensure_ascii=False) + "\n")
         results[checkpoint.step] = answers

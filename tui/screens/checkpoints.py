@@ -136,7 +136,9 @@ class CheckpointsPane(StepPane):
 
         try:
             # Generation needs torch: never in the UI process.
-            answers = run_job("samples", {"root": str(self.project.root), "run": run_id}, timeout=3600)
+            progress = self.query_one("#ckpt-samples", Static)
+            answers = run_job("samples", {"root": str(self.project.root), "run": run_id}, timeout=3600,
+                              on_progress=lambda line: self.app.call_from_thread(progress.update, line))
         except (TunewizError, JobCrashed) as exc:  # a user's mistake (no checkpoint) or a bug: said, not raised
             self.app.call_from_thread(self._samples_ready, {}, str(exc))
             return
