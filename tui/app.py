@@ -68,8 +68,7 @@ class TunewizApp(App):
         from tunewiz.tui.widgets.dialogs import MessageDialog
 
         try:
-            project = Project.load(folder)
-            project.lock("tunewiz tui")
+            project = Project.load(folder).open_read_only_if_locked("tunewiz tui")
         except TunewizError as exc:
             if self.project is None:
                 self.show_welcome()
@@ -84,6 +83,9 @@ class TunewizApp(App):
             self.switch_screen(wizard)
         else:
             self.push_screen(wizard)
+        if project.read_only:
+            self.notify(f"Opened read-only: {project.read_only}. You can look at everything; changes are refused "
+                        "until you reopen it after the other process closes it.", severity="warning", timeout=15)
         return True
 
     def on_unmount(self) -> None:

@@ -189,6 +189,8 @@ class Project:
     root: Path
     config: Config = field(default_factory=Config)
     _lock_fd: int | None = field(default=None, repr=False)
+    read_only: str = field(default="", repr=False)
+    """Why this project is open read-only ('' when it is not): another process holds its write lock."""
 
     @property
     def file(self) -> Path:
@@ -233,8 +235,14 @@ class Project:
             raise ProjectError(f"{file}: not valid TOML: {exc}") from None
         return cls(root=root, config=config_from_dict(data, str(file)))
 
+    def check_writable(self) -> None:
+        """Refuse a change to a project opened read-only, saying who holds it."""
+        if self.read_only:
+            raise ProjectLockedError(f"read-only: {self.read_only}; nothing was changed")
+
     def save(self) -> None:
         """Write the project file atomically: a temp file beside it, fsync, rename."""
+        self.check_writable()
         try:
             atomic_write_text(self.file, tomli_w.dumps(self.config.to_dict()))
         except OSError as exc:
@@ -257,6 +265,14 @@ class Project:
         return getattr(getattr(self.config, section), key)
 
     # -- the write lock
+
+    def open_read_only_if_locked(self, holder: str = "tunewiz") -> "Project":
+        """Take the write lock, or open read-only when another process holds it (see `read_only`)."""
+        try:
+            return self.lock(holder)
+        except ProjectLockedError as exc:
+            self.read_only = str(exc).removeprefix(f"{self.root}: ")
+            return self
 
     def lock(self, holder: str = "tunewiz") -> "Project":
         """Take the project's write lock or raise ProjectLockedError naming who holds it.

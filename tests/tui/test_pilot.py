@@ -75,18 +75,33 @@ async def test_welcome_lists_recent_projects_and_opens_one(qa_project):
         assert app.project.root.resolve() == qa_project.root.resolve()
 
 
-async def test_a_locked_project_shows_a_dialog_not_a_traceback(qa_project):
+async def test_a_locked_project_opens_read_only_and_refuses_changes(qa_project):
     holder = Project.load(qa_project.root).lock("another tunewiz")
+    toml_before = qa_project.file.read_bytes()
+    pairs_before = qa_project.pairs_path.read_bytes()
     try:
         app = TunewizApp("proj")
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
-            assert isinstance(app.screen, MessageDialog)
-            assert "another tunewiz" in app.screen.message
-            await pilot.press("enter")
-            assert isinstance(app.screen, WelcomeScreen)
+            assert isinstance(app.screen, WizardScreen) and app.screen.sub_title.endswith("READ-ONLY")
+            assert any("Opened read-only" in n.message and "another tunewiz" in n.message
+                       for n in app._notifications)
+            pane = await review_app(pilot, app)
+            await pilot.press("a", "d")  # accept, delete: both refused
+            assert len(pane.store) == 5
+            await pilot.press("5")
+            field = app.screen.query_one("#hyperparameters-lora_r")
+            field.value = "8"
+            await pilot.pause()
+            assert "not saved: read-only" in str(app.screen.query_one("#hyperparameters-lora_r-error").render())
+            assert app.project.config.hyperparameters.lora_r == 16  # what the wizard holds is unchanged too
+            await pilot.press("6", "t")  # start a run: refused
+            await pilot.pause()
+            assert not qa_project.runs_dir.exists()
+            assert sum("read-only: " in n.message for n in app._notifications) >= 3
     finally:
         holder.unlock()
+    assert qa_project.file.read_bytes() == toml_before and qa_project.pairs_path.read_bytes() == pairs_before
 
 
 async def test_the_app_holds_the_write_lock_while_open(qa_project):

@@ -24,6 +24,22 @@ def shows_errors(method: Callable) -> Callable:
     return wrapper
 
 
+def writes(method: Callable) -> Callable:
+    """An action that changes the project (its pairs, runs or exports): refused, said, when the project is
+    open read-only. Settings go through Project.save, which refuses on its own."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            self.app.project.check_writable()
+        except TunewizError as exc:
+            self.app.notify(str(exc), severity="error", timeout=8)
+            return None
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class StepPane(Vertical):
     """One step of the wizard, shown in the main area when its sidebar entry is picked."""
 

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Label, Static
 from tunewiz.checkpoints import CheckpointInfo, CheckpointReport, rank_checkpoints
 from tunewiz.runs import find_run
 from tunewiz.errors import TunewizError
-from tunewiz.tui.screens.base import StepPane, shows_errors
+from tunewiz.tui.screens.base import StepPane, shows_errors, writes
 
 SAMPLES_HINT = "s: each checkpoint's answers to a few validation questions, beside the reference"
 
@@ -95,6 +95,7 @@ class CheckpointsPane(StepPane):
         self.query_one("#ckpt-bars", Static).update(loss_bars(self.rows))
         self._show_samples()
 
+    @writes
     def _pick(self, value: str) -> None:
         self.project.set("checkpoint.pick", value)
         if self.report is not None:

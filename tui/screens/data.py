@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
-from tunewiz.tui.screens.base import StepPane
+from tunewiz.tui.screens.base import StepPane, writes
 from tunewiz.tui.widgets.settings_form import SettingsForm
 
 
@@ -45,6 +45,7 @@ class DataPane(StepPane):
     def action_focus_import(self) -> None:
         self.query_one("#import-path").focus()
 
+    @writes
     @on(Button.Pressed, "#import")
     @on(Input.Submitted, "#import-path")
     def start_import(self) -> None:
@@ -89,6 +90,7 @@ class DataPane(StepPane):
 
     # -- generation
 
+    @writes
     def action_generate(self) -> None:
         import threading
 

@@ -15,7 +15,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Input, Label, RichLog, Static
 
 from tunewiz.errors import TunewizError
-from tunewiz.tui.screens.base import StepPane
+from tunewiz.tui.screens.base import StepPane, writes
 from tunewiz.tui.widgets.settings_form import SettingsForm
 
 
@@ -90,6 +90,7 @@ class ExportPane(StepPane):
         self.on_step_shown()
         self.project_changed()
 
+    @writes
     def action_export(self) -> None:
         self.query_one("#export-log", RichLog).write("Starting the export ...")
         self.export()
@@ -110,6 +111,7 @@ class ExportPane(StepPane):
         self.app.call_from_thread(self.on_step_shown)
         self.app.call_from_thread(self.project_changed)
 
+    @writes
     def action_push(self) -> None:
         repo = self.query_one("#push-repo", Input).value.strip()
         if not repo:

@@ -17,7 +17,7 @@ from textual.widgets import Input, Static
 
 from tunewiz.dataset import Pair, prompt_text
 from tunewiz.tui.review_query import filter_pairs, length_stats, parse_query, with_status
-from tunewiz.tui.screens.base import StepPane, shows_errors
+from tunewiz.tui.screens.base import StepPane, shows_errors, writes
 from tunewiz.tui.widgets.pair_table import PairTable, pair_score
 
 STATUS_CYCLE = (None, "pending", "accepted", "rejected")
@@ -201,6 +201,7 @@ class ReviewPane(StepPane):
             return rows[index + 1].id
         return None
 
+    @writes
     @shows_errors
     def action_set_status(self, status: str) -> None:
         pair = self.table.current
@@ -215,6 +216,7 @@ class ReviewPane(StepPane):
         self._wrote()
         self.refilter(keep=following or pair.id)
 
+    @writes
     @shows_errors
     def action_edit(self) -> None:
         from tunewiz.tui.widgets.pair_editor import PairEditor
@@ -234,6 +236,7 @@ class ReviewPane(StepPane):
 
         self.app.push_screen(PairEditor(pair.question, pair.answer, pair.history), done)
 
+    @writes
     @shows_errors
     def action_delete(self) -> None:
         pair = self.table.current
@@ -247,6 +250,7 @@ class ReviewPane(StepPane):
         self.refilter(keep=following)
         self.notify("Deleted one pair (u to undo).")
 
+    @writes
     @shows_errors
     def action_undo(self) -> None:
         if not self.undo_stack:
@@ -284,6 +288,7 @@ class ReviewPane(StepPane):
             self.notify("Mark rows first: space marks one, m marks every shown row.", severity="warning")
         return marked
 
+    @writes
     @shows_errors
     def action_bulk_status(self, status: str) -> None:
         pairs = self._marked_pairs()
@@ -296,6 +301,7 @@ class ReviewPane(StepPane):
         self.refilter()
         self.notify(f"{status.capitalize()} {changed} pairs (u to undo).")
 
+    @writes
     def action_bulk_delete(self) -> None:
         from tunewiz.tui.widgets.dialogs import ConfirmDialog
 

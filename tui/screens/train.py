@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, RichLog, Static
 
 from tunewiz.runs import ACTIVE_STATES, Run, latest_run
-from tunewiz.tui.screens.base import StepPane, shows_errors
+from tunewiz.tui.screens.base import StepPane, shows_errors, writes
 from tunewiz.tui.tail import FileTail
 
 POLL_S = 0.5
@@ -170,6 +170,7 @@ class TrainPane(StepPane):
 
     # -- actions
 
+    @writes
     @shows_errors
     def action_start(self) -> None:
         current = latest_run(self.project.runs_dir)

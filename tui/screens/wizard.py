@@ -70,7 +70,7 @@ class WizardScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = f"tunewiz · {self.app.project.name}"
-        self.sub_title = str(self.app.project.root)
+        self.sub_title = str(self.app.project.root) + (" · READ-ONLY" if self.app.project.read_only else "")
         steps = self.query_one("#steps", OptionList)
         steps.highlighted = STEPS.index(self.first_step)
         steps.focus()

@@ -128,12 +128,16 @@ class SettingsForm(Vertical):
             error.display = True
             return
         error.display = False
-        if self.project.get(f"{self.section}.{key}") == value:
+        before = self.project.get(f"{self.section}.{key}")
+        if before == value:
             return
         self.project.set(f"{self.section}.{key}", value)
         try:
             self.project.save()
-        except TunewizError as exc:  # a full or read-only disk: the file is unchanged
+        except TunewizError as exc:  # a full or read-only disk, a project open read-only: the file is unchanged
+            self.project.set(f"{self.section}.{key}", before)  # and so is what the wizard holds
+            error.update(f"not saved: {exc}")
+            error.display = True
             self.app.notify(str(exc), severity="error", timeout=10)
             return
         self.post_message(self.Saved(self.section, key, value))
