@@ -137,7 +137,7 @@ def main() -> int:
         print(f"{r['config']:12} {r['steps']:>5} {r['first_step_s']:>8.0f}s {r['train_s']:>8.0f}s "
               f"{r['checks_s']:>6.0f}s  {r['hf']['trained']:>4}/{total} {r['hf']['reworded']:>4}/{total}  "
               + (f"{g['trained']:>8}/{total} {g['reworded']:>9}/{total}" if g else f"{'-':>12} {'-':>13}")
-              + f"  step {r['pick']}: {r['why']}")
+              + f"  {r['why']}")  # the reason names the step
     return 0
 
 
