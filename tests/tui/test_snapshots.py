@@ -1,4 +1,5 @@
-"""Pictures of every screen at 80x24 (pytest-textual-snapshot; update with --snapshot-update).
+"""Pictures of every screen at 80x24, and of every step at 120x40 (pytest-textual-snapshot; update with
+--snapshot-update).
 
 Opened by relative path with fixed pairs and run files, so nothing varies between machines.
 Only the parts that depend on this machine (hardware detection) are left out.
@@ -81,3 +82,27 @@ def test_checkpoints(snap_compare, qa_project, make_run):
         await settle(pilot, lambda app: app.screen.query_one("#checkpoints").rows)
 
     assert snap_compare(TunewizApp("proj"), terminal_size=SIZE, run_before=run_before)
+
+
+LARGE = (120, 40)
+
+
+@pytest.mark.parametrize("key,step", [("1", "data"), ("2", "review"), ("3", "format"), ("5", "hyperparameters"),
+                                      ("6", "train"), ("7", "checkpoints"), ("8", "export")])
+def test_every_step_at_120x40(snap_compare, qa_project, make_run, key, step):
+    """A populated project with a run: each step laid out in a larger terminal (the Hardware step shows
+    this machine, so it is left out)."""
+    make_run(qa_project)
+    ready = {"review": lambda app: app.screen.query_one("#review").duplicates,
+             "train": lambda app: len(app.screen.query_one("#train").view.train) == 40,
+             "checkpoints": lambda app: app.screen.query_one("#checkpoints").rows}
+
+    async def run_before(pilot):
+        await settle(pilot, lambda app: app.screen.states)
+        await pilot.press(key)
+        await settle(pilot, ready.get(step, lambda app: True))
+        if step not in ("review", "train", "checkpoints"):
+            await pilot.press("escape")  # no blinking text cursor in the picture
+            await settle(pilot)
+
+    assert snap_compare(TunewizApp("proj"), terminal_size=LARGE, run_before=run_before)
