@@ -59,10 +59,14 @@ def _rules(g, n: int) -> str:
             '{"pairs": [{"question": "When was the bridge opened?", "answer": "The bridge was opened in 1932."}]}')
 
 
-def chunk_messages(g, text: str, n: int) -> list[dict[str, str]]:
-    """Messages asking for `n` pairs answerable from one document chunk."""
+def chunk_messages(g, text: str, n: int, round_: int = 0) -> list[dict[str, str]]:
+    """Messages asking for `n` pairs answerable from one document chunk (`round_`: as topic_messages)."""
     user = (f"{_rules(g, n)}\nAsk only about what the text below says; every answer must "
-            f"come from it.\n\nText:\n\"\"\"\n{text}\n\"\"\"")
+            f"come from it.")
+    if round_:
+        user += (f"\nThis is request {round_ + 1} on this text: skip the first obvious questions and ask "
+                 "about other details it gives.")
+    user += f"\n\nText:\n\"\"\"\n{text}\n\"\"\""
     return [{"role": "system", "content": g.system_prompt}, {"role": "user", "content": user}]
 
 

@@ -18,6 +18,7 @@ import email.utils
 import hashlib
 import math
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -43,6 +44,9 @@ BACKOFF_CAP_S = 30.0
 RETRY_AFTER_CAP_S = 300.0
 MAX_SUBTOPICS = 50
 MAX_TOPIC_ROUNDS = 5
+"""Rounds of asking again (a topic, or every document chunk) while pairs are missing."""
+AUTO_BUDGET_FACTOR = 3
+"""request_budget = 0: this many requests for each one the pairs need."""
 STOP_POLL_S = 0.1
 
 
@@ -73,6 +77,12 @@ class GenerationSummary:
     elapsed_s: float = 0.0
     stopped: bool = False
     """Stopped early (the stop event, Ctrl-C); a re-run goes on where it stopped."""
+    wanted: int = 0
+    """generator.num_pairs, and how many of them the project holds from this source (`kept`)."""
+    kept: int = 0
+    budget: int = 0
+    """Requests for pairs this run could send (generator.request_budget, or its automatic value)."""
+    budget_spent: bool = False
     failures: dict[str, str] = field(default_factory=dict)
     """Chunk key -> reason, for the chunks that failed in this run."""
     notices: list[str] = field(default_factory=list)
@@ -115,6 +125,14 @@ class GenerationSummary:
             out.append(f"  failed {key}: {reason}")
         if len(self.failures) > 10:
             out.append(f"  ... and {len(self.failures) - 10} more failed chunks (see data/generation.jsonl)")
+        if self.budget_spent and self.kept < self.wanted:
+            out.append(f"The request budget is spent ({self.budget} requests for pairs) with {self.kept} of the "
+                       f"{self.wanted} pairs wanted (generator.num_pairs) kept: raise generator.request_budget, "
+                       "or use a stronger model, which keeps more of what it writes; `tunewiz generate` again "
+                       "goes on with a new budget.")
+        elif self.wanted and self.kept < self.wanted and not self.stopped:
+            out.append(f"{self.kept} of the {self.wanted} pairs wanted (generator.num_pairs) are kept: asking "
+                       "again gave no new pairs. A stronger model, more documents or a broader topic give more.")
         if self.chunks_failed or self.stopped:
             out.append("Run `tunewiz generate` again to retry failed chunks and finish the rest.")
         return out
@@ -214,6 +232,10 @@ def _chunk_key(source: str, index: int, text: str) -> str:
     return f"{source}#{index}:{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
 
+_ROUND_SUFFIX = re.compile(r"\+r\d+$")
+"""After a chunk's key: the round of asking again (run_documents)."""
+
+
 def _topic_key(topic: str, index: int) -> str:
     return f"topic:{topic}#{index}"
 
@@ -239,6 +261,7 @@ class _Run:
         self._wake = asyncio.Event()
         self._closing = False
         self._workers: list[asyncio.Task] = []
+        self.budget_used = 0
 
     # -- events
 
@@ -306,6 +329,10 @@ class _Run:
                 self.summary.tokens_out += int(getattr(usage, "completion_tokens", 0) or 0)
             choice = response.choices[0]
             return choice.message.content, choice.finish_reason
+
+    @property
+    def out_of_budget(self) -> bool:
+        return self.budget_used >= self.summary.budget > 0
 
     async def ask(self, messages, schema, max_tokens: int, parse: Callable[[str | None], Any],
                   temperature: float | None = None) -> Any:
@@ -462,6 +489,10 @@ class _Run:
             for item in todo:  # one shared iterator: every item is taken once
                 if self.stopping or writer.done():  # stopped, or the disk failed
                     return
+                if self.out_of_budget:
+                    self.summary.budget_spent = True
+                    return
+                self.budget_used += 1  # one request for pairs (its retries on errors are max_retries' business)
                 await self.work(item)
 
         self._workers = [asyncio.create_task(worker()) for _ in range(self.g.concurrency)]
@@ -503,6 +534,42 @@ class _Run:
             raise TunewizError("generator.documents: the documents hold no text")
         return items
 
+    def _kept(self, keys: set[str], prefix: str = "") -> int:
+        """Pairs the project holds (not rejected) from these work items (a later round's key is `key+rN`)."""
+        return sum(1 for p in self.store if p.status != "rejected"
+                   and ((_ROUND_SUFFIX.sub("", p.source) in keys) if keys else p.source.startswith(prefix)))
+
+    async def run_documents(self, items: list[WorkItem]) -> None:
+        """Every chunk once; then, while pairs are missing, every chunk again for new questions (each
+        round's items have their own keys, so a resumed run skips what it already did)."""
+        g = self.g
+        self.journal_recovered(item.key for item in items)
+        todo = [item for item in items if item.key not in self.done_keys]
+        resumed = len(items) - len(todo)
+        self.summary.chunks_total = len(items)
+        self.summary.chunks_done = self.summary.chunks_resumed = resumed
+        self.emit("started", f"{len(items)} chunks, {resumed} already done")
+        await self.run_items(todo)
+        keys = {item.key for item in items}
+        idle_rounds = 0
+        for round_ in range(1, MAX_TOPIC_ROUNDS):
+            missing = g.num_pairs - self._kept(keys)
+            if missing <= 0 or self.stopping or self.out_of_budget or idle_rounds >= 2:
+                break
+            again = [WorkItem(f"{item.key}+r{round_}", prompts.chunk_messages(g, item.chunk, g.pairs_per_chunk, round_),
+                              g.pairs_per_chunk, chunk=item.chunk) for item in items]
+            self.journal_recovered(item.key for item in again)
+            todo = [item for item in again if item.key not in self.done_keys]
+            self.summary.chunks_total += len(again)
+            self.summary.chunks_done += len(again) - len(todo)
+            self.summary.chunks_resumed += len(again) - len(todo)
+            self.emit("message", f"{missing} pairs still missing: every chunk again ({len(todo)} requests)")
+            added_before = self.summary.pairs_added
+            await self.run_items(todo)
+            if todo:  # a round done by an earlier run says nothing about this one
+                idle_rounds = idle_rounds + 1 if self.summary.pairs_added == added_before else 0
+        self.summary.kept = self._kept(keys)
+
     async def subtopics(self, topic: str, count: int) -> list[str]:
         if topic in self.journal.subtopics:
             return self.journal.subtopics[topic]
@@ -542,9 +609,9 @@ class _Run:
                 index += 1
 
         for _round in range(MAX_TOPIC_ROUNDS):
-            have = sum(1 for p in self.store if p.source.startswith(prefix))
+            have = self._kept(set(), prefix)
             missing = g.num_pairs - have
-            if missing <= 0 or self.stopping:
+            if missing <= 0 or self.stopping or self.out_of_budget:
                 break
             count = math.ceil(missing / g.pairs_per_chunk)
             self.summary.chunks_total += count
@@ -555,6 +622,7 @@ class _Run:
             idle_rounds = idle_rounds + 1 if self.summary.pairs_added == added_before else 0
             if idle_rounds >= 2:
                 break
+        self.summary.kept = self._kept(set(), prefix)
 
     async def run(self) -> GenerationSummary:
         import openai
@@ -564,6 +632,9 @@ class _Run:
             raise TunewizError("nothing to generate from: set generator.topic or generator.documents "
                                "(e.g. `tunewiz generate --topic 'photosynthesis'`)")
         items = self.document_items() if g.documents else None
+        needed = max(len(items or []), math.ceil(g.num_pairs / g.pairs_per_chunk))
+        self.summary.wanted = g.num_pairs
+        self.summary.budget = g.request_budget or AUTO_BUDGET_FACTOR * needed
         with contextlib.ExitStack() as stack:
             if self.stop_event is None:
                 self.stop_event = threading.Event()
@@ -578,13 +649,7 @@ class _Run:
             watcher = asyncio.create_task(self.watch_stop())
             try:
                 if items is not None:
-                    self.journal_recovered(item.key for item in items)
-                    todo = [item for item in items if item.key not in self.done_keys]
-                    resumed = len(items) - len(todo)
-                    self.summary.chunks_total = len(items)
-                    self.summary.chunks_done = self.summary.chunks_resumed = resumed
-                    self.emit("started", f"{len(items)} chunks, {resumed} already done")
-                    await self.run_items(todo)
+                    await self.run_documents(items)
                 else:
                     await self.run_topic()
             finally:

@@ -54,7 +54,13 @@ class GeneratorSection:
     topic: str = setting("", "Generate about this topic (used when no documents are given).")
     subtopics: bool = setting(True, "Ask the model for subtopics first, for variety.")
     documents: list[str] = setting([], "Source documents or folders (.txt .md .html .pdf), relative to the project.")
-    num_pairs: int = setting(50, "How many pairs to generate from a topic.", min=1, max=1_000_000)
+    num_pairs: int = setting(50, "How many good pairs to keep: a topic is asked, and documents are read again "
+                             "for new questions, until this many pass the checks or request_budget is spent "
+                             "(every document chunk is read at least once).", min=1, max=1_000_000)
+    request_budget: int = setting(0, "Most requests for pairs one `tunewiz generate` sends (each retried up to "
+                                  "max_retries times on errors; the judge's and the subtopics' requests are not "
+                                  "counted). 0: three for each one the pairs need (num_pairs / pairs_per_chunk, "
+                                  "or one per chunk when there are more chunks).", min=0, max=10_000_000)
     pairs_per_chunk: int = setting(3, "Pairs to ask for per document chunk or subtopic.", min=1, max=50)
     chunk_chars: int = setting(2000, "Characters per document chunk.", min=200, max=100_000)
     chunk_overlap: int = setting(200, "Characters shared by neighbouring chunks.", min=0, max=10_000)

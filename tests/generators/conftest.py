@@ -32,6 +32,7 @@ def fault_project(tmp_path, fault_server):
         "generator.concurrency": 4,
         "generator.pairs_per_chunk": 2,
         "generator.subtopics": False,
+        "generator.num_pairs": 1,  # documents are read once; asking again until enough has its own tests
         # The fault server's answers are about made-up "points", not its chunks: these tests are the
         # runner's mechanics; the content checks have tests/generators/test_checks.py.
         "generator.min_support": 0.0,

@@ -97,7 +97,8 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path):
 
         project = create_project(tmp_path / "proj", {
             "generator.provider": "custom", "generator.base_url": server.base_url, **NO_CONTENT_CHECKS,
-            "generator.model": "fake-model", "generator.concurrency": 2, "generator.pairs_per_chunk": 2})
+            "generator.model": "fake-model", "generator.concurrency": 2, "generator.pairs_per_chunk": 2,
+            "generator.num_pairs": 1})
         write_chunks(project, [_paragraph(i) for i in range(16)])
         journal = journal_path(project)
         child = subprocess.Popen([sys.executable, "-m", "tunewiz", "generate", "-p", str(project.root)],
@@ -161,6 +162,7 @@ def test_duplicates_and_echoes_are_dropped_and_counted(fault_project, fault_serv
     for pair in list(store):
         store.update(pair.id, source="imported.csv")
     journal_path(fault_project).unlink()
+    fault_project.set("generator.request_budget", 3)  # one read of the three chunks, not a second one
     second = generate_pairs(fault_project)
     assert second.pairs_added == 0
     assert second.dropped == {"duplicate": 4, "echoes_question": 2}
@@ -214,7 +216,7 @@ def test_the_api_key_never_leaks(tmp_path, monkeypatch):
     with FaultServer(api_key="the-right-key") as server:
         project = create_project(tmp_path / "proj", {
             "generator.provider": "custom", "generator.base_url": server.base_url, **NO_CONTENT_CHECKS,
-            "generator.model": "fake-model", "generator.api_key_env": "TUNEWIZ_TEST_KEY"})
+            "generator.model": "fake-model", "generator.api_key_env": "TUNEWIZ_TEST_KEY", "generator.num_pairs": 1})
         write_chunks(project, [_paragraph(0)])
         with pytest.raises(TunewizError) as raised:
             generate_pairs(project)
@@ -270,3 +272,23 @@ def test_ctrl_c_stops_the_command_cleanly_with_a_summary(fault_project):
         rerun = generate_pairs(fault_project)
         assert rerun.chunks_done == 12 and rerun.chunks_resumed >= 2
         _check_ledger(fault_project, expect_done=12, pairs_per_chunk=2)
+
+
+def test_documents_are_read_again_until_enough_pairs_within_the_budget(fault_project, fault_server):
+    write_chunks(fault_project, [_paragraph(0), _paragraph(1)])
+    fault_project.set("generator.num_pairs", 7)  # 2 chunks x 2 pairs a read: a second read is needed
+    summary = generate_pairs(fault_project)
+    assert (summary.chunks_total, summary.chunks_done, summary.pairs_added, summary.kept) == (4, 4, 8, 8)
+    sources = sorted(p.source for p in PairStore(fault_project.pairs_path))
+    assert sum(source.endswith("+r1") for source in sources) == 4  # the second read has its own keys
+    assert not summary.budget_spent and summary.budget == 3 * 4  # auto: three for each request needed
+
+    fault_project.set("generator.num_pairs", 20)
+    fault_project.set("generator.request_budget", 3)
+    summary = generate_pairs(fault_project)  # the earlier reads are done; 3 more requests, then it stops
+    assert summary.budget_spent and summary.chunks_done - summary.chunks_resumed == 3
+    assert summary.kept == 14 and summary.chunks_left == 1
+    text = "\n".join(summary.lines())
+    assert "The request budget is spent (3 requests for pairs) with 14 of the 20 pairs wanted" in text
+    summary = generate_pairs(fault_project)  # again: a new budget, on from where it stopped
+    assert summary.chunks_resumed >= 7 and summary.kept > 14

@@ -52,7 +52,7 @@ def test_documents_through_the_shared_llama_server(tmp_path, llama_server):
     # refuses; it must step down to the schema-constrained json_object and still parse.
     project = create_project(tmp_path / "proj", _settings(**{
         "generator.provider": "custom", "generator.base_url": llama_server.base_url,
-        "generator.model": "smollm2"}))
+        "generator.model": "smollm2", "generator.request_budget": 2}))  # one read of the two chunks
     write_chunks(project, FACTS)
     messages = []
     summary = generate_pairs(project, on_event=lambda e: e.message and messages.append(e.message))
@@ -65,8 +65,11 @@ def test_documents_through_the_shared_llama_server(tmp_path, llama_server):
     assert len(store) == summary.pairs_added + summary.pairs_rejected >= 1
     assert all(p.reason for p in store if p.status == "rejected")
     assert {p.source.split("#")[0] for p in store} == {"doc.md"}
-    again = generate_pairs(project)
-    assert again.chunks_resumed == 2 and again.requests == 0
+    first_read = sorted((p.source, p.question) for p in store)
+    again = generate_pairs(project)  # a new budget: the first read is done, only a second one may be asked
+    assert again.chunks_resumed == 2 and again.chunks_done - again.chunks_resumed <= 2  # within the budget
+    assert sorted((p.source, p.question) for p in PairStore(project.pairs_path)
+                  if "+r" not in p.source) == first_read
 
 
 def test_connection_test_and_a_broken_gguf(tmp_path, llama_server):
