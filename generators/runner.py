@@ -43,7 +43,7 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 RETRY_AFTER_CAP_S = 300.0
 MAX_SUBTOPICS = 50
-MAX_TOPIC_ROUNDS = 5
+MAX_ROUNDS = 5
 """Rounds of asking again (a topic, or every document chunk) while pairs are missing."""
 AUTO_BUDGET_FACTOR = 3
 """request_budget = 0: this many requests for each one the pairs need."""
@@ -83,6 +83,8 @@ class GenerationSummary:
     budget: int = 0
     """Requests for pairs this run could send (generator.request_budget, or its automatic value)."""
     budget_spent: bool = False
+    rounds: int = 0
+    """Rounds of asking (every chunk, or the topic) this run went through, the first one included."""
     failures: dict[str, str] = field(default_factory=dict)
     """Chunk key -> reason, for the chunks that failed in this run."""
     notices: list[str] = field(default_factory=list)
@@ -131,8 +133,9 @@ class GenerationSummary:
                        "or use a stronger model, which keeps more of what it writes; `tunewiz generate` again "
                        "goes on with a new budget.")
         elif self.wanted and self.kept < self.wanted and not self.stopped:
-            out.append(f"{self.kept} of the {self.wanted} pairs wanted (generator.num_pairs) are kept: asking "
-                       "again gave no new pairs. A stronger model, more documents or a broader topic give more.")
+            out.append(f"{self.kept} of the {self.wanted} pairs wanted (generator.num_pairs) are kept after "
+                       f"{self.rounds} rounds of asking (at most {MAX_ROUNDS}; two in a row without a new "
+                       "pair end it): a stronger model, more documents or a broader topic give more.")
         if self.chunks_failed or self.stopped:
             out.append("Run `tunewiz generate` again to retry failed chunks and finish the rest.")
         return out
@@ -551,8 +554,8 @@ class _Run:
         self.emit("started", f"{len(items)} chunks, {resumed} already done")
         await self.run_items(todo)
         keys = {item.key for item in items}
-        idle_rounds = 0
-        for round_ in range(1, MAX_TOPIC_ROUNDS):
+        idle_rounds, self.summary.rounds = 0, 1
+        for round_ in range(1, MAX_ROUNDS):
             missing = g.num_pairs - self._kept(keys)
             if missing <= 0 or self.stopping or self.out_of_budget or idle_rounds >= 2:
                 break
@@ -564,6 +567,7 @@ class _Run:
             self.summary.chunks_done += len(again) - len(todo)
             self.summary.chunks_resumed += len(again) - len(todo)
             self.emit("message", f"{missing} pairs still missing: every chunk again ({len(todo)} requests)")
+            self.summary.rounds += 1
             added_before = self.summary.pairs_added
             await self.run_items(todo)
             if todo:  # a round done by an earlier run says nothing about this one
@@ -608,7 +612,7 @@ class _Run:
                     yield WorkItem(key, prompts.topic_messages(g, topic, sub, n, round_), n)
                 index += 1
 
-        for _round in range(MAX_TOPIC_ROUNDS):
+        for _round in range(MAX_ROUNDS):
             have = self._kept(set(), prefix)
             missing = g.num_pairs - have
             if missing <= 0 or self.stopping or self.out_of_budget:
@@ -618,6 +622,7 @@ class _Run:
             self.emit("started" if _round == 0 else "message",
                       "" if _round == 0 else f"{missing} pairs still missing: {count} more requests")
             added_before = self.summary.pairs_added
+            self.summary.rounds += 1
             await self.run_items(round_items(missing))
             idle_rounds = idle_rounds + 1 if self.summary.pairs_added == added_before else 0
             if idle_rounds >= 2:

@@ -282,6 +282,7 @@ def test_documents_are_read_again_until_enough_pairs_within_the_budget(fault_pro
     sources = sorted(p.source for p in PairStore(fault_project.pairs_path))
     assert sum(source.endswith("+r1") for source in sources) == 4  # the second read has its own keys
     assert not summary.budget_spent and summary.budget == 3 * 4  # auto: three for each request needed
+    assert summary.rounds == 2 and "2 rounds" not in "\n".join(summary.lines())  # enough: nothing to explain
 
     fault_project.set("generator.num_pairs", 20)
     fault_project.set("generator.request_budget", 3)
