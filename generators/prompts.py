@@ -59,13 +59,18 @@ def _rules(g, n: int) -> str:
             '{"pairs": [{"question": "When was the bridge opened?", "answer": "The bridge was opened in 1932."}]}')
 
 
+READ_AGAIN_FOCUS = ("the numbers, dates and names it gives", "how and why things happen in it",
+                    "the people, places and objects it describes", "the rules, steps and warnings it gives")
+
+
 def chunk_messages(g, text: str, n: int, round_: int = 0) -> list[dict[str, str]]:
     """Messages asking for `n` pairs answerable from one document chunk (`round_`: as topic_messages)."""
     user = (f"{_rules(g, n)}\nAsk only about what the text below says; every answer must "
             f"come from it.")
     if round_:
-        user += (f"\nThis is request {round_ + 1} on this text: skip the first obvious questions and ask "
-                 "about other details it gives.")
+        # A later read of the same text: another focus each time, for other questions (a weak model copies
+        # sentences about "request 2" into its questions; it rarely copies these).
+        user += f"\nThis time ask about {READ_AGAIN_FOCUS[(round_ - 1) % len(READ_AGAIN_FOCUS)]}."
     user += f"\n\nText:\n\"\"\"\n{text}\n\"\"\""
     return [{"role": "system", "content": g.system_prompt}, {"role": "user", "content": user}]
 

@@ -84,8 +84,8 @@ class TunewizApp(App):
         else:
             self.push_screen(wizard)
         if project.read_only:
-            self.notify(f"Opened read-only: {project.read_only}. You can look at everything; changes are refused "
-                        "until you reopen it after the other process closes it.", severity="warning", timeout=15)
+            self.notify(f"Opened read-only: the project is {project.read_only}. Changes are refused until you "
+                        "reopen it after that one closes.", severity="warning", timeout=15)
         return True
 
     def on_unmount(self) -> None:

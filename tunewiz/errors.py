@@ -34,7 +34,9 @@ class ProjectError(TunewizError):
 
 
 class ProjectLockedError(TunewizError):
-    """Another process has the project open for writing."""
+    """Another process has the project open for writing (`holder` says which, when known)."""
+
+    holder: str = "another process"
 
 
 class FormatError(TunewizError):

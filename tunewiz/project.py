@@ -238,7 +238,7 @@ class Project:
     def check_writable(self) -> None:
         """Refuse a change to a project opened read-only, saying who holds it."""
         if self.read_only:
-            raise ProjectLockedError(f"read-only: {self.read_only}; nothing was changed")
+            raise ProjectLockedError(f"read-only ({self.read_only}): nothing was changed")
 
     def save(self) -> None:
         """Write the project file atomically: a temp file beside it, fsync, rename."""
@@ -271,7 +271,7 @@ class Project:
         try:
             return self.lock(holder)
         except ProjectLockedError as exc:
-            self.read_only = str(exc).removeprefix(f"{self.root}: ")
+            self.read_only = f"open for writing by {exc.holder}"
             return self
 
     def lock(self, holder: str = "tunewiz") -> "Project":
@@ -294,9 +294,10 @@ class Project:
         except BlockingIOError:
             who = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
             os.close(fd)
-            raise ProjectLockedError(
-                f"{self.root}: the project is open for writing by {who}; "
-                "close it there first (reading is still fine)") from None
+            locked = ProjectLockedError(f"{self.root}: the project is open for writing by {who}; "
+                                        "close it there first (reading is still fine)")
+            locked.holder = who
+            raise locked from None
         try:
             os.ftruncate(fd, 0)
             os.write(fd, f"pid {os.getpid()} ({holder})".encode())

@@ -98,7 +98,7 @@ async def test_a_locked_project_opens_read_only_and_refuses_changes(qa_project):
             await pilot.press("6", "t")  # start a run: refused
             await pilot.pause()
             assert not qa_project.runs_dir.exists()
-            assert sum("read-only: " in n.message for n in app._notifications) >= 3
+            assert sum("read-only (open for writing by" in n.message for n in app._notifications) >= 3
     finally:
         holder.unlock()
     assert qa_project.file.read_bytes() == toml_before and qa_project.pairs_path.read_bytes() == pairs_before
