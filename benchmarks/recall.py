@@ -16,6 +16,8 @@ Configurations:
 - recommended: a new project with every setting at its default (`preset = auto`, `kind = auto`);
 - bf16: recommended, with the base model's weights in bf16 (hardware.precision = bf16: half the memory,
   for big bases on CPUs);
+- nf4: recommended, with the base's linear layers in 4-bit NF4 through bitsandbytes' CPU backend
+  (hardware.quantization = nf4 with hardware.device = cpu: a quarter of the weights' memory);
 - previous: the defaults before the recommendation (lr 2e-4 cosine, dropout 0.05, 3 epochs, batch 4,
   a checkpoint every 10 steps, 10 % held out and the pick by validation loss).
 """
@@ -118,11 +120,13 @@ def _score(answer_all, questions, rewordings, references) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default="recommended,previous",
-                        help="comma list of recommended, previous, bf16 (recommended with bf16 weights)")
+                        help="comma list of recommended, previous, bf16 (recommended with bf16 weights), "
+                             "nf4 (recommended with a 4-bit base on bitsandbytes' CPU backend)")
     parser.add_argument("--no-gguf", action="store_true", help="skip the export and the GGUF check")
     parser.add_argument("--keep", help="keep the projects in this folder")
     args = parser.parse_args()
-    configs = {"recommended": {}, "previous": PREVIOUS, "bf16": {"hardware.precision": "bf16"}}
+    configs = {"recommended": {}, "previous": PREVIOUS, "bf16": {"hardware.precision": "bf16"},
+               "nf4": {"hardware.quantization": "nf4", "hardware.device": "cpu"}}
     folder = Path(args.keep or tempfile.mkdtemp(prefix="tunewiz-recall-"))
     results = []
     for name in args.configs.split(","):
