@@ -99,6 +99,9 @@ class DataPane(StepPane):
             return
         self.stop_event = threading.Event()
         self.query_one("#generate-progress", Static).update("Starting ...")
+        # Unlike training, generation runs inside the wizard: say so before it starts, not after it is lost.
+        self.notify("Generation runs inside the wizard: closing it or the terminal stops it (what is done is kept, "
+                    "and g goes on later). For a long run, `tunewiz generate` in tmux or under nohup.", timeout=10)
         self.generate(self.stop_event)
 
     def action_stop_generation(self) -> None:

@@ -92,7 +92,9 @@ class ExportPane(StepPane):
 
     @writes
     def action_export(self) -> None:
-        self.query_one("#export-log", RichLog).write("Starting the export ...")
+        self.query_one("#export-log", RichLog).write(
+            "Starting the export (it runs inside the wizard: closing it or the terminal stops it; "
+            "`tunewiz export` in tmux or under nohup does not stop) ...")
         self.export()
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
