@@ -338,22 +338,15 @@ def _cpu_bf16_fit(cfg, shape: ModelShape, available: float, fp32: Estimate, hw: 
     return None
 
 
-def _cpu_nf4_fit(cfg, shape: ModelShape, available: float, fp32: Estimate):
-    """A base too big for this CPU's memory even in bf16, in 4 bits through bitsandbytes' CPU backend (when
-    installed): (batch size, estimate, note), else None."""
-    import importlib.util
-
-    if importlib.util.find_spec("bitsandbytes") is None:
-        return None
-    for candidate in (4, 2, 1):
-        est = _estimate_for(cfg, shape, "bf16", candidate, "cpu", quantization="nf4")
-        if est.total_mb <= 0.9 * available:
-            return candidate, est, (
-                f"the model does not fit in fp32 ({fp32.total_mb:,.0f} MB at batch size 1) or bf16; with a 4-bit "
-                f"base (NF4, bitsandbytes' CPU backend) it needs {est.total_mb:,.0f} MB at batch size {candidate}, "
-                "and each step is several times slower than bf16 (docs/train.md): set hardware.quantization = nf4 "
-                "and hardware.device = cpu (`tunewiz hardware --apply`)")
-    return None
+def _cpu_nf4_note(cfg, shape: ModelShape, available: float) -> str:
+    """What a 4-bit base would need on this CPU: said, not proposed. bitsandbytes' CPU backend trains, but
+    far too slowly to use (SmolLM2-135M on 2 cores: 28 s for the first step, minutes for the next, against
+    about a second in fp32; docs/train.md)."""
+    est = _estimate_for(cfg, shape, "bf16", 1, "cpu", quantization="nf4")
+    if est.total_mb > 0.9 * available:
+        return ""
+    return (f" (a 4-bit base, hardware.quantization = nf4 with hardware.device = cpu, would need "
+            f"{est.total_mb:,.0f} MB, but bitsandbytes' CPU backend trains far too slowly to use: docs/train.md)")
 
 
 def _fsdp_fit(cfg, shape: ModelShape, precision: str, hw: Hardware, one_gpu: Estimate):
@@ -424,13 +417,8 @@ def recommend(project, hw: Hardware | None = None) -> Recommendation:
                 candidate, est, note = fitted
                 notes.append(note)
                 return Recommendation(device, "bf16", candidate, threads, available, est, notes)
-            fitted = _cpu_nf4_fit(cfg, shape, available, best)
-            if fitted is not None:
-                candidate, est, note = fitted
-                notes.append(note)
-                return Recommendation(device, "bf16", candidate, threads, available, est, notes, "nf4")
-            notes.append("even batch size 1 does not fit, in fp32, bf16 or 4 bits: shorten template.max_seq_len, "
-                         "turn on gradient checkpointing, or use a smaller model")
+            notes.append("even batch size 1 does not fit, in fp32 or bf16: shorten template.max_seq_len, turn on "
+                         "gradient checkpointing, or use a smaller model" + _cpu_nf4_note(cfg, shape, available))
         elif best is not None and best.total_mb > 0.9 * available:
             notes.append("even batch size 1 does not fit: shorten template.max_seq_len, turn on "
                          "gradient checkpointing, or use a smaller model")
