@@ -29,6 +29,11 @@ class DiskError(TunewizError):
     """A file could not be written (a full or read-only disk, no permission)."""
 
 
+class ConfigError(TunewizError, ValueError):
+    """A setting's value or name is wrong (the message names section.key); also a ValueError for the callers
+    that check values as values."""
+
+
 class ProjectError(TunewizError):
     """The project file is missing, malformed or invalid."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tunewiz.errors import ConfigError
 from tunewiz.project import Project
 
 
@@ -81,7 +82,7 @@ PRESETS: dict[str, Preset] = {
 def apply_preset(project: Project, name: str) -> list[str]:
     """Set [hyperparameters] from a preset (in memory; call project.save()); the keys changed."""
     if name not in PRESETS:
-        raise ValueError(f"hyperparameters.preset must be one of {', '.join(PRESETS)}; got {name!r}")
+        raise ConfigError(f"hyperparameters.preset must be one of {', '.join(PRESETS)}; got {name!r}")
     changed = []
     for key, value in PRESETS[name].values.items():
         dotted = f"hyperparameters.{key}"

@@ -27,7 +27,7 @@ else:  # pragma: no cover - Python 3.10
 
 import tomli_w
 
-from tunewiz.errors import ProjectError, ProjectLockedError, disk_error, is_disk_error
+from tunewiz.errors import ConfigError, ProjectError, ProjectLockedError, disk_error, is_disk_error
 from tunewiz.schema import SCHEMA_VERSION, SECTIONS
 
 PROJECT_FILE = "tunewiz.toml"
@@ -82,43 +82,43 @@ def check_value(section: str, key: str, value: Any) -> Any:
     where = f"{section}.{key}"
     if want is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"{where} must be true or false, got {value!r}")
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
     elif want is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where} must be an integer, got {value!r}")
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
     elif want is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{where} must be a number, got {value!r}")
+            raise ConfigError(f"{where} must be a number, got {value!r}")
         value = float(value)
         if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"{where} must be a finite number, got {value!r}")
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
     elif want is str:
         if spec.metadata.get("env_name") and isinstance(value, str) and value and not ENV_NAME.fullmatch(value):
             # Never echoed: what was typed here is most likely the key itself.
-            raise ValueError(f"{where} must be the name of an environment variable (letters, digits and _), "
+            raise ConfigError(f"{where} must be the name of an environment variable (letters, digits and _), "
                              "and this looks like a key itself: put the key in an environment variable "
                              "(`export MY_API_KEY=...`) and name the variable here")
         if not isinstance(value, str):
-            raise ValueError(f"{where} must be a string, got {value!r}")
+            raise ConfigError(f"{where} must be a string, got {value!r}")
     else:  # list[str]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"{where} must be a list of strings, got {value!r}")
+            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
     meta = spec.metadata
     lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
     if lo is not None and value < lo or hi is not None and value > hi:
-        raise ValueError(f"{where} must be between {lo:g} and {hi:g}, got {value!r}")
+        raise ConfigError(f"{where} must be between {lo:g} and {hi:g}, got {value!r}")
     if choices and value not in choices:
-        raise ValueError(f"{where} must be one of {', '.join(choices)}; got {value!r}")
+        raise ConfigError(f"{where} must be one of {', '.join(choices)}; got {value!r}")
     return value
 
 
 def parse_value(section: str, key: str, text: str) -> Any:
     """Turn the text a person typed (CLI `set`, a TUI input) into a checked value."""
     if section not in SECTIONS:
-        raise ValueError(f"unknown section '{section}'{_suggest(section, SECTIONS)}")
+        raise ConfigError(f"unknown section '{section}'{_suggest(section, SECTIONS)}")
     names = [f.name for f in dataclasses.fields(SECTIONS[section])]
     if key not in names:
-        raise ValueError(f"unknown key '{section}.{key}'{_suggest(key, names)}")
+        raise ConfigError(f"unknown key '{section}.{key}'{_suggest(key, names)}")
     want = typing.get_type_hints(SECTIONS[section])[key]
     raw = text.strip()
     value: Any
@@ -137,7 +137,7 @@ def parse_value(section: str, key: str, text: str) -> Any:
         else:
             value = [part.strip() for part in raw.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"{section}.{key} must be {_type_name(want)}, got {text!r}") from None
+        raise ConfigError(f"{section}.{key} must be {_type_name(want)}, got {text!r}") from None
     return check_value(section, key, value)
 
 
@@ -254,10 +254,10 @@ class Project:
         """Set `section.key` to a value (checked) in memory; call save() to keep it."""
         section, _, key = dotted_key.partition(".")
         if section not in SECTIONS:
-            raise ValueError(f"unknown section '{section}'{_suggest(section, SECTIONS)}")
+            raise ConfigError(f"unknown section '{section}'{_suggest(section, SECTIONS)}")
         names = [f.name for f in dataclasses.fields(SECTIONS[section])]
         if key not in names:
-            raise ValueError(f"unknown key '{dotted_key}'{_suggest(key, names)}")
+            raise ConfigError(f"unknown key '{dotted_key}'{_suggest(key, names)}")
         setattr(getattr(self.config, section), key, check_value(section, key, value))
 
     def get(self, dotted_key: str) -> Any:
