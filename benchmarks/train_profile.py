@@ -59,6 +59,9 @@ def main() -> None:
     parser.add_argument("--out", default=".")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--compile", action="store_true", help="also try torch.compile on each decoder layer")
+    parser.add_argument("--engine-only", action="store_true",
+                        help="only the engine's way on a GPU (fp32 adapters, no input cast, compiled layers), "
+                             "timed and profiled on QA rows at batch 16")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
@@ -87,6 +90,7 @@ def main() -> None:
         "qa8-packed": D.collate_flat(qa[:8]),
         "qa8-padded": D.collate_padded(qa[:8], pad_id),
         "qa32-packed": D.collate_flat(qa[8:40]),
+        "qa16-packed": D.collate_flat(qa[40:56]),
         "full2x2048": D.collate_flat(full[:2]),
     }
     for name, b in layouts.items():
@@ -162,10 +166,30 @@ def main() -> None:
                                                    "self_cpu_ms": round(cpu_total, 1), "op_calls": calls})
         print("PROFILE", results["profiles"][-1], flush=True)
 
+    def engine_way(model) -> None:
+        from tunewiz.training.engine import compile_layers
+
+        for module in model.modules():
+            if hasattr(module, "cast_input_dtype_enabled"):
+                module.cast_input_dtype_enabled = False
+        t = time.perf_counter()
+        compiled = compile_layers(model, device)
+        run_mode(model, "engine-compiled", ["qa16-packed"])
+        results["compile_s"] = round(time.perf_counter() - t, 1)
+        print("compiled layers:", compiled, "first run incl. compile", results["compile_s"], "s", flush=True)
+        run_mode(model, "engine-compiled", ["qa8-packed", "qa32-packed", "full2x2048"])
+        profile(model, "engine-compiled", "qa16-packed")
+        (Path(args.out) / "profile.json").write_text(json.dumps(results, indent=1))
+        for r in results.get("timings", []):
+            print(f"{r['mode']:21} {r['layout']:14} {r['ms']:9} {r['real_tok_s']:12} {r['peak_mb']}")
+
     t0 = time.perf_counter()
     model = build(shape, tokenizer, device, dtype, adapter_fp32=True)
     print(f"built in {time.perf_counter() - t0:.1f}s;", "adapter dtypes:",
           sorted({str(p.dtype) for n, p in model.named_parameters() if p.requires_grad}), flush=True)
+    if args.engine_only:
+        engine_way(model)
+        return
     profile(model, "fp32-adapters", "qa8-packed")
     run_mode(model, "fp32-adapters", list(layouts))
     # no cast of activations to fp32 in front of each adapter (fp32 adapter weights stay the masters)

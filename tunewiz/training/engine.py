@@ -286,169 +286,270 @@ def read_examples(run: Run, split: str) -> list[dict[str, Any]]:
 
 
 def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume: bool) -> str:
-    import torch
-    from transformers import AutoTokenizer
+    """Train the run to its end (or a stop); 'finished' or 'stopped'."""
+    trainer = Trainer(run, dist, report, stop)
+    trainer.setup(resume)
+    return trainer.loop()
 
-    from tunewiz.templates import resolve_family
 
-    cfg = run.read_spec()
-    hw, hp = cfg.hardware, cfg.hyperparameters
-    report.set(state="starting", message="loading the base model", started=report.status.started or now_iso(),
-               ended="")
-    device = pick_device(hw["device"])
-    precision = pick_precision(hw["precision"], device)
-    threads = hw["threads"] or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    torch.set_num_threads(threads)
-    dist.init(device)
-    torch.manual_seed(hp["seed"] + dist.rank)
+class Trainer:
+    """One training process: setup steps (device, data, model, optimizer, resume, checks), then a loop
+    of optimizer steps, each logged, and checkpoints, each checked. Every process of a run builds one."""
 
-    converted = False
-    if not cfg.base_dir or not Path(cfg.base_dir).is_dir():  # not converted yet, or not on this node
-        from tunewiz.basemodel import resolve_base
+    def __init__(self, run: Run, dist: Dist, report: Reporter, stop: dict[str, bool]) -> None:
+        self.run, self.dist, self.report, self.stop = run, dist, report, stop
+        self.cfg = run.read_spec()
+        self.hp = self.cfg.hyperparameters
+        self.start_step = 0
+        self.sent_through = 0  # the last step a tracker already has (a resume's metrics)
+        self.guard = DivergenceGuard()
+        self.checker = None
+        self.last_val: float | None = None
 
-        cfg.base_dir = str(resolve_base(cfg.model_name, cfg.base_model.get("gguf_file", ""),
-                                        Path(cfg.project_dir), progress=report.log))
-        converted = True
-    tokenizer = AutoTokenizer.from_pretrained(cfg.base_dir)
-    family = resolve_family(cfg.template["name"], tokenizer)
-    if dist.main and (cfg.family != family or converted):
-        cfg.template["family"] = family
-        run.write_spec(cfg)  # export, samples and chat read the folder and the family from here
+    # -- setup, in order ----------------------------------------------------------------------------
+    def setup(self, resume: bool) -> None:
+        self.report.set(state="starting", message="loading the base model",
+                        started=self.report.status.started or now_iso(), ended="")
+        self.setup_device()
+        self.load_data()
+        self.build_model()
+        self.build_optimizer()
+        if resume:
+            self.resume()
+        if self.dist.main:
+            self.report.tracker = _open_tracker(self.run, self.cfg, self.start_step, self.sent_through)
+        self.prepare_checks()
+        self.wrap_for_processes()
+        self.plan_batches()
 
-    max_len = cfg.max_seq_len
-    train_set = D.tokenize_records(read_examples(run, "train"), tokenizer, family, cfg.system_prompt, max_len)
-    val_set = D.tokenize_records(read_examples(run, "validation"), tokenizer, family, cfg.system_prompt, max_len)
-    if not train_set.examples:
-        raise TrainingFailed("no training samples: every pair is rejected, or every prompt is longer than "
-                             f"template.max_seq_len ({max_len})")
-    report.log(f"{len(train_set.examples)} train / {len(val_set.examples)} validation samples; "
-               f"{train_set.truncated + val_set.truncated} truncated to {max_len} tokens, "
-               f"{train_set.dropped + val_set.dropped} dropped (no answer token left); template {family}")
+    def setup_device(self) -> None:
+        import torch
 
-    model, target, attention = load_model(cfg, device, precision, dist)
-    quantized = cfg.hardware.get("quantization") == "nf4"
-    sharded = cfg.hardware.get("sharding") == "fsdp" and dist.world > 1
-    if sharded:
-        from tunewiz.training.sharding import shard_model
+        hw, dist = self.cfg.hardware, self.dist
+        self.device = pick_device(hw["device"])
+        self.precision = pick_precision(hw["precision"], self.device)
+        self.threads = hw["threads"] or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        torch.set_num_threads(self.threads)
+        dist.init(self.device)
+        torch.manual_seed(self.hp["seed"] + dist.rank)
 
-        report.log(f"FSDP: {shard_model(model, precision)} layers sharded over {dist.world} processes")
-    # 4-bit layers too: QLoRA went from 1.37x to 1.04x bf16's time. Sharded layers stay eager: FSDP's
-    # gather hooks inside compiled layers are not checked yet (issue: GPU figures on two H200s).
-    compiled = 0 if sharded else compile_layers(model, device)
-    # A sharded model is called through the transformers model that FSDP's root wraps, the module that
-    # generate() calls too: PEFT's wrappers call its forward() directly, past FSDP's gather hooks.
-    forward_model = model.get_base_model() if sharded else model
-    n = len(train_set.examples)
-    batches_per_epoch = len(D.micro_batches(n, hp["batch_size"], dist.world, dist.rank, hp["seed"], 0))
-    steps_per_epoch = max(1, batches_per_epoch // hp["grad_accum"])
-    max_steps = hp["max_steps"] or max(1, math.ceil(hp["epochs"] * steps_per_epoch))
-    optimizer, scheduler = build_optimizer(model, cfg, max_steps, device)
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    autocast = (torch.autocast(device_type=device, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-                if precision in ("bf16", "fp16") else _null_context())
-    if precision in ("bf16", "fp16"):
-        # PEFT keeps the LoRA weights in fp32 (the optimizer's masters) and by default casts
-        # each adapter's input to fp32: a full-size copy of every activation in front of
-        # each of the 7 adapted linears of a layer. Under autocast the adapter matmuls run in
-        # 16 bits anyway (autocast casts the small weights), so the copies only cost time.
-        for module in model.modules():
-            if hasattr(module, "cast_input_dtype_enabled"):
-                module.cast_input_dtype_enabled = False
+    def load_data(self) -> None:
+        """The base model folder (converted on first use), its tokenizer and template, the tokenized samples."""
+        from transformers import AutoTokenizer
 
-    start_step = sent_through = 0  # sent_through: the last step a tracker already has (a resume's metrics)
-    guard = DivergenceGuard()
-    if resume:
+        from tunewiz.templates import resolve_family
+
+        cfg, run = self.cfg, self.run
+        converted = False
+        if not cfg.base_dir or not Path(cfg.base_dir).is_dir():  # not converted yet, or not on this node
+            from tunewiz.basemodel import resolve_base
+
+            cfg.base_dir = str(resolve_base(cfg.model_name, cfg.base_model.get("gguf_file", ""),
+                                            Path(cfg.project_dir), progress=self.report.log))
+            converted = True
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.base_dir)
+        self.family = resolve_family(cfg.template["name"], self.tokenizer)
+        if self.dist.main and (cfg.family != self.family or converted):
+            cfg.template["family"] = self.family
+            run.write_spec(cfg)  # export, samples and chat read the folder and the family from here
+
+        max_len = cfg.max_seq_len
+        self.train_set = D.tokenize_records(read_examples(run, "train"), self.tokenizer, self.family,
+                                            cfg.system_prompt, max_len)
+        self.val_set = D.tokenize_records(read_examples(run, "validation"), self.tokenizer, self.family,
+                                          cfg.system_prompt, max_len)
+        train_set, val_set = self.train_set, self.val_set
+        if not train_set.examples:
+            raise TrainingFailed("no training samples: every pair is rejected, or every prompt is longer than "
+                                 f"template.max_seq_len ({max_len})")
+        self.report.log(f"{len(train_set.examples)} train / {len(val_set.examples)} validation samples; "
+                        f"{train_set.truncated + val_set.truncated} truncated to {max_len} tokens, "
+                        f"{train_set.dropped + val_set.dropped} dropped (no answer token left); "
+                        f"template {self.family}")
+
+    def build_model(self) -> None:
+        """The base model with LoRA, placed, sharded or compiled as the run asks."""
+        cfg, dist = self.cfg, self.dist
+        self.model, self.target, self.attention = load_model(cfg, self.device, self.precision, dist)
+        self.quantized = cfg.hardware.get("quantization") == "nf4"
+        self.sharded = cfg.hardware.get("sharding") == "fsdp" and dist.world > 1
+        if self.sharded:
+            from tunewiz.training.sharding import shard_model
+
+            self.report.log(f"FSDP: {shard_model(self.model, self.precision)} layers sharded over "
+                            f"{dist.world} processes")
+        # 4-bit layers too: QLoRA went from 1.37x to 1.04x bf16's time. Sharded layers stay eager: FSDP's
+        # gather hooks inside compiled layers are not checked yet (issue: GPU figures on two H200s).
+        self.compiled = 0 if self.sharded else compile_layers(self.model, self.device)
+        # A sharded model is called through the transformers model that FSDP's root wraps, the module that
+        # generate() calls too: PEFT's wrappers call its forward() directly, past FSDP's gather hooks.
+        self.forward_model = self.model.get_base_model() if self.sharded else self.model
+        if self.precision in ("bf16", "fp16"):
+            # PEFT keeps the LoRA weights in fp32 (the optimizer's masters) and by default casts
+            # each adapter's input to fp32: a full-size copy of every activation in front of
+            # each of the 7 adapted linears of a layer. Under autocast the adapter matmuls run in
+            # 16 bits anyway (autocast casts the small weights), so the copies only cost time.
+            for module in self.model.modules():
+                if hasattr(module, "cast_input_dtype_enabled"):
+                    module.cast_input_dtype_enabled = False
+        self.trainable_params = [p for p in self.model.parameters() if p.requires_grad]
+
+    def build_optimizer(self) -> None:
+        """The step count, AdamW and its schedule, the fp16 scaler and the autocast of the run."""
+        import torch
+
+        hp, dist, precision = self.hp, self.dist, self.precision
+        self.n = len(self.train_set.examples)
+        self.batches_per_epoch = len(D.micro_batches(self.n, hp["batch_size"], dist.world, dist.rank, hp["seed"], 0))
+        self.steps_per_epoch = max(1, self.batches_per_epoch // hp["grad_accum"])
+        self.max_steps = hp["max_steps"] or max(1, math.ceil(hp["epochs"] * self.steps_per_epoch))
+        self.optimizer, self.scheduler = build_optimizer(self.model, self.cfg, self.max_steps, self.device)
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        self.autocast = (torch.autocast(device_type=self.device,
+                                        dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+                         if precision in ("bf16", "fp16") else _null_context())
+
+    def resume(self) -> None:
+        """Continue from the newest intact checkpoint (none: from step 0), metrics cut back to it."""
+        import torch
+
+        run, dist, report = self.run, self.dist, self.report
         if dist.main:
             ckpt.remove_partial(run)
         dist.barrier()
-        resumed = _load_newest_intact(run, model, optimizer, scheduler, scaler, dist, report, sharded)
+        resumed = _load_newest_intact(run, self.model, self.optimizer, self.scheduler, self.scaler, dist, report,
+                                      self.sharded)
         if resumed is not None:
             path, state = resumed
             if dist.world > 1:
-                torch.manual_seed(hp["seed"] + 7919 * state["step"] + dist.rank)
-            start_step = state["step"]
-            guard.reference = state.get("loss_reference")  # absent in older checkpoints: measured again
+                torch.manual_seed(self.hp["seed"] + 7919 * state["step"] + dist.rank)
+            self.start_step = state["step"]
+            self.guard.reference = state.get("loss_reference")  # absent in older checkpoints: measured again
             report.log(f"resuming from {path.name}")
         if dist.main:
-            sent_through = max((r.get("step", 0) for r in read_jsonl(run.metrics_path)), default=0)
-            _truncate_metrics(run, start_step)
-    if dist.main:
-        report.tracker = _open_tracker(run, cfg, start_step, sent_through)
+            self.sent_through = max((r.get("step", 0) for r in read_jsonl(run.metrics_path)), default=0)
+            _truncate_metrics(run, self.start_step)
 
-    checker = _recall_checker(run, cfg, tokenizer, family)
-    if checker is not None:
+    def prepare_checks(self) -> None:
+        """The per-checkpoint recall and drift checks, and the base model's answers (step 0)."""
+        checker = _recall_checker(self.run, self.cfg, self.tokenizer, self.family)
+        self.checker = checker
+        if checker is None:
+            return
         # Answering with the adapter merged into the weights is ~30 % faster on a CPU. Unmerging restores
         # fp32 weights to within a rounding step; 16-bit or 4-bit weights would not come back, and DDP's
         # processes must keep identical weights, so only a single fp32 process merges.
-        checker.merge_lora = precision == "fp32" and not quantized and dist.world == 1
-        checker.lockstep = sharded
-        _restore_base_answers(run, checker)
-        if start_step == 0:
-            report.set(state="starting", message="checking what the base model answers (step 0)")
-            _check_base(checker, model, cfg, precision, target, report, dist, autocast)
+        checker.merge_lora = self.precision == "fp32" and not self.quantized and self.dist.world == 1
+        checker.lockstep = self.sharded
+        _restore_base_answers(self.run, checker)
+        if self.start_step == 0:
+            self.report.set(state="starting", message="checking what the base model answers (step 0)")
+            _check_base(checker, self.model, self.cfg, self.precision, self.target, self.report, self.dist,
+                        self.autocast)
 
-    if dist.world > 1 and not sharded:
-        from torch.nn.parallel import DistributedDataParallel
+    def wrap_for_processes(self) -> None:
+        """DDP around the model when several processes train unsharded; the start-up line; state running."""
+        dist, report = self.dist, self.report
+        if dist.world > 1 and not self.sharded:
+            from torch.nn.parallel import DistributedDataParallel
 
-        forward_model = DistributedDataParallel(model, device_ids=[dist.local_rank] if device == "cuda" else None)
+            self.forward_model = DistributedDataParallel(
+                self.model, device_ids=[dist.local_rank] if self.device == "cuda" else None)
+        trainable = sum(p.numel() for p in self.trainable_params)
+        report.log(f"device {self.device} x{dist.world}, precision {self.precision}, attention {self.attention}, "
+                   f"threads {self.threads}, {trainable:,} trainable LoRA weights, {self.max_steps} steps "
+                   f"({self.steps_per_epoch} per epoch)"
+                   + (f"; {self.compiled} layers compiled (the first step takes a minute or two)"
+                      if self.compiled else ""))
+        report.set(state="running", message="", step=self.start_step, max_steps=self.max_steps,
+                   extra={**report.status.extra, "device": self.device, "precision": self.precision,
+                          "world_size": dist.world})
 
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    report.log(f"device {device} x{dist.world}, precision {precision}, attention {attention}, threads {threads}, "
-               f"{trainable:,} trainable LoRA weights, {max_steps} steps ({steps_per_epoch} per epoch)"
-               + (f"; {compiled} layers compiled (the first step takes a minute or two)" if compiled else ""))
-    report.set(state="running", message="", step=start_step, max_steps=max_steps,
-               extra={**report.status.extra, "device": device, "precision": precision, "world_size": dist.world})
+    def plan_batches(self) -> None:
+        # Measurement switch (benchmarks/train.py): the same loop with padded batches instead of padding-free ones.
+        self.padded = os.environ.get("TUNEWIZ_BATCHING") == "padded"
+        tokenizer = self.tokenizer
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.row_multiple = 64 if self.compiled else 1  # see D.collate_flat
+        self.by_index = keeps_logits_by_index(self.model.get_base_model())
+        # On a CPU a micro-batch runs as passes of at most CPU_PASS_TOKENS tokens (consecutive samples
+        # packed; a longer sample alone): memory holds the activations of one pass, not of the whole
+        # micro-batch (half the peak on benchmarks/train.py), and the speed is the same as one row per
+        # micro-batch or 256-token passes (benchmarks/train_cpu_choices.py; docs/train.md). Gradients
+        # add up over the passes and the loss is normalized by the step's answer tokens, so the update
+        # is the same.
+        # Sharded, every process must run the same number of passes (each gathers layers from all).
+        self.pass_tokens = CPU_PASS_TOKENS if self.device == "cpu" and not self.sharded else 0
 
-    # Measurement switch (benchmarks/train.py): the same loop with padded batches instead of padding-free ones.
-    padded = os.environ.get("TUNEWIZ_BATCHING") == "padded"
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-    row_multiple = 64 if compiled else 1  # see D.collate_flat
-    by_index = keeps_logits_by_index(model.get_base_model())
-    # On a CPU a micro-batch runs as passes of at most CPU_PASS_TOKENS tokens (consecutive samples
-    # packed; a longer sample alone): memory holds the activations of one pass, not of the whole
-    # micro-batch (half the peak on benchmarks/train.py), and the speed is the same as one row per
-    # micro-batch or 256-token passes (benchmarks/train_cpu_choices.py; docs/train.md). Gradients
-    # add up over the passes and the loss is normalized by the step's answer tokens, so the update
-    # is the same.
-    # Sharded, every process must run the same number of passes (each gathers layers from all).
-    pass_tokens = CPU_PASS_TOKENS if device == "cpu" and not sharded else 0
-
-    def batches_for_step(step: int):
+    # -- the loop -----------------------------------------------------------------------------------
+    def batches_for_step(self, step: int) -> list:
         """(micro-batch, real tokens) of optimizer step `step` (1-based), replayable after a resume."""
+        hp, dist = self.hp, self.dist
         out = []
         for index in range((step - 1) * hp["grad_accum"], step * hp["grad_accum"]):
-            epoch, offset = divmod(index, batches_per_epoch)
-            indices = D.micro_batches(n, hp["batch_size"], dist.world, dist.rank, hp["seed"], epoch)[offset]
-            examples = [train_set.examples[i] for i in indices]
-            groups = D.rows_within(examples, pass_tokens) if pass_tokens and not padded else [examples]
+            epoch, offset = divmod(index, self.batches_per_epoch)
+            indices = D.micro_batches(self.n, hp["batch_size"], dist.world, dist.rank, hp["seed"], epoch)[offset]
+            examples = [self.train_set.examples[i] for i in indices]
+            groups = D.rows_within(examples, self.pass_tokens) if self.pass_tokens and not self.padded else [examples]
             for group in groups:
-                batch = D.collate_padded(group, pad_id) if padded else D.collate_flat(group, row_multiple, pad_id)
+                batch = (D.collate_padded(group, self.pad_id) if self.padded
+                         else D.collate_flat(group, self.row_multiple, self.pad_id))
                 out.append((batch, sum(len(e.input_ids) for e in group)))
         return out
 
-    window_tokens, window_start = 0, time.perf_counter()
-    last_val: float | None = None
-    step = start_step
-    trainable_params = [p for p in model.parameters() if p.requires_grad]
-    status_written = 0.0
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats(target)
-    while step < max_steps:
-        step += 1
-        micro = batches_for_step(step)
+    def loop(self) -> str:
+        import torch
+
+        self.window_tokens, self.window_start = 0, time.perf_counter()
+        status_written = 0.0
+        if self.device == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.target)
+        step = self.start_step
+        while step < self.max_steps:
+            step += 1
+            step_loss, grad_norm, lr = self.train_step(step)
+            epoch = step / self.steps_per_epoch
+            if step % self.hp["logging_steps"] == 0 or step == self.max_steps:
+                self.log_step(step, epoch, step_loss, grad_norm, lr)
+            stopping = _stop_requested(self.run, self.stop, self.dist, self.target)
+            save_now = step % self.hp["save_steps"] == 0 or step == self.max_steps or stopping
+            if self.val_set.examples and (step % self.hp["eval_steps"] == 0 or save_now):
+                self.validate(step, epoch)
+            if save_now:
+                self.save_and_check(step, epoch, stopping)
+            if stopping:
+                self.report.set(state="stopped", step=step, ended=now_iso(),
+                                message=f"stopped on request at step {step}; continue with `tunewiz train --resume`")
+                self.report.log("stopped on request")
+                return "stopped"
+            if save_now or time.monotonic() - status_written >= 1.0:
+                # status.json is written atomically with two fsyncs: once a second is enough for a
+                # progress display, and steps of an 8B model on one GPU take about 0.1 s.
+                self.report.set(step=step)
+                status_written = time.monotonic()
+        self.report.set(state="finished", step=step, message=f"finished {self.max_steps} steps", ended=now_iso())
+        self.report.log("finished")
+        return "finished"
+
+    def train_step(self, step: int) -> tuple[float, float, float]:
+        """One optimizer step over its micro-batches: (loss, gradient norm before clipping, learning rate)."""
+        import torch
+
+        dist, target, hp = self.dist, self.target, self.hp
+        forward_model, scaler, optimizer = self.forward_model, self.scaler, self.optimizer
+        micro = self.batches_for_step(step)
         items = dist.sum([sum(D.answer_tokens(b) for b, _ in micro)], target)[0]
         step_loss_sum = torch.zeros((), dtype=torch.float32, device=target)  # read once per step: one sync
-        model.train()
+        self.model.train()
         for i, (batch, real) in enumerate(micro):
-            window_tokens += real
+            self.window_tokens += real
             batch = {k: v.to(target, non_blocking=True) for k, v in batch.items()}
             sync = i == len(micro) - 1
-            if sharded:
+            if self.sharded:
                 forward_model.set_requires_gradient_sync(sync)
-            with (forward_model.no_sync() if dist.world > 1 and not sync and not sharded else _null_context()):
-                with autocast:
-                    share = answer_loss(forward_model, batch, max(items, 1), by_index)
+            with (forward_model.no_sync() if dist.world > 1 and not sync and not self.sharded else _null_context()):
+                with self.autocast:
+                    share = answer_loss(forward_model, batch, max(items, 1), self.by_index)
                 # DDP averages gradients over processes; the loss is already a share of the global
                 # token count, so scale back up to get the gradient of the global mean.
                 loss = share * dist.world
@@ -458,73 +559,69 @@ def train(run: Run, dist: Dist, report: Reporter, stop: dict[str, bool], resume:
         if scaler:
             scaler.unscale_(optimizer)
         clip = hp["max_grad_norm"] or float("inf")
-        grad_norm = full_grad_norm(torch.nn.utils.clip_grad_norm_(trainable_params, clip))
-        if not math.isfinite(step_loss) or (scaler is None and not math.isfinite(grad_norm)):
-            what = "loss" if not math.isfinite(step_loss) else "gradient norm"
-            value = step_loss if what == "loss" else grad_norm
-            raise TrainingFailed(
-                f"the {what} became {value} at step {step}: training stopped. Lower "
-                f"hyperparameters.learning_rate (now {hp['learning_rate']:g}), use fp32 or bf16 instead of "
-                "fp16, or check the base model's weights")
-        if guard.diverged(step_loss):
-            raise TrainingFailed(guard.message(step_loss, step, hp["learning_rate"]))
+        grad_norm = full_grad_norm(torch.nn.utils.clip_grad_norm_(self.trainable_params, clip))
+        self.refuse_broken(step, step_loss, grad_norm)
         if scaler:
             scaler.step(optimizer)
             scaler.update()
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        lr = scheduler.get_last_lr()[0]  # the rate this step used
-        scheduler.step()
+        lr = self.scheduler.get_last_lr()[0]  # the rate this step used
+        self.scheduler.step()
+        return step_loss, grad_norm, lr
 
-        epoch = step / steps_per_epoch
-        if step % hp["logging_steps"] == 0 or step == max_steps:
-            elapsed = time.perf_counter() - window_start
-            tokens = dist.sum([window_tokens], target)[0]
-            record = {"type": "train", "step": step, "epoch": round(epoch, 4), "loss": step_loss, "tokens": int(tokens),
-                      "lr": lr, "grad_norm": grad_norm,
-                      "tokens_per_s": round(tokens / elapsed, 1) if elapsed > 0 else None,
-                      "mem_mb": _memory_mb(device, target), "time": round(time.time(), 3)}
-            report.metrics(record)
-            report.log(f"step {step}/{max_steps} loss {step_loss:.4f} lr {record['lr']:.2e} "
-                       f"grad_norm {grad_norm:.3f} {record['tokens_per_s']} tok/s")
-            window_tokens, window_start = 0, time.perf_counter()
+    def refuse_broken(self, step: int, step_loss: float, grad_norm: float) -> None:
+        """Stop before an update with a non-finite loss or gradient, or after a divergence."""
+        hp = self.hp
+        if not math.isfinite(step_loss) or (self.scaler is None and not math.isfinite(grad_norm)):
+            what = "loss" if not math.isfinite(step_loss) else "gradient norm"
+            value = step_loss if what == "loss" else grad_norm
+            raise TrainingFailed(
+                f"the {what} became {value} at step {step}: training stopped. Lower "
+                f"hyperparameters.learning_rate (now {hp['learning_rate']:g}), use fp32 or bf16 instead of "
+                "fp16, or check the base model's weights")
+        if self.guard.diverged(step_loss):
+            raise TrainingFailed(self.guard.message(step_loss, step, hp["learning_rate"]))
 
-        stopping = _stop_requested(run, stop, dist, target)
-        save_now = step % hp["save_steps"] == 0 or step == max_steps or stopping
-        if val_set.examples and (step % hp["eval_steps"] == 0 or save_now):
-            last_val = evaluate(forward_model if sharded else model, val_set.examples, hp["batch_size"], dist,
-                                target, autocast, by_index, lockstep=sharded)
-            report.metrics({"type": "eval", "step": step, "epoch": round(epoch, 4), "val_loss": last_val,
-                            "time": round(time.time(), 3)})
-            report.log(f"step {step} validation loss {last_val:.4f}")
-            window_start = time.perf_counter()  # evaluation time is not training throughput
-        if save_now:
-            if stopping:
-                report.set(state="stopping", message="saving a checkpoint before stopping", step=step)
-            state = {"step": step, "epoch": epoch, "val_loss": last_val, "max_steps": max_steps,
-                     "world_size": dist.world, "loss_reference": guard.reference, "time": now_iso()}
-            gathered = gather_state(model, optimizer) if sharded else None  # every process takes part
-            if dist.main:
-                ckpt.save_checkpoint(run, step, model, optimizer, scheduler, state, scaler, gathered)
-            dist.barrier()
-            report.log(f"saved checkpoint-{step}")
-            if checker is not None:
-                _check(checker, model, step, target, report, dist, autocast)
-            window_start = time.perf_counter()
+    def log_step(self, step: int, epoch: float, step_loss: float, grad_norm: float, lr: float) -> None:
+        """A train line in metrics.jsonl and the log, with the throughput since the last one."""
+        elapsed = time.perf_counter() - self.window_start
+        tokens = self.dist.sum([self.window_tokens], self.target)[0]
+        record = {"type": "train", "step": step, "epoch": round(epoch, 4), "loss": step_loss, "tokens": int(tokens),
+                  "lr": lr, "grad_norm": grad_norm,
+                  "tokens_per_s": round(tokens / elapsed, 1) if elapsed > 0 else None,
+                  "mem_mb": _memory_mb(self.device, self.target), "time": round(time.time(), 3)}
+        self.report.metrics(record)
+        self.report.log(f"step {step}/{self.max_steps} loss {step_loss:.4f} lr {record['lr']:.2e} "
+                        f"grad_norm {grad_norm:.3f} {record['tokens_per_s']} tok/s")
+        self.window_tokens, self.window_start = 0, time.perf_counter()
+
+    def validate(self, step: int, epoch: float) -> None:
+        self.last_val = evaluate(self.forward_model if self.sharded else self.model, self.val_set.examples,
+                                 self.hp["batch_size"], self.dist, self.target, self.autocast, self.by_index,
+                                 lockstep=self.sharded)
+        self.report.metrics({"type": "eval", "step": step, "epoch": round(epoch, 4), "val_loss": self.last_val,
+                             "time": round(time.time(), 3)})
+        self.report.log(f"step {step} validation loss {self.last_val:.4f}")
+        self.window_start = time.perf_counter()  # evaluation time is not training throughput
+
+    def save_and_check(self, step: int, epoch: float, stopping: bool) -> None:
+        """A checkpoint (gathered to rank 0 when sharded, written there), then its recall checks."""
+        dist, report = self.dist, self.report
         if stopping:
-            report.set(state="stopped", step=step, message=f"stopped on request at step {step}; "
-                                                           "continue with `tunewiz train --resume`", ended=now_iso())
-            report.log("stopped on request")
-            return "stopped"
-        if save_now or time.monotonic() - status_written >= 1.0:
-            # status.json is written atomically with two fsyncs: once a second is enough for a
-            # progress display, and steps of an 8B model on one GPU take about 0.1 s.
-            report.set(step=step)
-            status_written = time.monotonic()
-    report.set(state="finished", step=step, message=f"finished {max_steps} steps", ended=now_iso())
-    report.log("finished")
-    return "finished"
+            report.set(state="stopping", message="saving a checkpoint before stopping", step=step)
+        state = {"step": step, "epoch": epoch, "val_loss": self.last_val, "max_steps": self.max_steps,
+                 "world_size": dist.world, "loss_reference": self.guard.reference, "time": now_iso()}
+        gathered = gather_state(self.model, self.optimizer) if self.sharded else None  # every process takes part
+        if dist.main:
+            ckpt.save_checkpoint(self.run, step, self.model, self.optimizer, self.scheduler, state, self.scaler,
+                                 gathered)
+        dist.barrier()
+        report.log(f"saved checkpoint-{step}")
+        if self.checker is not None:
+            _check(self.checker, self.model, step, self.target, report, dist, self.autocast)
+        self.window_start = time.perf_counter()
 
 
 def _load_newest_intact(run: Run, model, optimizer, scheduler, scaler, dist: Dist, report, sharded: bool = False):
