@@ -105,7 +105,7 @@ def main() -> None:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             items = int((batch["labels"][:, 1:] != -100).sum())
             with autocast:  # answer-logits: lm_head and the loss only where a label is (the engine's way)
-                loss = answer_loss(model, batch, items, by_index=mode == "answer-logits")
+                loss = answer_loss(model, batch, items, by_index=mode in ("answer-logits", "engine-by-index"))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
             opt.step()
@@ -179,6 +179,24 @@ def main() -> None:
         print("compiled layers:", compiled, "first run incl. compile", results["compile_s"], "s", flush=True)
         run_mode(model, "engine-compiled", ["qa8-packed", "qa32-packed", "full2x2048"])
         profile(model, "engine-compiled", "qa16-packed")
+        # The engine meets a new row length almost every step; the runs above repeat one batch.
+        # Thirteen batches of 16 different QA rows: a first pass (lengths not seen yet), then a second.
+        for multiple in (64, 512):
+            batches = [D.collate_flat(qa[i:i + 16], multiple, pad_id) for i in range(0, 49, 4)]
+            for mode in ("engine-compiled", "engine-by-index"):
+                step = make_step(model, mode)
+                for attempt in ("first", "second"):
+                    tokens, t = 0, time.perf_counter()
+                    for batch in batches:
+                        float(step(batch))
+                        tokens += D.real_tokens(batch)
+                    if cuda:
+                        torch.cuda.synchronize()
+                    sec = (time.perf_counter() - t) / len(batches)
+                    row = {"mode": f"{mode}-varied-{attempt}", "layout": f"qa16-x{multiple}", "ms": round(sec * 1e3, 1),
+                           "real_tok_s": round(tokens / len(batches) / sec), "peak_mb": None}
+                    results.setdefault("timings", []).append(row)
+                    print("TIME", json.dumps(row), flush=True)
         (Path(args.out) / "profile.json").write_text(json.dumps(results, indent=1))
         for r in results.get("timings", []):
             print(f"{r['mode']:21} {r['layout']:14} {r['ms']:9} {r['real_tok_s']:12} {r['peak_mb']}")

@@ -470,7 +470,6 @@ class Trainer:
         self.padded = os.environ.get("TUNEWIZ_BATCHING") == "padded"
         tokenizer = self.tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.row_multiple = 64 if self.compiled else 1  # see D.collate_flat
         self.by_index = keeps_logits_by_index(self.model.get_base_model())
         # On a CPU a micro-batch runs as passes of at most CPU_PASS_TOKENS tokens (consecutive samples
         # packed; a longer sample alone): memory holds the activations of one pass, not of the whole
@@ -492,9 +491,11 @@ class Trainer:
             examples = [self.train_set.examples[i] for i in indices]
             groups = D.rows_within(examples, self.pass_tokens) if self.pass_tokens and not self.padded else [examples]
             for group in groups:
+                real = sum(len(e.input_ids) for e in group)
+                multiple = D.row_multiple(real) if self.compiled else 1  # see D.row_multiple
                 batch = (D.collate_padded(group, self.pad_id) if self.padded
-                         else D.collate_flat(group, self.row_multiple, self.pad_id))
-                out.append((batch, sum(len(e.input_ids) for e in group)))
+                         else D.collate_flat(group, multiple, self.pad_id))
+                out.append((batch, real))
         return out
 
     def loop(self) -> str:
