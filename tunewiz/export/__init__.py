@@ -63,6 +63,31 @@ def export_name(project: Project, name: str = "") -> str:
     return name
 
 
+@dataclass
+class ExportPlan:
+    """Everything an export will do, checked before anything is written (plan_export)."""
+    project: Project
+    report: Any
+    """The checkpoint report of the run (tunewiz.checkpoints)."""
+    checkpoint: CheckpointInfo
+    cfg: Any
+    """The run's contract (RunSpec, read through read_run_config)."""
+    dtype: str
+    """The base model's weight dtype, which the merge keeps."""
+    ftypes: list[str]
+    name: str
+    folder: Path
+    ollama: str | None
+    params: int
+    merge_mb: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def source_type(self) -> str | None:
+        """The 16/32-bit GGUF type among those asked for, which the quantized types are made from."""
+        return next((t for t in self.ftypes if t in SIXTEEN_BIT), None)
+
+
 def export_model(project: Project, *, on_progress: Callable[[str], None] | None = None, force: bool = False,
                  types: list[str] | None = None, name: str = "", smoke: bool = True,
                  smoke_questions: int = 3, ollama: str | None = None) -> ExportResult:
@@ -71,15 +96,29 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
     ollama: create the Ollama model from this GGUF type ("": the best quality exported) and ask it
     one held-out question; None: as [export] ollama_create says."""
     say = on_progress or (lambda _msg: None)
+    plan = plan_export(project, force=force, types=types, name=name, ollama=ollama)
+    result = write_export(plan, say, smoke, smoke_questions)
+    if plan.ollama is not None:
+        from tunewiz.export.ollama import create_ollama_model
+        from tunewiz.samples import held_out_pairs
 
-    # -- check everything before writing anything
+        pairs, _origin = held_out_pairs(project, plan.cfg, 1)
+        question = pairs[0].question if pairs else "Hello! What can you help me with?"
+        result.ollama = create_ollama_model(read_manifest(plan.folder), question, plan.ollama, on_progress=say)
+    return result
+
+
+def plan_export(project: Project, *, force: bool = False, types: list[str] | None = None, name: str = "",
+                ollama: str | None = None) -> ExportPlan:
+    """Check everything an export needs (checkpoint, base model, types, converter, Ollama, disk space,
+    memory for the merge) and say what it will write; TunewizError naming the first problem."""
     report, checkpoint = picked_checkpoint(project)
     damage = checkpoint_damage(checkpoint.path)
     if damage:
         raise TunewizError(f"checkpoint {checkpoint.step} of run {report.run.id} cannot be exported: {damage}. "
                            "Pick another with `tunewiz pick`, or resume the run to write new checkpoints")
     cfg = read_run_config(report.run)
-    from tunewiz.basemodel import check_base
+    from tunewiz.basemodel import check_base, count_parameters
 
     dtype = check_base(cfg.base_path, checkpoint.path, report.run.config_path)
     ftypes = gguf.check_types(types if types is not None else project.config.export.gguf_types)
@@ -93,107 +132,60 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
         ollama = ""
     if ollama is not None:
         _check_ollama(ollama, ftypes, cfg.family)
-    warnings = []
-    if cfg.family not in OLLAMA_TEMPLATES:
-        warnings.append(f"no Modelfile: the run trained with the base model's own template ('{cfg.family}'), "
-                        "which has no Ollama equivalent; llama.cpp uses the template inside the GGUF")
-
-    from tunewiz.basemodel import count_parameters
-
     params = count_parameters(str(cfg.base_path)) or 0
-    source_type = next((t for t in ftypes if t in SIXTEEN_BIT), None)
-    needs = {"merged model": params * BYTES_PER_DTYPE[dtype]}
-    needs |= {f"{name}-{t}.gguf": disk.file_size_estimate(params, t) for t in ftypes}
-    adapter = checkpoint.path / "adapter_model.safetensors"
-    needs[f"{name}-lora-f16.gguf"] = (adapter.stat().st_size // 2 if adapter.exists() else 0) + 2**20
-    if source_type is None and any(t not in gguf.CONVERTER_TYPES for t in ftypes):
-        needs["16-bit GGUF to quantize from (deleted after)"] = disk.file_size_estimate(params, "f16")
-    project.exports_dir.mkdir(parents=True, exist_ok=True)
-    disk.check_free_space(project.exports_dir, needs)
     # The merge loads the 16/32-bit base into CPU memory (a QLoRA run's too: never its 4-bit weights).
+    plan = ExportPlan(project, report, checkpoint, cfg, dtype, ftypes, name, folder, ollama, params,
+                      merge_mb=params * BYTES_PER_DTYPE[dtype] / 2**20 * 1.1)
+    if cfg.family not in OLLAMA_TEMPLATES:
+        plan.warnings.append(f"no Modelfile: the run trained with the base model's own template ('{cfg.family}'), "
+                             "which has no Ollama equivalent; llama.cpp uses the template inside the GGUF")
+    _check_room(plan)
+    return plan
+
+
+def _check_room(plan: ExportPlan) -> None:
+    """Disk space for every file the export writes, and memory for the merge."""
+    params, name, ftypes = plan.params, plan.name, plan.ftypes
+    needs = {"merged model": params * BYTES_PER_DTYPE[plan.dtype]}
+    needs |= {f"{name}-{t}.gguf": disk.file_size_estimate(params, t) for t in ftypes}
+    adapter = plan.checkpoint.path / "adapter_model.safetensors"
+    needs[f"{name}-lora-f16.gguf"] = (adapter.stat().st_size // 2 if adapter.exists() else 0) + 2**20
+    if plan.source_type is None and any(t not in gguf.CONVERTER_TYPES for t in ftypes):
+        needs["16-bit GGUF to quantize from (deleted after)"] = disk.file_size_estimate(params, "f16")
+    exports_dir = plan.project.exports_dir
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    disk.check_free_space(exports_dir, needs)
     from tunewiz.hardware import detect
 
-    merge_mb = params * BYTES_PER_DTYPE[dtype] / 2**20 * 1.1
     available_mb = detect().ram_available_mb
-    if merge_mb > available_mb:
-        raise TunewizError(f"merging needs about {merge_mb / 1024:,.1f} GB of memory (the {dtype} base model "
-                           f"and the adapter) but {available_mb / 1024:,.1f} GB is available; close other "
+    if plan.merge_mb > available_mb:
+        raise TunewizError(f"merging needs about {plan.merge_mb / 1024:,.1f} GB of memory (the {plan.dtype} base "
+                           f"model and the adapter) but {available_mb / 1024:,.1f} GB is available; close other "
                            "programs, or export on a machine with more memory")
 
-    # -- write into a staging folder, then rename it into place
-    for stale in project.exports_dir.glob(f".{name}.partial-*"):
+
+def write_export(plan: ExportPlan, say: Callable[[str], None], smoke: bool = True,
+                 smoke_questions: int = 3) -> ExportResult:
+    """Write a planned export into a staging folder, then rename it into place (replacing an older one
+    only once the new one is complete); nothing is left behind when any part fails."""
+    exports_dir, name, folder = plan.project.exports_dir, plan.name, plan.folder
+    for stale in exports_dir.glob(f".{name}.partial-*"):
         shutil.rmtree(stale, ignore_errors=True)  # left by a crashed export (we hold the project lock)
-    staging = project.exports_dir / f".{name}.partial-{os.getpid()}"
+    staging = exports_dir / f".{name}.partial-{os.getpid()}"
+    cfg, checkpoint = plan.cfg, plan.checkpoint
     staging.mkdir()
     try:
-        say(f"Merging checkpoint {checkpoint.step} of run {report.run.id} into {cfg.base_path} ({dtype}, "
-            f"about {merge_mb / 1024:,.1f} GB of memory)...")
+        say(f"Merging checkpoint {checkpoint.step} of run {plan.report.run.id} into {cfg.base_path} ({plan.dtype}, "
+            f"about {plan.merge_mb / 1024:,.1f} GB of memory)...")
         from tunewiz.export.merge import merge_checkpoint
 
-        merged = merge_checkpoint(cfg.base_path, checkpoint.path, cfg.family, staging / "merged", dtype)
+        merged = merge_checkpoint(cfg.base_path, checkpoint.path, cfg.family, staging / "merged", plan.dtype)
         log = staging / "export.log"
-        ggufs: dict[str, Path] = {}
-        for ftype in [t for t in ftypes if t in gguf.CONVERTER_TYPES]:
-            say(f"Converting to {ftype} GGUF (llama.cpp's converter)...")
-            ggufs[ftype] = gguf.convert(merged, staging / f"{name}-{ftype}.gguf", ftype, log)
-        quantized = [t for t in ftypes if t not in gguf.CONVERTER_TYPES]
-        if quantized:
-            if source_type is not None:
-                source = ggufs[source_type]
-            else:
-                temp_type = "bf16" if dtype == "bfloat16" else "f16"
-                say(f"Converting to a temporary {temp_type} GGUF to quantize from...")
-                source = gguf.convert(merged, staging / f".source-{temp_type}.gguf", temp_type, log)
-            for ftype in quantized:
-                say(f"Quantizing to {ftype} (llama.cpp's quantizer)...")
-                ggufs[ftype] = gguf.quantize(source, staging / f"{name}-{ftype}.gguf", ftype, log)
-            if source_type is None:
-                source.unlink()
-        ggufs = {t: ggufs[t] for t in ftypes}  # in the order the user listed them
-        main = ggufs[ftypes[0]]
+        ggufs = _write_ggufs(plan, merged, staging, log, say)
         say("Converting the LoRA adapter alone to a GGUF adapter (llama.cpp's converter)...")
         lora = gguf.convert_lora(checkpoint.path, cfg.base_path, staging / f"{name}-lora-f16.gguf", log)
-
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(merged)  # its EOS ends llama2/alpaca turns in the Modelfile
-        stops = template_stops(cfg.family, tokenizer)
-        model_name = ollama_name(project.config.export.ollama_name or project.name)
-        modelfile = None
-        if cfg.family in OLLAMA_TEMPLATES:
-            modelfile = staging / MODELFILE
-            atomic_write_text(modelfile, render_modelfile(main.name, cfg.family, cfg.system_prompt,
-                                                          tokenizer.eos_token or "</s>"))
-        smoke_report = None
-        if smoke:
-            from tunewiz.export.smoke import smoke_test
-            from tunewiz.samples import held_out_pairs
-
-            pairs, origin = held_out_pairs(project, cfg, smoke_questions)
-            if pairs:
-                smoke_report = smoke_test(staging, merged, ggufs, pairs, origin, cfg.family,
-                                          cfg.system_prompt, stops, on_progress=say)
-            else:
-                warnings.append("no smoke test: the project has no pairs to ask")
-        atomic_write_text(staging / MANIFEST_FILE, json.dumps({
-            "run": report.run.id, "step": checkpoint.step, "val_loss": checkpoint.val_loss,
-            "base_dir": cfg.base_dir, "base_model": cfg.model_name, "template": cfg.family,
-            "system_prompt": cfg.system_prompt, "gguf": {t: p.name for t, p in ggufs.items()},
-            "lora_gguf": lora.name,
-            "dtype": dtype, "ollama_name": model_name,
-            "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        }, indent=2) + "\n")
-        # The README is rendered from the manifest, as the wizard's Export step is: the same commands.
-        manifest = read_manifest(staging)
-        manifest.folder = folder
-        atomic_write_text(staging / RUN_README, run_readme(manifest))
-        from tunewiz.dataset import PairStore
-        from tunewiz.export.card import CARD_FILE, model_card
-
-        store = PairStore(project.pairs_path)
-        trained = [store.get(i) for i in cfg.train_ids if i in store]
-        atomic_write_text(staging / CARD_FILE, model_card(name, manifest, cfg, report, checkpoint, trained,
-                                                          cfg.base_path))
+        modelfile, smoke_report = _write_companions(plan, staging, merged, ggufs, lora, say, smoke,
+                                                    smoke_questions)
         _make_readable(staging)
         _move_into_place(staging, folder)
     except BaseException:
@@ -201,18 +193,85 @@ def export_model(project: Project, *, on_progress: Callable[[str], None] | None 
         raise
     say(f"Exported to {folder}")
     rebase = lambda p: folder / p.relative_to(staging)  # noqa: E731
-    result = ExportResult(folder=folder, run_id=report.run.id, checkpoint=checkpoint,
-                          ggufs={t: rebase(p) for t, p in ggufs.items()}, lora_gguf=rebase(lora),
-                          modelfile=rebase(modelfile) if modelfile else None, smoke=smoke_report,
-                          warnings=warnings)
-    if ollama is not None:
-        from tunewiz.export.ollama import create_ollama_model
+    return ExportResult(folder=folder, run_id=plan.report.run.id, checkpoint=checkpoint,
+                        ggufs={t: rebase(p) for t, p in ggufs.items()}, lora_gguf=rebase(lora),
+                        modelfile=rebase(modelfile) if modelfile else None, smoke=smoke_report,
+                        warnings=plan.warnings)
+
+
+def _write_ggufs(plan: ExportPlan, merged: Path, staging: Path, log: Path,
+                 say: Callable[[str], None]) -> dict[str, Path]:
+    """Each asked GGUF type from the merged folder: converted by llama.cpp's converter, or quantized
+    by its quantizer from the 16-bit one (a temporary one when none was asked for)."""
+    ftypes, name = plan.ftypes, plan.name
+    ggufs: dict[str, Path] = {}
+    for ftype in [t for t in ftypes if t in gguf.CONVERTER_TYPES]:
+        say(f"Converting to {ftype} GGUF (llama.cpp's converter)...")
+        ggufs[ftype] = gguf.convert(merged, staging / f"{name}-{ftype}.gguf", ftype, log)
+    quantized = [t for t in ftypes if t not in gguf.CONVERTER_TYPES]
+    if quantized:
+        source_type = plan.source_type
+        if source_type is not None:
+            source = ggufs[source_type]
+        else:
+            temp_type = "bf16" if plan.dtype == "bfloat16" else "f16"
+            say(f"Converting to a temporary {temp_type} GGUF to quantize from...")
+            source = gguf.convert(merged, staging / f".source-{temp_type}.gguf", temp_type, log)
+        for ftype in quantized:
+            say(f"Quantizing to {ftype} (llama.cpp's quantizer)...")
+            ggufs[ftype] = gguf.quantize(source, staging / f"{name}-{ftype}.gguf", ftype, log)
+        if source_type is None:
+            source.unlink()
+    return {t: ggufs[t] for t in ftypes}  # in the order the user listed them
+
+
+def _write_companions(plan: ExportPlan, staging: Path, merged: Path, ggufs: dict[str, Path], lora: Path,
+                      say: Callable[[str], None], smoke: bool, smoke_questions: int):
+    """The Modelfile, the smoke test, export.json, README-run.txt and the model card: (Modelfile or
+    None, smoke report or None)."""
+    from transformers import AutoTokenizer
+
+    project, cfg, report, checkpoint = plan.project, plan.cfg, plan.report, plan.checkpoint
+    tokenizer = AutoTokenizer.from_pretrained(merged)  # its EOS ends llama2/alpaca turns in the Modelfile
+    stops = template_stops(cfg.family, tokenizer)
+    model_name = ollama_name(project.config.export.ollama_name or project.name)
+    main = ggufs[plan.ftypes[0]]
+    modelfile = None
+    if cfg.family in OLLAMA_TEMPLATES:
+        modelfile = staging / MODELFILE
+        atomic_write_text(modelfile, render_modelfile(main.name, cfg.family, cfg.system_prompt,
+                                                      tokenizer.eos_token or "</s>"))
+    smoke_report = None
+    if smoke:
+        from tunewiz.export.smoke import smoke_test
         from tunewiz.samples import held_out_pairs
 
-        pairs, _origin = held_out_pairs(project, cfg, 1)
-        question = pairs[0].question if pairs else "Hello! What can you help me with?"
-        result.ollama = create_ollama_model(read_manifest(folder), question, ollama, on_progress=say)
-    return result
+        pairs, origin = held_out_pairs(project, cfg, smoke_questions)
+        if pairs:
+            smoke_report = smoke_test(staging, merged, ggufs, pairs, origin, cfg.family,
+                                      cfg.system_prompt, stops, on_progress=say)
+        else:
+            plan.warnings.append("no smoke test: the project has no pairs to ask")
+    atomic_write_text(staging / MANIFEST_FILE, json.dumps({
+        "run": report.run.id, "step": checkpoint.step, "val_loss": checkpoint.val_loss,
+        "base_dir": cfg.base_dir, "base_model": cfg.model_name, "template": cfg.family,
+        "system_prompt": cfg.system_prompt, "gguf": {t: p.name for t, p in ggufs.items()},
+        "lora_gguf": lora.name,
+        "dtype": plan.dtype, "ollama_name": model_name,
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+    }, indent=2) + "\n")
+    # The README is rendered from the manifest, as the wizard's Export step is: the same commands.
+    manifest = read_manifest(staging)
+    manifest.folder = plan.folder
+    atomic_write_text(staging / RUN_README, run_readme(manifest))
+    from tunewiz.dataset import PairStore
+    from tunewiz.export.card import CARD_FILE, model_card
+
+    store = PairStore(project.pairs_path)
+    trained = [store.get(i) for i in cfg.train_ids if i in store]
+    atomic_write_text(staging / CARD_FILE, model_card(plan.name, manifest, cfg, report, checkpoint, trained,
+                                                      cfg.base_path))
+    return modelfile, smoke_report
 
 
 def _check_ollama(gguf_type: str, ftypes: list[str], family: str) -> None:
