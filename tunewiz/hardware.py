@@ -340,7 +340,8 @@ def _cpu_bf16_fit(cfg, shape: ModelShape, available: float, fp32: Estimate, hw: 
 
 def _cpu_nf4_note(cfg, shape: ModelShape, available: float) -> str:
     """What a 4-bit base would need on this CPU: said, not proposed. bitsandbytes' CPU backend trains, but
-    far too slowly to use (SmolLM2-135M on 2 cores: 25-28 s a step, 20x fp32's time; docs/train.md)."""
+    far too slowly to use (SmolLM2-135M on 2 cores learned the facts as fp32 does, but at 23-28 s a step,
+    17-20x fp32's time: 52 minutes instead of 4; docs/train.md)."""
     est = _estimate_for(cfg, shape, "bf16", 1, "cpu", quantization="nf4")
     if est.total_mb > 0.9 * available:
         return ""
