@@ -1,47 +1,42 @@
 """The generation runner: work items in, checked pairs appended to the project as they arrive.
 
 One work item is a document chunk or one request about a topic (one subtopic).
-`concurrency` workers take items from a shared iterator; each asks the model,
-retrying timeouts, dropped connections, 429 and 5xx with exponential backoff and
-jitter (honouring Retry-After) and malformed replies at once; then the pairs pass
-the quality gate and are committed: appended to pairs.jsonl, then the chunk is
-marked done in generation.jsonl. Commits are grouped (one fsync for all the chunks
-that finished meanwhile) and run in a thread, so the event loop never waits on the
-disk. A re-run skips the chunks already done.
+The Planner (here) says what to ask; `concurrency` workers take items from a shared
+iterator and ask through the Requester (requester.py: retries with backoff, honouring
+Retry-After; malformed replies asked again at once); the pairs pass the quality gate
+and the content checks and go to the Committer (committer.py: appended to pairs.jsonl,
+then the chunk marked done in generation.jsonl, grouped and off the event loop). While
+pairs are missing, rounds of asking again follow within the request budget. A re-run
+skips the chunks already done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import hashlib
 import math
-import random
 import re
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from tunewiz.dataset import Pair, PairStore
-from tunewiz.errors import FatalRequestError, TunewizError, redact_urls
+from tunewiz.errors import TunewizError
 from tunewiz.generators import prompts
 from tunewiz.generators.checks import CHECK_REASONS, content_problem
 from tunewiz.generators.chunking import split_text
+from tunewiz.generators.committer import Committer, Outcome
 from tunewiz.generators.documents import find_documents, read_document, source_name
 from tunewiz.generators.journal import GenerationJournal, journal_path
-from tunewiz.generators.providers import Endpoint, describe_error, open_endpoint
+from tunewiz.generators.providers import open_endpoint
 from tunewiz.generators.quality import QualityGate
+from tunewiz.generators.requester import STRUCTURED_MODES, ChunkFailed, Requester, retry_after_s
 
-# How a JSON reply is asked for, best first. A server that refuses one (HTTP 400/422/500
-# naming response_format) gets the next; tolerant parsing reads whatever comes back.
-STRUCTURED_MODES = ("json_schema", "json_object_schema", "json_object", "none")
+__all__ = ["GenerationEvent", "GenerationSummary", "STRUCTURED_MODES", "agenerate_pairs", "generate_pairs",
+           "retry_after_s"]
 
-BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 30.0
-RETRY_AFTER_CAP_S = 300.0
 MAX_SUBTOPICS = 50
 MAX_ROUNDS = 5
 """Rounds of asking again (a topic, or every document chunk) while pairs are missing."""
@@ -179,58 +174,6 @@ class WorkItem:
     """The document text the pairs must come from ('' for topic generation)."""
 
 
-@dataclass
-class _Outcome:
-    key: str
-    pairs: list[Pair]
-    reason: str = ""  # empty: done
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.reason)
-
-
-class ChunkFailed(Exception):
-    """A work item gave up; the message is the reason recorded for it."""
-
-
-def backoff_delay(attempt: int) -> float:
-    """Exponential backoff with jitter before retry number `attempt` (1, 2, ...)."""
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
-    return random.uniform(ceiling / 2, ceiling)
-
-
-def retry_after_s(exc: Any) -> float | None:
-    """The wait a 429/503 asks for in its Retry-After (seconds or an HTTP date), if any."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return min(RETRY_AFTER_CAP_S, float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return min(RETRY_AFTER_CAP_S, max(0.0, float(value)))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return min(RETRY_AFTER_CAP_S, max(0.0, when.timestamp() - time.time()))
-
-
-def _refuses_response_format(exc: Any) -> bool:
-    if getattr(exc, "status_code", 0) not in (400, 415, 422, 500, 501):
-        return False
-    text = f"{getattr(exc, 'message', '')} {getattr(exc, 'body', '')}".lower()
-    return any(word in text for word in ("response_format", "json_schema", "response format"))
-
-
 def _chunk_key(source: str, index: int, text: str) -> str:
     return f"{source}#{index}:{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
@@ -243,26 +186,74 @@ def _topic_key(topic: str, index: int) -> str:
     return f"topic:{topic}#{index}"
 
 
+class Planner:
+    """What a run asks for: the work items of the documents, of a round of asking them again, of a
+    topic; and how many pairs the project already keeps from them."""
+
+    def __init__(self, project, store: PairStore, done_keys: set[str]) -> None:
+        self.project, self.g, self.store, self.done_keys = project, project.config.generator, store, done_keys
+        self.topic_index = 0
+
+    def document_items(self) -> list[WorkItem]:
+        g = self.g
+        items = []
+        for path in find_documents(self.project):
+            source = source_name(self.project, path)
+            for index, text in enumerate(split_text(read_document(path), g.chunk_chars, g.chunk_overlap)):
+                key = _chunk_key(source, index, text)
+                items.append(WorkItem(key, prompts.chunk_messages(g, text, g.pairs_per_chunk), g.pairs_per_chunk,
+                                      chunk=text))
+        if not items:
+            raise TunewizError("generator.documents: the documents hold no text")
+        return items
+
+    def again(self, items: list[WorkItem], round_: int) -> list[WorkItem]:
+        """Every chunk once more, asked for other questions; a round's items have keys of their own."""
+        g = self.g
+        return [WorkItem(f"{item.key}+r{round_}", prompts.chunk_messages(g, item.chunk, g.pairs_per_chunk, round_),
+                         g.pairs_per_chunk, chunk=item.chunk) for item in items]
+
+    def topic_items(self, topic: str, subtopics: list[str], missing: int) -> Iterator[WorkItem]:
+        """Requests for `missing` more pairs about the topic, one subtopic each in turn, skipping those
+        done by an earlier run. Lazily: a million pairs must not mean a million prompts in memory."""
+        g, asked = self.g, 0
+        while asked < missing:
+            index = self.topic_index
+            key = _topic_key(topic, index)
+            if key not in self.done_keys:
+                n = min(g.pairs_per_chunk, missing - asked)
+                sub = subtopics[index % len(subtopics)] if subtopics else ""
+                round_ = index // len(subtopics) if subtopics else index
+                asked += n
+                yield WorkItem(key, prompts.topic_messages(g, topic, sub, n, round_), n)
+            self.topic_index += 1
+
+    def kept(self, keys: set[str], prefix: str = "") -> int:
+        """Pairs the project holds (not rejected) from these work items (a later round's key is `key+rN`)."""
+        return sum(1 for p in self.store if p.status != "rejected"
+                   and ((_ROUND_SUFFIX.sub("", p.source) in keys) if keys else p.source.startswith(prefix)))
+
+
 class _Run:
+    """One generation run: a Planner says what to ask, workers ask through the Requester and screen
+    the pairs, the Committer writes them; the rounds go on until enough pairs are kept."""
+
     def __init__(self, project, on_event, stop: threading.Event | None):
         self.project = project
         self.g = project.config.generator
         self.on_event = on_event
         self.stop_event = stop
         self.store = PairStore(project.pairs_path)
-        self.journal = GenerationJournal(journal_path(project))
-        self.gate = QualityGate((p.question, p.answer) for p in self.store)
-        self.done_keys = self.journal.done_keys(p.source for p in self.store)
         self.summary = GenerationSummary()
+        self.gate = QualityGate((p.question, p.answer) for p in self.store)
+        self.committer = Committer(self.store, GenerationJournal(journal_path(project)), self.summary,
+                                   lambda: self.emit("progress"))
+        self.done_keys = self.committer.done_keys
+        self.planner = Planner(project, self.store, self.done_keys)
+        self.requester = Requester(self.g, self.summary, lambda text: self.emit("message", text))
         self.started = time.monotonic()
-        self.endpoint: Endpoint | None = None
-        self.client = None
-        self.mode = STRUCTURED_MODES[0]
         self.stopping = False
         self.price: tuple[float, float] | None = None
-        self._pending: list[_Outcome] = []
-        self._wake = asyncio.Event()
-        self._closing = False
         self._workers: list[asyncio.Task] = []
         self.budget_used = 0
 
@@ -286,103 +277,19 @@ class _Run:
         return (self.summary.tokens_in * self.price[0] + self.summary.tokens_out * self.price[1]) / 1e6
 
     def _known_price(self) -> tuple[float, float] | None:
-        g, preset = self.g, self.endpoint.preset
+        g, preset = self.g, self.requester.endpoint.preset
         if g.price_in_per_mtok > 0 or g.price_out_per_mtok > 0:
             return g.price_in_per_mtok, g.price_out_per_mtok
         if preset.price_in_per_mtok is None:
             return None
         # A hosted preset's price is that of its default model only; a local server costs nothing.
-        if preset.name in ("openai",) and self.endpoint.model != preset.model:
+        if preset.name in ("openai",) and self.requester.endpoint.model != preset.model:
             return None
         return preset.price_in_per_mtok, preset.price_out_per_mtok
-
-    # -- one request, and one question with its retries
-
-    async def _request(self, messages, schema, max_tokens: int, temperature: float) -> tuple[str | None, str | None]:
-        import openai
-
-        while True:
-            mode = self.mode
-            extra: dict[str, Any] = {}
-            if mode == "json_schema":
-                extra["response_format"] = {"type": "json_schema",
-                                            "json_schema": {"name": "reply", "schema": schema, "strict": False}}
-            elif mode == "json_object_schema":
-                extra["response_format"] = {"type": "json_object", "schema": schema}
-            elif mode == "json_object":
-                extra["response_format"] = {"type": "json_object"}
-            self.summary.requests += 1
-            try:
-                response = await asyncio.wait_for(
-                    self.client.chat.completions.create(
-                        model=self.endpoint.model, messages=messages, max_tokens=max_tokens,
-                        temperature=temperature, **extra),
-                    timeout=self.g.timeout_s)
-            except openai.APIStatusError as exc:
-                if mode != "none" and _refuses_response_format(exc):
-                    if self.mode == mode:  # another request may have stepped down already
-                        self.mode = STRUCTURED_MODES[STRUCTURED_MODES.index(mode) + 1]
-                        self.emit("message", f"the server refused response_format {mode}; "
-                                             f"using {self.mode} instead")
-                    continue
-                raise
-            usage = getattr(response, "usage", None)
-            if usage is not None:
-                self.summary.tokens_in += int(getattr(usage, "prompt_tokens", 0) or 0)
-                self.summary.tokens_out += int(getattr(usage, "completion_tokens", 0) or 0)
-            choice = response.choices[0]
-            return choice.message.content, choice.finish_reason
 
     @property
     def out_of_budget(self) -> bool:
         return self.budget_used >= self.summary.budget > 0
-
-    async def ask(self, messages, schema, max_tokens: int, parse: Callable[[str | None], Any],
-                  temperature: float | None = None) -> Any:
-        """The parsed reply to one question, retried as needed; ChunkFailed when it never comes."""
-        import openai
-
-        temperature = self.g.temperature if temperature is None else temperature
-        attempts = self.g.max_retries + 1
-        delay = 0.0
-        reason = ""
-        for attempt in range(attempts):
-            if attempt:
-                self.summary.retries += 1
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            delay = backoff_delay(attempt + 1)
-            try:
-                content, finish = await self._request(messages, schema, max_tokens, temperature)
-            except openai.APIStatusError as exc:
-                reason = describe_error(exc, self.endpoint)
-                if exc.status_code in (401, 403):
-                    raise FatalRequestError(f"the provider refused the request ({reason}); check the "
-                                            "API key and generator.api_key_env") from None
-                if exc.status_code == 404:
-                    raise FatalRequestError(f"{redact_urls(self.endpoint.base_url)} has no model "
-                                            f"{self.endpoint.model!r} or no chat endpoint ({reason}); "
-                                            "check generator.model and generator.base_url") from None
-                if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
-                    wait = retry_after_s(exc)
-                    if wait is not None:
-                        delay = wait + random.uniform(0, 0.1 * wait + 0.05)
-                    continue
-                raise ChunkFailed(reason) from None  # any other 4xx: asking again changes nothing
-            except (openai.APIError, asyncio.TimeoutError, ValueError, TypeError,
-                    AttributeError, IndexError) as exc:
-                # Timeouts, dropped connections, bodies that are not an API reply.
-                reason = ("timed out" if isinstance(exc, asyncio.TimeoutError)
-                          else describe_error(exc, self.endpoint))
-                continue
-            try:
-                return parse(content)
-            except prompts.ReplyError as exc:
-                reason = f"malformed reply: {exc}"
-                if finish == "length":
-                    reason += " (cut off at max_tokens)"
-                delay = 0.0  # not the server's load: ask again at once
-        raise ChunkFailed(f"{reason} (after {attempts} attempts)")
 
     # -- one work item
 
@@ -390,9 +297,9 @@ class _Run:
         schema = prompts.pairs_schema(item.n_pairs, self.g.answer_length)
         max_tokens = prompts.pairs_max_tokens(item.n_pairs, self.g.answer_length)
         try:
-            found = await self.ask(item.messages, schema, max_tokens, prompts.parse_pairs)
+            found = await self.requester.ask(item.messages, schema, max_tokens, prompts.parse_pairs)
         except ChunkFailed as exc:
-            self.commit(_Outcome(item.key, [], str(exc)))
+            self.committer.commit(Outcome(item.key, [], str(exc)))
             return
         kept: list[Pair] = []
         for question, answer in found[: item.n_pairs]:
@@ -418,75 +325,21 @@ class _Run:
             # After the judge's await, other workers may have kept a twin: check again then.
             if self.gate.keep(question, answer, checked=not self.g.judge):
                 kept.append(Pair(question=question, answer=answer, source=item.key, scores=scores))
-        self.commit(_Outcome(item.key, kept))
+        self.committer.commit(Outcome(item.key, kept))
 
     async def judge(self, question: str, answer: str) -> int | None:
         try:
-            return await self.ask(prompts.judge_messages(question, answer), prompts.JUDGE_SCHEMA,
+            return await self.requester.ask(prompts.judge_messages(question, answer), prompts.JUDGE_SCHEMA,
                                   24, prompts.parse_score, temperature=0.0)
         except ChunkFailed:
             self.summary.judge_errors += 1
             return None
 
-    # -- committing results (grouped, off the event loop, without holding up the workers)
-
-    def commit(self, outcome: _Outcome) -> None:
-        """Hand a finished chunk to the writer; the worker goes on to its next chunk at once."""
-        self._pending.append(outcome)
-        self._wake.set()
-
-    async def _writer(self) -> None:
-        # Everything that finished while the last write ran goes out in one write.
-        while True:
-            if not self._pending:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            batch, self._pending = self._pending, []
-            await self._write(batch)
-
-    async def _write(self, batch: list[_Outcome]) -> None:
-        await asyncio.to_thread(self._write_to_disk, batch)
-        s = self.summary
-        for outcome in batch:
-            if outcome.failed:
-                s.chunks_failed += 1
-                s.failures[outcome.key] = outcome.reason
-            else:
-                s.chunks_done += 1
-                s.pairs_added += sum(1 for p in outcome.pairs if p.status != "rejected")
-                s.pairs_rejected += sum(1 for p in outcome.pairs if p.status == "rejected")
-                self.done_keys.add(outcome.key)
-        self.emit("progress")
-
-    def journal_recovered(self, keys: Iterable[str]) -> None:
-        """Write the lost journal lines of chunks recognized as done by their stored pairs."""
-        journaled = self.journal.done_keys()
-        missing = [key for key in keys if key in self.done_keys and key not in journaled]
-        if missing:
-            pairs = Counter(p.source for p in self.store)
-            self.journal.append([{"key": key, "status": "done", "pairs": pairs[key], "recovered": True}
-                                 for key in missing])
-
-    def _write_to_disk(self, batch: list[_Outcome]) -> None:
-        # Pairs first (appended and fsynced), then the journal (appended and flushed).
-        # A crash in between, or one that loses the unsynced journal lines, leaves
-        # pairs whose chunk the next run recognizes by their source (see journal.py);
-        # a chunk that kept no pairs is merely asked again.
-        self.store.add(p for outcome in batch for p in outcome.pairs)
-        self.journal.append([
-            {"key": o.key, "status": "failed", "reason": o.reason} if o.failed
-            else {"key": o.key, "status": "done", "pairs": len(o.pairs)}
-            for o in batch], sync=False)
-
     # -- running a list of work items
 
     async def run_items(self, items: Iterable[WorkItem]) -> None:
         todo = iter(items)
-        self._closing = False
-        writer = asyncio.create_task(self._writer())
+        writer = self.committer.open()
 
         async def worker() -> None:
             for item in todo:  # one shared iterator: every item is taken once
@@ -510,9 +363,7 @@ class _Run:
             await asyncio.gather(*self._workers, return_exceptions=True)
             self._workers = []
             # Write what finished (after a stop too), then let the writer end; a disk error raises here.
-            self._closing = True
-            self._wake.set()
-            await writer
+            await self.committer.close(writer)
 
     async def watch_stop(self) -> None:
         while not self.stop_event.is_set():
@@ -522,31 +373,13 @@ class _Run:
         for task in self._workers:
             task.cancel()
 
-    # -- planning
-
-    def document_items(self) -> list[WorkItem]:
-        g = self.g
-        items = []
-        for path in find_documents(self.project):
-            source = source_name(self.project, path)
-            for index, text in enumerate(split_text(read_document(path), g.chunk_chars, g.chunk_overlap)):
-                key = _chunk_key(source, index, text)
-                items.append(WorkItem(key, prompts.chunk_messages(g, text, g.pairs_per_chunk), g.pairs_per_chunk,
-                                      chunk=text))
-        if not items:
-            raise TunewizError("generator.documents: the documents hold no text")
-        return items
-
-    def _kept(self, keys: set[str], prefix: str = "") -> int:
-        """Pairs the project holds (not rejected) from these work items (a later round's key is `key+rN`)."""
-        return sum(1 for p in self.store if p.status != "rejected"
-                   and ((_ROUND_SUFFIX.sub("", p.source) in keys) if keys else p.source.startswith(prefix)))
+    # -- the rounds
 
     async def run_documents(self, items: list[WorkItem]) -> None:
         """Every chunk once; then, while pairs are missing, every chunk again for new questions (each
         round's items have their own keys, so a resumed run skips what it already did)."""
         g = self.g
-        self.journal_recovered(item.key for item in items)
+        self.committer.journal_recovered(item.key for item in items)
         todo = [item for item in items if item.key not in self.done_keys]
         resumed = len(items) - len(todo)
         self.summary.chunks_total = len(items)
@@ -556,12 +389,11 @@ class _Run:
         keys = {item.key for item in items}
         idle_rounds, self.summary.rounds = 0, 1
         for round_ in range(1, MAX_ROUNDS):
-            missing = g.num_pairs - self._kept(keys)
+            missing = g.num_pairs - self.planner.kept(keys)
             if missing <= 0 or self.stopping or self.out_of_budget or idle_rounds >= 2:
                 break
-            again = [WorkItem(f"{item.key}+r{round_}", prompts.chunk_messages(g, item.chunk, g.pairs_per_chunk, round_),
-                              g.pairs_per_chunk, chunk=item.chunk) for item in items]
-            self.journal_recovered(item.key for item in again)
+            again = self.planner.again(items, round_)
+            self.committer.journal_recovered(item.key for item in again)
             todo = [item for item in again if item.key not in self.done_keys]
             self.summary.chunks_total += len(again)
             self.summary.chunks_done += len(again) - len(todo)
@@ -572,19 +404,19 @@ class _Run:
             await self.run_items(todo)
             if todo:  # a round done by an earlier run says nothing about this one
                 idle_rounds = idle_rounds + 1 if self.summary.pairs_added == added_before else 0
-        self.summary.kept = self._kept(keys)
+        self.summary.kept = self.planner.kept(keys)
 
     async def subtopics(self, topic: str, count: int) -> list[str]:
-        if topic in self.journal.subtopics:
-            return self.journal.subtopics[topic]
+        if topic in self.committer.journal.subtopics:
+            return self.committer.journal.subtopics[topic]
         k = min(MAX_SUBTOPICS, count)
         try:
-            items = await self.ask(prompts.subtopics_messages(self.g, topic, k), prompts.subtopics_schema(k),
+            items = await self.requester.ask(prompts.subtopics_messages(self.g, topic, k), prompts.subtopics_schema(k),
                                    k * 30 + 40, prompts.parse_subtopics)
         except ChunkFailed as exc:
             self.emit("message", f"no subtopics ({exc}); asking about the topic as a whole")
             return []
-        await asyncio.to_thread(self.journal.append, [{"kind": "subtopics", "topic": topic, "items": items}])
+        await asyncio.to_thread(self.committer.journal.append, [{"kind": "subtopics", "topic": topic, "items": items}])
         self.emit("message", f"subtopics: {', '.join(items)}")
         return items
 
@@ -594,26 +426,11 @@ class _Run:
         prefix = _topic_key(topic, 0)[:-1]
         subtopics = await self.subtopics(topic, math.ceil(g.num_pairs / g.pairs_per_chunk)) if g.subtopics else []
         done_before = sorted(key for key in self.done_keys if key.startswith(prefix))
-        self.journal_recovered(done_before)
+        self.committer.journal_recovered(done_before)
         self.summary.chunks_total = self.summary.chunks_done = self.summary.chunks_resumed = len(done_before)
-        index, idle_rounds = 0, 0
-
-        def round_items(missing: int) -> Iterator[WorkItem]:
-            # Lazily: a million pairs must not mean a million prompts in memory.
-            nonlocal index
-            asked = 0
-            while asked < missing:
-                key = _topic_key(topic, index)
-                if key not in self.done_keys:
-                    n = min(g.pairs_per_chunk, missing - asked)
-                    sub = subtopics[index % len(subtopics)] if subtopics else ""
-                    round_ = index // len(subtopics) if subtopics else index
-                    asked += n
-                    yield WorkItem(key, prompts.topic_messages(g, topic, sub, n, round_), n)
-                index += 1
-
+        idle_rounds = 0
         for _round in range(MAX_ROUNDS):
-            have = self._kept(set(), prefix)
+            have = self.planner.kept(set(), prefix)
             missing = g.num_pairs - have
             if missing <= 0 or self.stopping or self.out_of_budget:
                 break
@@ -623,20 +440,18 @@ class _Run:
                       "" if _round == 0 else f"{missing} pairs still missing: {count} more requests")
             added_before = self.summary.pairs_added
             self.summary.rounds += 1
-            await self.run_items(round_items(missing))
+            await self.run_items(self.planner.topic_items(topic, subtopics, missing))
             idle_rounds = idle_rounds + 1 if self.summary.pairs_added == added_before else 0
             if idle_rounds >= 2:
                 break
-        self.summary.kept = self._kept(set(), prefix)
+        self.summary.kept = self.planner.kept(set(), prefix)
 
     async def run(self) -> GenerationSummary:
-        import openai
-
         g = self.g
         if not g.documents and not g.topic.strip():
             raise TunewizError("nothing to generate from: set generator.topic or generator.documents "
                                "(e.g. `tunewiz generate --topic 'photosynthesis'`)")
-        items = self.document_items() if g.documents else None
+        items = self.planner.document_items() if g.documents else None
         needed = max(len(items or []), math.ceil(g.num_pairs / g.pairs_per_chunk))
         self.summary.wanted = g.num_pairs
         self.summary.budget = g.request_budget or AUTO_BUDGET_FACTOR * needed
@@ -645,12 +460,8 @@ class _Run:
                 self.stop_event = threading.Event()
             if self.g.provider == "embedded":
                 self.emit("message", "starting the embedded llama.cpp server")
-            self.endpoint = await asyncio.to_thread(stack.enter_context, open_endpoint(self.project))
-            self.mode = self.endpoint.preset.structured
+            self.requester.connect(await asyncio.to_thread(stack.enter_context, open_endpoint(self.project)))
             self.price = self._known_price()
-            # The client's own timeout is a backstop; asyncio.wait_for enforces timeout_s.
-            self.client = openai.AsyncOpenAI(base_url=self.endpoint.base_url, api_key=self.endpoint.api_key,
-                                             timeout=g.timeout_s + 5, max_retries=0)
             watcher = asyncio.create_task(self.watch_stop())
             try:
                 if items is not None:
@@ -659,7 +470,7 @@ class _Run:
                     await self.run_topic()
             finally:
                 watcher.cancel()
-                await self.client.close()
+                await self.requester.close()
                 # Stopping the embedded server blocks for a moment: not on the loop.
                 await asyncio.to_thread(stack.close)
         self.summary.elapsed_s = time.monotonic() - self.started
