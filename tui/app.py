@@ -15,10 +15,11 @@ from textual.app import App
 from textual.binding import Binding
 
 from tunewiz.errors import TunewizError
+from tunewiz.tui.glyphs import ASCII, GLYPHS
 
 
 class TunewizApp(App):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = ["app.tcss"] + (["ascii.tcss"] if GLYPHS is ASCII else [])
     TITLE = "tunewiz"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
     # The command palette is one more thing on a small screen; every action has its own key.

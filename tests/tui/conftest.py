@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+# The snapshots and the key tests read UTF-8 glyphs whatever the machine's locale (tunewiz.tui.glyphs);
+# the LANG=C test in test_e2e_tmux.py clears this for its terminal.
+os.environ["TUNEWIZ_ASCII"] = "0"
 
 from tunewiz.dataset import Pair, PairStore
 from tunewiz.project import create_project

@@ -117,3 +117,30 @@ def test_import_review_train_pick_export(terminal, tmp_path):
     terminal.keys("Escape", "8", "C-g")  # Export
     terminal.wait_for("Export finished", timeout=900)
     assert list((tmp_path / "proj" / "exports").glob("*/*.gguf"))
+
+
+def test_a_terminal_without_utf8_gets_ascii_glyphs_in_16_colours(tmp_path):
+    """LANG=C with a 16-colour TERM: the wizard starts, shows its status glyphs in ASCII, and works."""
+    from tunewiz.imports import import_file
+    from tunewiz.tui.glyphs import UNICODE
+
+    (tmp_path / "qa.csv").write_text("question,answer\n" + "".join(
+        f"What is Zorbl fact number {i}?,Fact {i} is {i * 7}.\n" for i in range(1, 13)))
+    create_project(tmp_path / "proj", {})
+    import_file(PairStore(tmp_path / "proj" / "data" / "pairs.jsonl"), tmp_path / "qa.csv")
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "TERM": "xterm", "LANG": "C", "LC_ALL": "C",
+           "TUNEWIZ_ASCII": ""}
+    term = Terminal(f"tunewiz-ascii-{os.getpid()}", tmp_path, env)
+    try:
+        term.wait_for("1 * Data")            # done, in ASCII
+        term.keys("2")
+        term.wait_for("12 shown of 12")
+        term.keys("a", "r")
+        screen = term.wait_for("+1 .10 x1")  # accepted, pending, rejected
+        # The middle dot between parts of a line stays: Latin-1 and CP437 terminals have it too.
+        drawn = {glyph for glyph in UNICODE.values() if glyph in screen and glyph != "·"}
+        assert not drawn, f"UTF-8 glyphs on a LANG=C terminal: {drawn}\n{screen}"
+        assert sorted(p.status for p in PairStore(tmp_path / "proj" / "data" / "pairs.jsonl")) == \
+            ["accepted"] + ["pending"] * 10 + ["rejected"]
+    finally:
+        term.close()

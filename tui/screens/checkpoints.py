@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Label, Static
 from tunewiz.checkpoints import CheckpointInfo, CheckpointReport, rank_checkpoints
 from tunewiz.runs import find_run
 from tunewiz.errors import TunewizError
+from tunewiz.tui.glyphs import GLYPHS
 from tunewiz.tui.screens.base import StepPane, shows_errors, writes
 
 SAMPLES_HINT = "s: each checkpoint's answers to a few validation questions, beside the reference"
@@ -41,7 +42,7 @@ class CheckpointsPane(StepPane):
     def compose(self) -> ComposeResult:
         yield Static("", id="ckpt-summary", markup=False)
         yield DataTable(id="ckpt-table", cursor_type="row", zebra_stripes=True)
-        yield Label("★ best · ! overfit/drift · daily: everyday prompts answered", classes="box-title")
+        yield Label(f"{GLYPHS['best']} best · ! overfit/drift · daily: everyday prompts answered", classes="box-title")
         yield Static("", id="ckpt-bars", markup=False)
         yield Label("Sample answers", classes="box-title")
         with VerticalScroll(id="ckpt-samples-box"):
@@ -75,8 +76,8 @@ class CheckpointsPane(StepPane):
         table.clear()
         fmt = lambda v: f"{v:.4f}" if v is not None else "-"  # noqa: E731
         for row in self.rows:
-            flags = ("★" if row.best else "") + ("!" if row.overfit else "")
-            picked = "◀" if pick == str(row.step) or (pick == "best" and row.best) else ""
+            flags = (GLYPHS["best"] if row.best else "") + ("!" if row.overfit else "")
+            picked = GLYPHS["picked"] if pick == str(row.step) or (pick == "best" and row.best) else ""
             everyday = f"{row.drift.total - row.drift.broken}/{row.drift.total}" if row.drift else "-"
             table.add_row(str(row.step), fmt(row.train_loss), fmt(row.val_loss), str(row.trained or "-"),
                           str(row.reworded or "-"), everyday, flags, picked, key=str(row.step))
@@ -176,7 +177,7 @@ def samples_text(rows: list[CheckpointInfo], samples: dict[int, list[dict[str, s
         for row in rows:
             found = next((a["answer"] for a in samples.get(row.step, []) if a["pair_id"] == pair_id), None)
             if found is not None:
-                mark = "★" if row.best else ("!" if row.overfit else " ")
+                mark = GLYPHS["best"] if row.best else ("!" if row.overfit else " ")
                 lines.append(f"  {'step ' + str(row.step) + ' ' + mark:<12} {' '.join(found.split()) or '(empty)'}")
     return "\n".join(lines)
 
@@ -188,8 +189,8 @@ def loss_bars(rows: list[CheckpointInfo], width: int = 40) -> str:
     if recalled:
         lines = ["reworded questions recalled"]
         for row in recalled:
-            bar = "█" * round(width * row.reworded.fraction)
-            lines.append(f"{row.step:>7} {bar or '·'} {row.reworded}{' ★' if row.best else ''}"
+            bar = GLYPHS["bar"] * round(width * row.reworded.fraction)
+            lines.append(f"{row.step:>7} {bar or GLYPHS['empty_bar']} {row.reworded}{' ' + GLYPHS['best'] if row.best else ''}"
                          f"{' !' if row.overfit else ''}")
         return "\n".join(lines)
     scored = [r for r in rows if r.val_loss is not None]
@@ -198,6 +199,6 @@ def loss_bars(rows: list[CheckpointInfo], width: int = 40) -> str:
     top = max(r.val_loss for r in scored) or 1.0
     lines = ["validation loss"]
     for row in scored:
-        bar = "█" * max(1, round(width * row.val_loss / top))
-        lines.append(f"{row.step:>7} {bar} {row.val_loss:.4f}{' ★' if row.best else ''}{' !' if row.overfit else ''}")
+        bar = GLYPHS["bar"] * max(1, round(width * row.val_loss / top))
+        lines.append(f"{row.step:>7} {bar} {row.val_loss:.4f}{' ' + GLYPHS['best'] if row.best else ''}{' !' if row.overfit else ''}")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Label, Static
 
+from tunewiz.tui.glyphs import GLYPHS
 from tunewiz.tui.screens.base import StepPane
 from tunewiz.tui.widgets.settings_form import SettingsForm
 
@@ -99,8 +100,8 @@ class FormatPane(StepPane):
         over = sum(1 for n in lengths if n / 4 > cfg.template.max_seq_len)
         counts = (f"template {family}{' (auto, guessed)' if cfg.template.name == 'auto' else ''} · "
                   f"{len(train)} train / {len(validation)} validation pairs · "
-                  f"this sample ≈{len(text.plain) // 4} tokens (chars/4) · "
-                  f"≈{over} samples may exceed max_seq_len {cfg.template.max_seq_len} · "
+                  f"this sample {GLYPHS['about']}{len(text.plain) // 4} tokens (chars/4) · "
+                  f"{GLYPHS['about']}{over} samples may exceed max_seq_len {cfg.template.max_seq_len} · "
                   "loading the tokenizer for real counts ...")
         self.app.call_from_thread(self._show, text, counts)
         if pair is None:

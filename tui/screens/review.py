@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 
 from tunewiz.dataset import Pair, prompt_text
+from tunewiz.tui.glyphs import GLYPHS
 from tunewiz.tui.review_query import filter_pairs, length_stats, parse_query, with_status
 from tunewiz.tui.screens.base import StepPane, shows_errors, writes
 from tunewiz.tui.widgets.pair_table import PairTable, pair_score
@@ -146,8 +147,10 @@ class ReviewPane(StepPane):
         counts = self.store.counts()
         rows = self.table.rows
         self.query_one("#review-stats", Static).update(
-            f"{len(rows)} shown of {len(self.store)} · ✓{counts['accepted']} ·{counts['pending']} "
-            f"✗{counts['rejected']} · ≈{len(self.duplicates)} dup · ●{len(self.table.marked)} marked\n"
+            f"{len(rows)} shown of {len(self.store)} · {GLYPHS['accepted']}{counts['accepted']} "
+            f"{GLYPHS['pending']}{counts['pending']} "
+            f"{GLYPHS['rejected']}{counts['rejected']} · {GLYPHS['dup']}{len(self.duplicates)} dup · "
+            f"{GLYPHS['marked']}{len(self.table.marked)} marked\n"
             + length_stats(rows))
 
     @on(PairTable.CursorMoved)

@@ -11,8 +11,9 @@ from textual.widgets import ContentSwitcher, Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tunewiz.status import STEPS, StepState
+from tunewiz.tui.glyphs import GLYPHS
 
-STATE_ICON = {"todo": "○", "ready": "◐", "active": "▶", "done": "●"}
+STATE_ICON = {state: GLYPHS[state] for state in ("todo", "ready", "active", "done")}
 TITLES = {"data": "Data", "review": "Review", "format": "Format", "hardware": "Hardware",
           "hyperparameters": "Hyperparams", "train": "Train", "checkpoints": "Checkpoints", "export": "Export"}
 

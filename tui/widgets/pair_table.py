@@ -18,8 +18,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tunewiz.dataset import Pair
+from tunewiz.tui.glyphs import GLYPHS
 
-STATUS_MARK = {"accepted": "✓", "rejected": "✗", "pending": "·"}
+STATUS_MARK = {status: GLYPHS[status] for status in ("accepted", "rejected", "pending")}
 STATUS_STYLE = {"accepted": Style(color="green"), "rejected": Style(color="red", dim=True), "pending": Style()}
 DUP_STYLE = Style(color="yellow")
 CURSOR_STYLE = Style(reverse=True)
@@ -132,8 +133,8 @@ class PairTable(ScrollView, can_focus=True):
         text_w = max(width - 4 - 4 - (source_w + 1 if source_w else 0), 10)
         question_w = text_w // 2
         answer_w = text_w - question_w - 1
-        marks = ("●" if pair.id in self.marked else " ") + STATUS_MARK.get(pair.status, "?") + (
-            "≈" if pair.id in self.duplicates else " ") + " "
+        marks = (GLYPHS["marked"] if pair.id in self.marked else " ") + STATUS_MARK.get(pair.status, "?") + (
+            GLYPHS["dup"] if pair.id in self.duplicates else " ") + " "
         base = self.rich_style
         if pair.id in self.marked:
             base = base + MARKED_STYLE
