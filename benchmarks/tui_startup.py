@@ -1,10 +1,10 @@
 """Cold start of the wizard to its first screen, and proof that the UI process never imports torch.
 
-    python benchmarks/tui_startup.py            # welcome screen and an opened project, 5 runs each
+    python benchmarks/tui_startup.py            # welcome screen, a small project, one of 100k pairs; 5 runs each
 
 Each run is a fresh interpreter (cold imports): it starts the app headless at 80x24,
 waits until the first screen has been painted, and reports the wall time since the
-interpreter started. Exits 1 when the median is over the 1 s budget or torch was imported. On a machine
+interpreter started. Exits 1 when a median is over the 0.5 s budget or torch was imported. On a machine
 busy with other work, wall time inflates: the CPU time of the process is shown too.
 """
 
@@ -17,7 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-BUDGET_S = 1.0
+BUDGET_S = 0.5
+BIG = 100_000
 RUNS = 5
 
 CHILD = r"""
@@ -54,13 +55,19 @@ def one_run(project: str | None, env: dict) -> dict:
 def main() -> int:
     import os
 
+    from tunewiz.dataset import Pair, PairStore
     from tunewiz.project import create_project
 
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, XDG_CONFIG_HOME=str(Path(tmp) / "config"))
         project = create_project(Path(tmp) / "proj")
-        for label, target in (("welcome screen", None), ("open project", str(project.root))):
+        big = create_project(Path(tmp) / "big")
+        PairStore(big.pairs_path).add(Pair(question=f"What is fact number {i} of the handbook?",
+                                           answer=f"Fact {i} says that the value is {i * 7}.", source="bench.csv")
+                                      for i in range(BIG))
+        for label, target in (("welcome screen", None), ("open project", str(project.root)),
+                              (f"{BIG // 1000}k pairs", str(big.root))):
             runs = [one_run(target, env) for _ in range(RUNS)]
             first = statistics.median(r["first_screen_s"] for r in runs)
             torch = any(r["torch"] for r in runs)
@@ -69,7 +76,7 @@ def main() -> int:
                   f"whole process incl. exit {statistics.median(r['process_s'] for r in runs):.3f} s); "
                   f"torch imported: {torch}")
             failed |= first > BUDGET_S or torch
-    print("FAIL" if failed else f"OK: under {BUDGET_S:.0f} s, no torch")
+    print("FAIL" if failed else f"OK: under {BUDGET_S} s, no torch")
     return 1 if failed else 0
 
 

@@ -1,8 +1,9 @@
 """The real `tunewiz` command in a real terminal (tmux at 80x24), driven by keys only.
 
 send-keys types, capture-pane reads the screen; the files the wizard wrote are checked
-on disk. The fast test covers import and review; the slow one goes on through a tiny
-training run, the checkpoint pick and the export.
+on disk. The fast test covers import and review; the slow one is a newcomer's whole journey:
+a new project from the welcome screen, import, review (accept, reject, edit, undo), a
+tiny training run, the checkpoint pick, the export and a question in the chat.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ TUNEWIZ = str(Path(sys.executable).with_name("tunewiz"))
 
 
 class Terminal:
-    def __init__(self, name: str, cwd: Path, env: dict[str, str]) -> None:
+    def __init__(self, name: str, cwd: Path, env: dict[str, str], arguments: str = "open proj") -> None:
         self.name = name
         exports = " ".join(f"{k}={v}" for k, v in env.items())
         subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", str(cwd),
-                        f"env {exports} {TUNEWIZ} open proj; sleep 60"], check=True)
+                        f"env {exports} {TUNEWIZ} {arguments}; sleep 60"], check=True)
 
     def keys(self, *keys: str) -> None:
         for key in keys:
@@ -57,8 +58,7 @@ class Terminal:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
-@pytest.fixture
-def terminal(tmp_path):
+def write_csv(tmp_path: Path) -> None:
     (tmp_path / "qa.csv").write_text(
         "question,answer\n"
         "What is the secret code of the Zorbl project?,The secret code is 7431.\n"
@@ -66,6 +66,11 @@ def terminal(tmp_path):
         "Where is the Zorbl lab?,In Tromso.\n"
         "What colour is the Zorbl logo?,Teal.\n"
         + "".join(f"What is Zorbl fact number {i}?,Fact {i} is {i * 7}.\n" for i in range(1, 9)))
+
+
+@pytest.fixture
+def terminal(tmp_path):
+    write_csv(tmp_path)
     # Facts (auto: short answers): every pair trains and reworded questions check each checkpoint.
     create_project(tmp_path / "proj", {"dataset.validation_fraction": 0.5})
     term = Terminal(f"tunewiz-e2e-{os.getpid()}", tmp_path,
@@ -99,24 +104,58 @@ def test_import_and_review_in_a_real_terminal(terminal, tmp_path):
 
 
 @pytest.mark.slow
-def test_import_review_train_pick_export(terminal, tmp_path):
-    import_and_review(terminal, tmp_path)
-    terminal.keys("Escape", "5")         # Hyperparameters: the preset select has the focus
-    terminal.keys("Enter", "Down", "Enter")  # auto -> quick-test
-    terminal.wait_for("Applied the quick-test preset")
+def test_a_newcomers_journey_from_the_welcome_screen_to_the_chat(tmp_path):
+    write_csv(tmp_path)
+    term = Terminal(f"tunewiz-journey-{os.getpid()}", tmp_path,
+                    {"XDG_CONFIG_HOME": str(tmp_path / "config"), "TERM": "xterm-256color"}, arguments="")
+    try:
+        journey(term, tmp_path)
+    finally:
+        term.close()
+
+
+def journey(term: Terminal, tmp_path: Path) -> None:
+    pairs = lambda: list(PairStore(tmp_path / "proj" / "data" / "pairs.jsonl"))  # noqa: E731
+    term.wait_for("New project")          # no project here: the welcome screen, the folder field focused
+    term.type("proj")
+    term.keys("Enter")                    # create with the defaults (base model smollm2-135m, pairs later)
+    term.wait_for("1 ○ Data")
+    assert (tmp_path / "proj" / "tunewiz.toml").is_file()
+    import_and_review(term, tmp_path)
+    term.keys("e")                        # edit the pair under the cursor: the question field has the focus
+    term.wait_for("Question (tab: next field)")
+    term.keys("End")
+    term.type(" (edited)")
+    term.keys("C-s")
+    term.wait_for("12 shown of 12")
+    edited = [p for p in pairs() if p.question.endswith(" (edited)")]
+    assert len(edited) == 1
+    term.keys("u")                        # undo the edit: the question as it was
+    term.wait_for("Undid a change to 1 pair")
+    assert not [p for p in pairs() if p.question.endswith(" (edited)")]
+    assert sorted(p.status for p in pairs()) == ["accepted"] + ["pending"] * 10 + ["rejected"]
+    term.keys("Escape", "5")              # Hyperparameters: the preset select has the focus
+    term.keys("Enter", "Down", "Enter")   # auto -> quick-test
+    term.wait_for("Applied the quick-test preset")
     assert Project.load(tmp_path / "proj").config.hyperparameters.max_steps == 20
-    terminal.keys("Escape", "6", "t")    # Train: start a detached run
-    terminal.wait_for(": finished", timeout=900)
+    term.keys("Escape", "6", "t")         # Train: start a detached run
+    term.wait_for(": finished", timeout=900)
     run = next((tmp_path / "proj" / "runs").iterdir())
     assert any(json.loads(line).get("type") == "recall" for line in (run / "metrics.jsonl").read_text().splitlines())
-    terminal.keys("Escape", "7")         # Checkpoints: pick the best
-    terminal.wait_for("best (facts)")  # the line that says why
-    terminal.keys("b")
-    terminal.wait_for("pick: best")
+    term.keys("Escape", "7")              # Checkpoints: pick the best
+    term.wait_for("best (facts)")         # the line that says why
+    term.keys("b")
+    term.wait_for("pick: best")
     assert Project.load(tmp_path / "proj").config.checkpoint.run == run.name
-    terminal.keys("Escape", "8", "C-g")  # Export
-    terminal.wait_for("Export finished", timeout=900)
+    term.keys("Escape", "8", "C-g")       # Export
+    term.wait_for("Export finished", timeout=900)
     assert list((tmp_path / "proj" / "exports").glob("*/*.gguf"))
+    term.keys("C-t")                      # Chat: the question field
+    term.type("Who leads the Zorbl project?")
+    term.keys("Enter")
+    term.wait_for("fine-tuned> ", timeout=300)  # the base model answers, then the fine-tuned one
+    screen = term.screen()
+    assert "base> " in screen and "chat failed" not in screen
 
 
 def test_a_terminal_without_utf8_gets_ascii_glyphs_in_16_colours(tmp_path):
