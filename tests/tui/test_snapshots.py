@@ -8,6 +8,7 @@ Only the parts that depend on this machine (hardware detection) are left out.
 from __future__ import annotations
 
 import pytest
+from textual.worker import WorkerCancelled
 
 from tunewiz.tui.app import TunewizApp
 
@@ -20,7 +21,12 @@ async def settle(pilot, condition=lambda app: True) -> None:
             break
         await pilot.pause(0.05)
     await pilot.pause(0.7)  # the step states are computed 0.5 s after a change (app.refresh_status's timer)
-    await pilot.app.workers.wait_for_complete()  # every worker has reported back
+    for _ in range(10):  # every worker has reported back
+        try:
+            await pilot.app.workers.wait_for_complete()
+            break
+        except WorkerCancelled:  # an exclusive refresh replaced by a newer one (its timer, on a busy machine)
+            await pilot.pause(0.1)
     await pilot.pause(0.2)
     await pilot.wait_for_scheduled_animations()  # e.g. the progress bar sliding to its value
 
