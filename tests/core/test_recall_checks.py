@@ -116,9 +116,13 @@ def test_the_plan_resolves_defaults_from_the_kind_and_keeps_what_the_user_set(tm
     hp = plan.hyperparameters
     assert (hp["learning_rate"], hp["lora_dropout"], hp["lr_scheduler"], hp["epochs"]) == (1e-3, 0.0, "constant", 8.0)
     assert hp["lora_r"] == 8 and "lora_r" not in plan.chosen  # the user's value
+    assert hp["lora_alpha"] == 32 and "lora_alpha" not in plan.chosen  # alpha / rank is theirs too
     assert plan.steps == 80 and hp["save_steps"] == hp["eval_steps"] == 16  # about five checkpoints
     assert 30 < plan.expected_seconds < 600
     assert any("learning_rate = 0.001" in line for line in plan.lines())
+
+    untouched = plan_training(create_project(tmp_path / "q"), "facts", "test", _pairs(40), [], "cpu", 2, 0.135)
+    assert (untouched.hyperparameters["lora_r"], untouched.hyperparameters["lora_alpha"]) == (64, 128)
 
     small = plan_training(project, "facts", "test", _pairs(4), [], "cpu", 2, 0.135)
     assert small.steps == 16  # a few facts still get 16 updates
