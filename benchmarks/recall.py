@@ -124,12 +124,23 @@ def main() -> int:
                              "nf4 (recommended with a 4-bit base on bitsandbytes' CPU backend)")
     parser.add_argument("--no-gguf", action="store_true", help="skip the export and the GGUF check")
     parser.add_argument("--keep", help="keep the projects in this folder")
+    parser.add_argument("--try", dest="tries", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                        help="an experiment beside the named configs: recommended with these settings "
+                             "(values as TOML would read them), e.g. sixteen:hyperparameters.epochs=16")
     args = parser.parse_args()
     configs = {"recommended": {}, "previous": PREVIOUS, "bf16": {"hardware.precision": "bf16"},
                "nf4": {"hardware.quantization": "nf4", "hardware.device": "cpu"}}
+    import tomllib
+
+    names = [n for n in args.configs.split(",") if n]
+    for spec in args.tries:
+        name, _, pairs = spec.partition(":")
+        configs[name] = {key: tomllib.loads(f"v = {value}")["v"]
+                         for key, value in (item.split("=", 1) for item in pairs.split(",") if item)}
+        names.append(name)
     folder = Path(args.keep or tempfile.mkdtemp(prefix="tunewiz-recall-"))
     results = []
-    for name in args.configs.split(","):
+    for name in names:
         result = run_config(name, configs[name], folder, gguf=not args.no_gguf and name == "recommended")
         results.append(result)
         print(json.dumps(result), flush=True)
