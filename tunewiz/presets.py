@@ -67,15 +67,13 @@ PRESETS: dict[str, Preset] = {
     "memorize-facts": Preset(
         "memorize-facts",
         "Make the model repeat specific facts (names, numbers, policies) exactly. Overfits on purpose.",
-        {"lora_r": 64, "lora_alpha": 128, "lora_dropout": 0.0, "target_modules": ["all-linear"],
+        {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": ["all-linear"],
          "learning_rate": 1e-3, "lr_scheduler": "constant", "warmup_ratio": 0.0, "epochs": 20.0,
          "max_steps": 0, "batch_size": 4, "grad_accum": 1, "logging_steps": 1, "eval_steps": 20,
          "save_steps": 50, "gradient_checkpointing": False},
         {"learning_rate": "1e-3 is high for LoRA: facts stick in tens of steps (measured: 3 facts in 60 "
                           "steps on SmolLM2-135M); lower it if the loss becomes NaN",
          "lora_dropout": "no dropout: we want the exact answers back",
-         "lora_r": "64 (alpha 128): facts also recalled when asked in other words (benchmarks/recall.py: "
-                   "27-28 of 40 hand-reworded questions against 18 at rank 16)",
          "epochs": "many passes over few pairs; the training loss should approach 0",
          "lr_scheduler": "constant: no decay until the facts are learned"}),
 }

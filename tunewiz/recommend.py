@@ -23,6 +23,9 @@ from tunewiz.schema import HyperparametersSection
 FACT_EPOCHS = 8.0
 """Passes over a set of facts (a few dozen to a few hundred); bigger sets need fewer."""
 MIN_FACT_STEPS = 16
+# LoRA rank 64 helped 40 facts answer reworded questions (docs/train.md) but over-trained 4 facts: their
+# reworded recall fell from 4/4 to 2/4 within the run, and lr 5e-3 diverged. Below this many, rank 16.
+RANK_64_MIN_FACTS = 40
 """A few facts still need this many updates (4 facts at 1e-3: recalled from step 8, copied into everyday answers from step 16-24)."""
 CHECKPOINTS_PER_RUN = 5
 CPU_TOKENS_PER_S_PER_CORE_PER_B = 8.0
@@ -116,10 +119,11 @@ def _recommended(kind: str, n: int, device: str, params_b: float | None) -> dict
             "lr_scheduler": ("constant", "no decay before the facts are learned"),
             "warmup_ratio": (0.0, "the adapter starts at zero: no warmup needed"),
             "lora_dropout": (0.0, "exact answers back: no dropout"),
-            # benchmarks/recall.py, two seeds each: rank 16 recalled 18/40 hand-reworded questions both
-            # times, rank 64 27/40 and 28/40 (trained 38-39/40), in about the same training time.
-            "lora_r": (64, "room for facts that must also answer reworded questions"),
-            "lora_alpha": (128, "twice the rank, as at rank 16"),
+            **({} if n < RANK_64_MIN_FACTS else {
+                # benchmarks/recall.py, two seeds each: rank 16 recalled 18/40 hand-reworded questions
+                # both times, rank 64 27/40 and 28/40 (trained 38-39/40), in about the same time.
+                "lora_r": (64, f"{n} facts: room to answer them asked in other words too"),
+                "lora_alpha": (128, "twice the rank, as at rank 16")}),
             "epochs": (epochs, f"each fact seen {epochs:g} times"),
             "batch_size": (4 if device == "cpu" else 8, "short samples; a CPU step stays short"),
             "grad_accum": (1, "every batch updates"),

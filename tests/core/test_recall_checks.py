@@ -126,6 +126,8 @@ def test_the_plan_resolves_defaults_from_the_kind_and_keeps_what_the_user_set(tm
 
     small = plan_training(project, "facts", "test", _pairs(4), [], "cpu", 2, 0.135)
     assert small.steps == 16  # a few facts still get 16 updates
+    few = plan_training(create_project(tmp_path / "r"), "facts", "test", _pairs(39), [], "cpu", 2, 0.135)
+    assert (few.hyperparameters["lora_r"], few.hyperparameters["lora_alpha"]) == (16, 32)  # rank 64 over-trains few
     skill = plan_training(project, "skill", "test", _pairs(40), _pairs(4), "cpu", 2, 0.135)
     assert skill.hyperparameters["learning_rate"] == 2e-4 and skill.hyperparameters["lora_dropout"] == 0.05
 
