@@ -27,7 +27,7 @@ REWORDED = ["Which code word was given to project Zebra?", "Name the person who 
 
 
 def _project(root, **settings) -> Project:
-    project = create_project(root, {"base_model.model": "smollm2-135m", "project.name": "zebra", **settings})
+    create_project(root, {"base_model.model": "smollm2-135m", "project.name": "zebra", **settings})
     facts = root / "facts.csv"
     facts.write_text("question,answer\n" + "".join(f'"{q}","{a}"\n' for q, a in FACTS))
     assert main(["import", "-p", str(root), str(facts)]) == 0

@@ -12,7 +12,6 @@ from tunewiz.project import Project
 from tunewiz.tui.app import TunewizApp
 from tunewiz.tui.screens.welcome import WelcomeScreen
 from tunewiz.tui.screens.wizard import WizardScreen
-from tunewiz.tui.widgets.dialogs import MessageDialog
 
 
 SIZE = (80, 24)
