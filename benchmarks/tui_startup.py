@@ -1,11 +1,14 @@
 """Cold start of the wizard to its first screen, and proof that the UI process never imports torch.
 
-    python benchmarks/tui_startup.py            # welcome screen, a small project, one of 100k pairs; 5 runs each
+    python benchmarks/tui_startup.py   # bare Textual (baseline), welcome screen, a small project, 100k pairs; 5 runs each
 
-Each run is a fresh interpreter (cold imports): it starts the app headless at 80x24,
-waits until the first screen has been painted, and reports the wall time since the
-interpreter started. Exits 1 when a median is over the 0.5 s budget or torch was imported. On a machine
-busy with other work, wall time inflates: the CPU time of the process is shown too.
+Each run is a fresh interpreter (cold imports): it starts the app headless at 80x24 and reports the
+wall time since the interpreter started until the first frame of the first screen was rendered (the
+frame Textual hands to the terminal; headless, it is rendered and then dropped), and until the screen
+settled (the app idle, the parts built after the first frame mounted too). Exits 1 when a median
+first frame is over the 0.5 s budget or torch was imported. On a machine busy with other work, wall
+time inflates: the CPU time of the process is shown too. Python's byte-code cache is on in the child
+(PYTHONDONTWRITEBYTECODE would make every run compile tunewiz's modules, which no installed copy does).
 """
 
 from __future__ import annotations
@@ -24,18 +27,36 @@ RUNS = 5
 CHILD = r"""
 import time, sys, os, json, asyncio
 t0 = time.perf_counter(); c0 = time.process_time()
-from tunewiz.tui.app import TunewizApp
 project = sys.argv[1] if len(sys.argv) > 1 else None
-app = TunewizApp(project)
+if project == "--bare-textual":  # the baseline: what any Textual app costs on this machine
+    from textual.app import App
+    from textual.screen import Screen
+    from textual.widgets import Footer, Header, Static
+    class BareScreen(Screen):
+        def compose(self):
+            yield Header(); yield Static("tunewiz"); yield Footer()
+    class BareApp(App):
+        def on_mount(self):
+            self.push_screen(BareScreen())
+    app, want = BareApp(), "BareScreen"
+else:
+    from tunewiz.tui.app import TunewizApp
+    app = TunewizApp(project)
+    want = "WizardScreen" if project else "WelcomeScreen"
 result = {}
+display = app._display
+def first_frame(screen, renderable):
+    if renderable is not None and type(screen).__name__ == want and "first_frame_s" not in result:
+        result["first_frame_s"] = time.perf_counter() - t0
+        result["cpu_s"] = time.process_time() - c0
+    display(screen, renderable)
+app._display = first_frame
 async def main():
     async with app.run_test(size=(80, 24)) as pilot:
-        want = "WizardScreen" if project else "WelcomeScreen"
-        while type(app.screen).__name__ != want:
+        while "first_frame_s" not in result:
             await pilot.pause(0.005)
-        await pilot.pause()  # one paint of that screen
-        result["first_screen_s"] = time.perf_counter() - t0
-        result["cpu_s"] = time.process_time() - c0
+        await pilot.pause()  # what is built after the first frame
+        result["settled_s"] = time.perf_counter() - t0
         result["torch"] = "torch" in sys.modules or "transformers" in sys.modules
 asyncio.run(main())
 print(json.dumps(result))
@@ -61,21 +82,23 @@ def main() -> int:
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, XDG_CONFIG_HOME=str(Path(tmp) / "config"))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         project = create_project(Path(tmp) / "proj")
         big = create_project(Path(tmp) / "big")
         PairStore(big.pairs_path).add(Pair(question=f"What is fact number {i} of the handbook?",
                                            answer=f"Fact {i} says that the value is {i * 7}.", source="bench.csv")
                                       for i in range(BIG))
-        for label, target in (("welcome screen", None), ("open project", str(project.root)),
+        for label, target in (("bare Textual", "--bare-textual"), ("welcome screen", None), ("open project", str(project.root)),
                               (f"{BIG // 1000}k pairs", str(big.root))):
             runs = [one_run(target, env) for _ in range(RUNS)]
-            first = statistics.median(r["first_screen_s"] for r in runs)
+            first = statistics.median(r["first_frame_s"] for r in runs)
             torch = any(r["torch"] for r in runs)
             cpu = statistics.median(r["cpu_s"] for r in runs)
-            print(f"{label:<15} first screen after {first:.3f} s wall, {cpu:.3f} s CPU (median of {RUNS}; "
-                  f"whole process incl. exit {statistics.median(r['process_s'] for r in runs):.3f} s); "
-                  f"torch imported: {torch}")
-            failed |= first > BUDGET_S or torch
+            settled = statistics.median(r["settled_s"] for r in runs)
+            print(f"{label:<15} first frame after {first:.3f} s wall, {cpu:.3f} s CPU; settled {settled:.3f} s "
+                  f"(median of {RUNS}; whole process incl. exit {statistics.median(r['process_s'] for r in runs):.3f}"
+                  f" s); torch imported: {torch}")
+            failed |= (first > BUDGET_S or torch) and target != "--bare-textual"
     print("FAIL" if failed else f"OK: under {BUDGET_S} s, no torch")
     return 1 if failed else 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,21 +20,15 @@ TITLES = {"data": "Data", "review": "Review", "format": "Format", "hardware": "H
           "hyperparameters": "Hyperparams", "train": "Train", "checkpoints": "Checkpoints", "export": "Export"}
 
 
-def step_pane(key: str):
-    """A new pane for one step (imported here so the first screen comes up fast)."""
-    from tunewiz.tui.screens.checkpoints import CheckpointsPane
-    from tunewiz.tui.screens.data import DataPane
-    from tunewiz.tui.screens.export import ExportPane
-    from tunewiz.tui.screens.format import FormatPane
-    from tunewiz.tui.screens.hardware import HardwarePane
-    from tunewiz.tui.screens.hyperparameters import HyperparametersPane
-    from tunewiz.tui.screens.review import ReviewPane
-    from tunewiz.tui.screens.train import TrainPane
+PANES = {"data": "data.DataPane", "review": "review.ReviewPane", "format": "format.FormatPane",
+         "hardware": "hardware.HardwarePane", "hyperparameters": "hyperparameters.HyperparametersPane",
+         "train": "train.TrainPane", "checkpoints": "checkpoints.CheckpointsPane", "export": "export.ExportPane"}
 
-    panes = {"data": DataPane, "review": ReviewPane, "format": FormatPane, "hardware": HardwarePane,
-             "hyperparameters": HyperparametersPane, "train": TrainPane, "checkpoints": CheckpointsPane,
-             "export": ExportPane}
-    return panes[key](id=key)
+
+def step_pane(key: str):
+    """A new pane for one step, its module imported only then (so the first screen comes up fast)."""
+    module, name = PANES[key].split(".")
+    return getattr(importlib.import_module(f"tunewiz.tui.screens.{module}"), name)(id=key)
 
 
 class WizardScreen(Screen):
