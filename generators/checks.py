@@ -11,6 +11,7 @@ defaults come from `benchmarks/data/pair_labels.jsonl` (hand-labelled generated 
 
 from __future__ import annotations
 
+import functools
 import re
 
 from tunewiz.dedup import normalize
@@ -34,12 +35,8 @@ CHECK_REASONS = ("not_a_question", "copied_statement", "meta_answer", "unsupport
 
 def content_words(text: str) -> set[str]:
     """Words that carry meaning (no stopwords; a plural -s dropped), for the lexical checks."""
-    words = set()
-    for word in normalize(text).split():
-        if word in STOPWORDS or (len(word) < 3 and not word.isdigit()):
-            continue
-        words.add(word[:-1] if len(word) > 4 and word.endswith("s") else word)
-    return words
+    return {word[:-1] if len(word) > 4 and word.endswith("s") else word for word in normalize(text).split()
+            if word not in STOPWORDS and (len(word) >= 3 or word.isdigit())}
 
 
 def support(text: str, chunk: str) -> float:
@@ -47,7 +44,13 @@ def support(text: str, chunk: str) -> float:
     words = content_words(text)
     if not words:
         return 1.0
-    return len(words & content_words(chunk)) / len(words)
+    return len(words & _chunk_words(chunk)) / len(words)
+
+
+@functools.lru_cache(maxsize=256)
+def _chunk_words(chunk: str) -> frozenset[str]:
+    """A chunk's content words, once for all the pairs of its reply (and for question and answer)."""
+    return frozenset(content_words(chunk))
 
 
 def question_problem(question: str, chunk: str = "") -> str | None:

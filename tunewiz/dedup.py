@@ -8,9 +8,11 @@ not the hours a pairwise comparison would.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
+import zlib
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -19,9 +21,13 @@ _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACE = re.compile(r"\s+")
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize(text: str) -> str:
-    """Lower-case, NFKC, punctuation dropped, white space folded."""
-    text = unicodedata.normalize("NFKC", text).casefold()
+    """Lower-case, NFKC, punctuation dropped, white space folded.
+
+    Cached: a generated pair's question and answer are normalized by each check in turn (shape,
+    duplicates, support), and this was a third of the generator's own time per pair."""
+    text = text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).casefold()  # same on ASCII
     return _SPACE.sub(" ", _PUNCT.sub(" ", text)).strip()
 
 
@@ -49,7 +55,9 @@ def _shingles(text: str, size: int = 3) -> set[int]:
         grams = [" ".join(words)] if words else []
     else:
         grams = [" ".join(words[i:i + size]) for i in range(len(words) - size + 1)]
-    return {int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "big") >> 4 for g in grams}
+    # CRC-32: stable across runs (unlike hash()) and several times cheaper than a cryptographic digest;
+    # the shingles stay in memory, and a collision only makes two different word triples count as one.
+    return {zlib.crc32(g.encode()) for g in grams}
 
 
 def _signature(shingles: set[int]) -> np.ndarray:
@@ -59,6 +67,12 @@ def _signature(shingles: set[int]) -> np.ndarray:
     # (a*x + b) mod p, in uint64 arithmetic: the overflow wraps consistently for every text.
     hashed = (np.outer(_A, values) + _B[:, None]) % np.uint64(_PRIME)
     return hashed.min(axis=1)
+
+
+def _band_keys(shingles: set[int]) -> list[tuple[int, bytes]]:
+    """The LSH bucket keys of a text: its MinHash signature cut into BANDS bands of ROWS values."""
+    raw, width = _signature(shingles).tobytes(), ROWS * 8  # slicing bytes beats slicing the array
+    return [(band, raw[band * width:(band + 1) * width]) for band in range(BANDS)]
 
 
 def jaccard(a: str, b: str) -> float:
@@ -79,9 +93,7 @@ def near_duplicate_groups(texts: Sequence[str], threshold: float = 0.7) -> list[
     for index, sh in enumerate(shingles):
         if not sh:
             continue
-        sig = _signature(sh)
-        for band in range(BANDS):
-            key = (band, sig[band * ROWS:(band + 1) * ROWS].tobytes())
+        for key in _band_keys(sh):
             buckets.setdefault(key, []).append(index)
     parent = list(range(len(texts)))
 
@@ -155,10 +167,7 @@ class DuplicateIndex:
         if self._last is not None and self._last[0] == question:
             return self._last[1], self._last[2]
         sh = _shingles(question)
-        bands: list[tuple[int, bytes]] = []
-        if sh:
-            sig = _signature(sh)
-            bands = [(band, sig[band * ROWS:(band + 1) * ROWS].tobytes()) for band in range(BANDS)]
+        bands = _band_keys(sh) if sh else []
         self._last = (question, sh, bands)
         return sh, bands
 
