@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "environment variable named by generator.api_key_env, never stored.")
     add_project_arg(p)
     p.add_argument("--test", action="store_true", help="connect to the project's provider and ask it for a word")
+    p.add_argument("--use", type=int, metavar="N",
+                   help="make local model N of the list the project's generator (the list is printed without it)")
     p.set_defaults(handler=cmd_providers)
 
 
@@ -96,9 +98,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_providers(args: argparse.Namespace) -> int:
+    from tunewiz.generators.discovery import find_local_models
     from tunewiz.generators.providers import test_connection
     from tunewiz.project import Project
 
+    if args.use is not None:
+        return _use_local_model(args)
     current = None
     try:
         project = Project.load(args.project)
@@ -114,6 +119,57 @@ def cmd_providers(args: argparse.Namespace) -> int:
     print(table(rows, ["provider", "what", "base URL", "default model", "key from"]))
     if current:
         print("* the project's provider. Change it with `tunewiz config generator.provider NAME`.")
+    print()
+    models, skipped = find_local_models()
+    _print_local_models(models, skipped)
     if args.test:
         print(test_connection(project))
+    return 0
+
+
+def _print_local_models(models, skipped) -> None:
+    from tunewiz.generators.discovery import propose
+    from tunewiz.hardware import detect
+
+    if not models:
+        print("No local model found (servers on the usual ports; GGUF files in the Hugging Face cache, "
+              "LM Studio's and Ollama's folders): the embedded provider serves the shipped SmolLM2.")
+    else:
+        rows = [[str(i), m.provider, m.label, m.where,
+                 f"{m.size_bytes / 1e9:.1f} GB" if m.size_bytes else "-",
+                 f"{m.params_b:g}B" if m.params_b else "-"] for i, m in enumerate(models, 1)]
+        print("Found on this machine:")
+        print(table(rows, ["#", "provider", "model", "where", "file", "params"]))
+    for item in skipped[:10]:
+        print(f"skipped {item.path}: {item.reason}")
+    if len(skipped) > 10:
+        print(f"... and {len(skipped) - 10} more files skipped")
+    if models:
+        best = propose(models, detect().ram_available_mb * 2**20)
+        if best is None:
+            print("None of them is proposed: each needs more memory than is available (or is over 8B).")
+        else:
+            number = models.index(best) + 1
+            print(f"Proposed: {number} ({best.provider}, {best.label}). `tunewiz providers --use {number}` "
+                  "makes it the project's generator.")
+
+
+def _use_local_model(args: argparse.Namespace) -> int:
+    from tunewiz.generators.discovery import find_local_models, settings_for
+
+    models, _ = find_local_models()
+    if not 1 <= args.use <= len(models):
+        raise TunewizError(f"--use {args.use}: there is no local model {args.use}; "
+                           + (f"`tunewiz providers` lists {len(models)}" if models else "none was found"))
+    chosen = models[args.use - 1]
+    project = open_project(args, write=True)
+    try:
+        for key, value in settings_for(chosen).items():
+            project.set(key, value)
+        project.save()
+    finally:
+        project.unlock()
+    for key, value in settings_for(chosen).items():
+        print(redact_urls(f"{key} = {value!r}"))
+    print(f"The project generates with {chosen.label} ({chosen.provider}) now.")
     return 0
