@@ -229,3 +229,67 @@ def find_local_models(base_urls: dict[str, str] | None = None, folders: list[tup
     in this order by `tunewiz providers`, and the same order again for `--use N`."""
     files, skipped = find_gguf_files(folders, read)
     return find_servers(base_urls) + files, skipped
+
+
+# ---------------------------------------------------------------- a recommended model from the hub
+
+@dataclass(frozen=True)
+class HubModel:
+    repo: str
+    filename: str
+    params_b: float
+    size_bytes: int
+    """About the file's size, to say before downloading and to choose by memory."""
+
+
+RECOMMENDED = (
+    HubModel("Qwen/Qwen2.5-3B-Instruct-GGUF", "qwen2.5-3b-instruct-q4_k_m.gguf", 3.1, 2_100_000_000),
+    HubModel("Qwen/Qwen2.5-1.5B-Instruct-GGUF", "qwen2.5-1.5b-instruct-q4_k_m.gguf", 1.5, 1_120_000_000),
+)
+"""Instruct GGUFs that follow the generation prompts, largest first (Apache-2.0, no sign-in needed)."""
+
+
+def recommended_download(available_bytes: int) -> HubModel | None:
+    """The largest recommended file that fits the memory as a proposed local one must; None: none fits."""
+    return next((m for m in RECOMMENDED if m.size_bytes * MEMORY_HEADROOM <= available_bytes), None)
+
+
+def download(model: HubModel, endpoint: str | None = None, cache_dir: Path | None = None) -> Path:
+    """Download `model` into the Hugging Face cache (where discovery finds it again), with the hub
+    library's progress bar, and check it against the SHA-256 the hub publishes for the file.
+
+    A file that does not match is deleted. No network, or a hub that refuses: TunewizError, and the
+    embedded provider keeps serving the shipped SmolLM2."""
+    import hashlib
+
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+
+    from tunewiz.errors import TunewizError
+
+    # Read here, not when the hub library was imported: a mirror or a cache set later still counts.
+    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
+    if cache_dir is None and os.environ.get("HF_HUB_CACHE"):
+        cache_dir = Path(os.environ["HF_HUB_CACHE"])
+    where = endpoint or "the Hugging Face hub"
+    try:
+        published = get_hf_file_metadata(hf_hub_url(model.repo, model.filename, endpoint=endpoint),
+                                         endpoint=endpoint)
+        path = Path(hf_hub_download(model.repo, model.filename, endpoint=endpoint, cache_dir=cache_dir))
+    except Exception as exc:  # offline, a proxy, a hub error: the library raises many kinds
+        raise TunewizError(f"could not download {model.repo}/{model.filename} from {where} "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+                           "the embedded provider keeps the shipped SmolLM2") from None
+    expected = (published.etag or "").lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", expected):
+        raise TunewizError(f"{where} published no SHA-256 for {model.filename} (etag {published.etag!r}): "
+                           f"not used; {path} can be checked by hand")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        for stale in {path, path.resolve()}:
+            stale.unlink(missing_ok=True)
+        raise TunewizError(f"{model.filename} from {where} does not match its published SHA-256 "
+                           f"({digest.hexdigest()[:12]}... against {expected[:12]}...): deleted; try again")
+    return path

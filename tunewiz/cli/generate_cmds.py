@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test", action="store_true", help="connect to the project's provider and ask it for a word")
     p.add_argument("--use", type=int, metavar="N",
                    help="make local model N of the list the project's generator (the list is printed without it)")
+    p.add_argument("--download", action="store_true",
+                   help="download a recommended instruct GGUF (1.5-3B, for this machine's memory) from the "
+                        "Hugging Face hub, check its SHA-256 and make it the project's generator")
     p.set_defaults(handler=cmd_providers)
 
 
@@ -104,6 +107,8 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
     if args.use is not None:
         return _use_local_model(args)
+    if args.download:
+        return _download_recommended(args)
     current = None
     try:
         project = Project.load(args.project)
@@ -155,13 +160,37 @@ def _print_local_models(models, skipped) -> None:
 
 
 def _use_local_model(args: argparse.Namespace) -> int:
-    from tunewiz.generators.discovery import find_local_models, settings_for
+    from tunewiz.generators.discovery import find_local_models
 
     models, _ = find_local_models()
     if not 1 <= args.use <= len(models):
         raise TunewizError(f"--use {args.use}: there is no local model {args.use}; "
                            + (f"`tunewiz providers` lists {len(models)}" if models else "none was found"))
-    chosen = models[args.use - 1]
+    return _record_generator(args, models[args.use - 1])
+
+
+def _download_recommended(args: argparse.Namespace) -> int:
+    from tunewiz.generators.discovery import LocalModel, download, recommended_download
+    from tunewiz.hardware import detect
+
+    open_project(args)  # a bad --project is said before a download of gigabytes, not after
+    available = detect().ram_available_mb * 2**20
+    wanted = recommended_download(available)
+    if wanted is None:
+        raise TunewizError(f"no recommended model fits the {available / 1e9:.1f} GB of memory available; "
+                           "the embedded provider keeps the shipped SmolLM2")
+    print(f"Downloading {wanted.repo}/{wanted.filename} (about {wanted.size_bytes / 1e9:.1f} GB) into the "
+          "Hugging Face cache...")
+    path = download(wanted)
+    print(f"{path}: SHA-256 matches the one the hub publishes.")
+    return _record_generator(args, LocalModel("embedded", str(path), "Hugging Face cache",
+                                              params_b=wanted.params_b, size_bytes=path.stat().st_size,
+                                              name=wanted.filename))
+
+
+def _record_generator(args: argparse.Namespace, chosen) -> int:
+    from tunewiz.generators.discovery import settings_for
+
     project = open_project(args, write=True)
     try:
         for key, value in settings_for(chosen).items():
