@@ -138,7 +138,8 @@ def _print_local_models(models, skipped) -> None:
 
     if not models:
         print("No local model found (servers on the usual ports; GGUF files in the Hugging Face cache, "
-              "LM Studio's and Ollama's folders): the embedded provider serves the shipped SmolLM2.")
+              "LM Studio's and Ollama's folders): the embedded provider serves the shipped SmolLM2. "
+              "`tunewiz providers --download` fetches a better one (1-2 GB, online).")
     else:
         rows = [[str(i), m.provider, m.label, m.where,
                  f"{m.size_bytes / 1e9:.1f} GB" if m.size_bytes else "-",
