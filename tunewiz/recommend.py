@@ -23,10 +23,10 @@ from tunewiz.schema import HyperparametersSection
 FACT_EPOCHS = 8.0
 """Passes over a set of facts (a few dozen to a few hundred); bigger sets need fewer."""
 MIN_FACT_STEPS = 16
+"""A few facts still need this many updates (4 facts at 1e-3: recalled from step 8, copied into everyday answers from step 16-24)."""
 # LoRA rank 64 helped 40 facts answer reworded questions (docs/train.md) but over-trained 4 facts: their
 # reworded recall fell from 4/4 to 2/4 within the run, and lr 5e-3 diverged. Below this many, rank 16.
 RANK_64_MIN_FACTS = 40
-"""A few facts still need this many updates (4 facts at 1e-3: recalled from step 8, copied into everyday answers from step 16-24)."""
 CHECKPOINTS_PER_RUN = 5
 CPU_TOKENS_PER_S_PER_CORE_PER_B = 8.0
 """Training throughput on a CPU, real tokens/s per core per billion parameters (135M, 2 cores: ~120 tok/s)."""
