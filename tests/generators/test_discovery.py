@@ -22,12 +22,24 @@ from tunewiz.generators.discovery import (LocalModel, find_gguf_files, find_serv
 from tunewiz.models import smollm2_gguf_path
 from tunewiz.project import Project, create_project
 
+class QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """A real HTTP server on a free loopback port, in a thread: (server, http://127.0.0.1:PORT)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 CHAT = {"general.architecture": "llama", "general.size_label": "3B", "tokenizer.chat_template": "{{ x }}"}
 
 
 @pytest.fixture
 def model_server():
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):
             body = json.dumps({"object": "list", "data": [{"id": "nomic-embed-text:latest"},
                                                           {"id": "qwen2.5:3b"}]}).encode()
@@ -37,12 +49,8 @@ def model_server():
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server, url = serve(Handler)
+    yield url + "/v1"
     server.shutdown()
 
 
@@ -137,7 +145,7 @@ def test_providers_lists_what_it_found_and_use_records_it(tmp_path, monkeypatch,
 
 def _hub(body: bytes, published_sha: str):
     """A stand-in for the hub's file endpoints: HEAD gives the commit, size and SHA-256, GET the bytes."""
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _headers(self):
             self.send_response(200)
             self.send_header("X-Repo-Commit", "a" * 40)
@@ -154,12 +162,7 @@ def _hub(body: bytes, published_sha: str):
             self._headers()
             self.wfile.write(body)
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    return serve(Handler)
 
 
 @pytest.mark.parametrize("tampered", [False, True])
