@@ -62,6 +62,10 @@ def main() -> None:
     parser.add_argument("--engine-only", action="store_true",
                         help="only the engine's way on a GPU (fp32 adapters, no input cast, compiled layers), "
                              "timed and profiled on QA rows at batch 16")
+    parser.add_argument("--graphs", default="",
+                        help="comma-separated ways to run 13 varied batches of 16 QA rows, three passes each: "
+                             "layers (the engine's compiled layers), model (the whole loss compiled), "
+                             "model-graphs (the same under CUDA graphs, mode reduce-overhead)")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
@@ -208,6 +212,11 @@ def main() -> None:
     if args.engine_only:
         engine_way(model)
         return
+    if args.graphs:
+        del model
+        for way in args.graphs.split(","):
+            graphs_way(way, shape, tokenizer, device, dtype, qa, pad_id, results, args.out)
+        return
     profile(model, "fp32-adapters", "qa8-packed")
     run_mode(model, "fp32-adapters", list(layouts))
     # no cast of activations to fp32 in front of each adapter (fp32 adapter weights stay the masters)
@@ -240,6 +249,106 @@ def main() -> None:
     for r in results.get("timings", []):
         print(f"{r['mode']:21} {r['layout']:14} {r['ms']:9} {r['real_tok_s']:12} {r['peak_mb']}")
     print({k: v for k, v in results.items() if k in ("compile_s", "compile_error", "profiles")})
+
+
+def host_inputs(batch: dict, pad_id: int) -> dict:
+    """A packed row's inputs with everything data-dependent computed on the host: the positions
+    whose logits the loss reads (`keep`, padded with filler positions to a rounded count so that
+    CUDA graphs meet few shapes), their targets (-100 for the padding), and a sample id per token
+    for the block-diagonal mask."""
+    import torch
+    import torch.nn.functional as F
+    from tunewiz.training import data as D
+
+    labels = batch["labels"]
+    targets = F.pad(labels[:, 1:], (0, 1), value=-100)[0]
+    keep = (targets != -100).nonzero().flatten()
+    size = -(-len(keep) // D.row_multiple(len(keep))) * D.row_multiple(len(keep))
+    spare = len(targets) - 1  # the row's last position: its target is always -100
+    keep_targets = torch.cat([targets[keep], torch.full((size - len(keep),), -100)])
+    keep = torch.cat([keep, torch.full((size - len(keep),), spare)])
+    sample = (batch["position_ids"][0] == 0).cumsum(0)
+    return {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "keep": keep,
+            "keep_targets": keep_targets, "sample": sample}
+
+
+def graphs_way(way: str, shape: dict, tokenizer, device: str, dtype, qa, pad_id: int, results: dict,
+               out: str) -> None:
+    """One way of running compiled steps over varied QA batches: ms/step on each of three passes."""
+    import torch
+    import torch.nn.functional as F
+    from tunewiz.training import data as D
+    from tunewiz.training.engine import compile_layers
+    from tunewiz.training.loss import answer_loss
+
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    model = build(shape, tokenizer, device, dtype, adapter_fp32=True)
+    for module in model.modules():
+        if hasattr(module, "cast_input_dtype_enabled"):
+            module.cast_input_dtype_enabled = False
+    rows = [qa[i:i + 16] for i in range(0, 49, 4)]
+    batches = []
+    for group in rows:
+        real = sum(len(e.input_ids) for e in group)
+        batch = D.collate_flat(group, D.row_multiple(real), pad_id)
+        batches.append((batch, host_inputs(batch, pad_id), real, D.answer_tokens(batch)))
+    params = [p for p in model.parameters() if p.requires_grad]
+    cuda = device == "cuda"
+    opt = torch.optim.AdamW(params, lr=2e-4, **({"fused": True} if cuda else {"foreach": True}))
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=cuda)
+
+    def summed_loss(input_ids, position_ids, keep, keep_targets, sample):
+        tokens = input_ids.shape[1]
+        causal = torch.ones(tokens, tokens, dtype=torch.bool, device=input_ids.device).tril()
+        mask = (causal & (sample[:, None] == sample[None, :]))[None, None]
+        logits = model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, logits_to_keep=keep,
+                       use_cache=False).logits
+        return F.cross_entropy(logits.float().flatten(0, 1), keep_targets, ignore_index=-100, reduction="sum")
+
+    graphs = way == "model-graphs" and cuda
+    if way == "layers":
+        compile_layers(model, device)
+        loss_of = None
+    else:
+        loss_of = torch.compile(summed_loss, dynamic=True, mode="reduce-overhead" if graphs else None)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t_start = time.perf_counter()
+    first_loss = None  # the same for every way (same seed, same first batch): a check that they agree
+    for attempt in ("first", "second", "third"):
+        tokens, t = 0, time.perf_counter()
+        for batch, host, real, items in batches:
+            if graphs:
+                torch.compiler.cudagraph_mark_step_begin()
+            with autocast:
+                if loss_of is None:
+                    loss = answer_loss(model, {k: v.to(device, non_blocking=True) for k, v in batch.items()},
+                                       items, by_index=True)
+                else:
+                    loss = loss_of(**{k: v.to(device, non_blocking=True) for k, v in host.items()}) / items
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            value = float(loss.detach())  # the engine reads the loss once per step
+            first_loss = first_loss if first_loss is not None else value
+            tokens += real
+        if cuda:
+            torch.cuda.synchronize()
+        sec = (time.perf_counter() - t) / len(batches)
+        row = {"mode": f"{way}-{attempt}", "layout": "qa16-varied", "ms": round(sec * 1e3, 1),
+               "real_tok_s": round(tokens / len(batches) / sec),
+               "peak_mb": round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None,
+               "since_start_s": round(time.perf_counter() - t_start, 1), "first_loss": round(first_loss, 5)}
+        results.setdefault("timings", []).append(row)
+        print("TIME", json.dumps(row), flush=True)
+    (Path(out) / "profile.json").write_text(json.dumps(results, indent=1))
+    del model, opt, loss_of
+    import gc
+
+    gc.collect()
+    torch._dynamo.reset()
 
 
 if __name__ == "__main__":
