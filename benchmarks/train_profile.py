@@ -344,7 +344,7 @@ def graphs_way(way: str, shape: dict, tokenizer, device: str, dtype, qa, pad_id:
         results.setdefault("timings", []).append(row)
         print("TIME", json.dumps(row), flush=True)
     (Path(out) / "profile.json").write_text(json.dumps(results, indent=1))
-    del model, opt, loss_of
+    model = opt = loss_of = None  # frees the 8B shape before the next way builds its own
     import gc
 
     gc.collect()
