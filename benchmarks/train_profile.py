@@ -205,17 +205,16 @@ def main() -> None:
         for r in results.get("timings", []):
             print(f"{r['mode']:21} {r['layout']:14} {r['ms']:9} {r['real_tok_s']:12} {r['peak_mb']}")
 
+    if args.graphs:  # each way builds its own model (compiling changes the modules in place)
+        for way in args.graphs.split(","):
+            graphs_way(way, shape, tokenizer, device, dtype, qa, pad_id, results, args.out)
+        return
     t0 = time.perf_counter()
     model = build(shape, tokenizer, device, dtype, adapter_fp32=True)
     print(f"built in {time.perf_counter() - t0:.1f}s;", "adapter dtypes:",
           sorted({str(p.dtype) for n, p in model.named_parameters() if p.requires_grad}), flush=True)
     if args.engine_only:
         engine_way(model)
-        return
-    if args.graphs:
-        del model
-        for way in args.graphs.split(","):
-            graphs_way(way, shape, tokenizer, device, dtype, qa, pad_id, results, args.out)
         return
     profile(model, "fp32-adapters", "qa8-packed")
     run_mode(model, "fp32-adapters", list(layouts))
