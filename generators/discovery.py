@@ -223,6 +223,15 @@ def settings_for(model: LocalModel) -> dict[str, str]:
     return {"generator.provider": "embedded", "generator.embedded_gguf": model.model}
 
 
+def use_model(project, model: LocalModel) -> dict[str, str]:
+    """Make `model` the project's generator and save the project: the settings written."""
+    settings = settings_for(model)
+    for key, value in settings.items():
+        project.set(key, value)
+    project.save()
+    return settings
+
+
 def find_local_models(base_urls: dict[str, str] | None = None, folders: list[tuple[str, Path]] | None = None,
                       read=read_gguf_metadata) -> tuple[list[LocalModel], list[Skipped]]:
     """Servers' models first (in the presets' order), then GGUF files (by folder, then path): numbered

@@ -174,6 +174,35 @@ async def test_generator_settings_are_checked_and_saved_as_typed(qa_project):
     assert Project.load("proj").config.generator.num_pairs == 120
 
 
+async def test_data_finds_the_models_on_this_machine_and_makes_the_chosen_one_the_generator(
+        qa_project, tmp_path, monkeypatch):
+    from tunewiz.models import smollm2_gguf_path
+
+    home = tmp_path / "home"
+    snapshot = home / ".cache" / "huggingface" / "hub" / "models--x--smol" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "smol-q4.gguf").symlink_to(smollm2_gguf_path())  # the real file, read by llama.cpp
+    (snapshot / "notes.gguf").write_text("not a gguf")
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("HF_HOME", "HF_HUB_CACHE", "OLLAMA_MODELS"):
+        monkeypatch.delenv(name, raising=False)
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("1", "tab", "l")  # the sidebar's step key, then into the Data step
+        found = app.screen.query_one("#local-models")
+        await wait_for(pilot, lambda: found.display and found.option_count == 1)
+        note = str(app.screen.query_one("#local-models-note").render())
+        assert "Found 1 (1 files skipped" in note and "Proposed: smol-q4.gguf (embedded)" in note
+        assert "smol-q4.gguf · embedded · Hugging Face cache" in str(found.get_option_at_index(0).prompt)
+        assert app.focused is found
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "generates with smol-q4.gguf" in str(
+            app.screen.query_one("#local-models-note").render()))
+        assert app.screen.query_one("#generator-embedded_gguf").value == str(snapshot / "smol-q4.gguf")
+    generator = Project.load("proj").config.generator
+    assert (generator.provider, generator.embedded_gguf) == ("embedded", str(snapshot / "smol-q4.gguf"))
+
+
 # ---------------------------------------------------------------- review
 
 async def review_app(pilot, app):

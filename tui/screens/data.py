@@ -1,4 +1,5 @@
-"""Data: import files of pairs; generate pairs with an LLM; the generator's settings."""
+"""Data: import files of pairs; generate pairs with an LLM; models already on this machine; the generator's
+settings."""
 
 from __future__ import annotations
 
@@ -8,20 +9,23 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
 
-from tunewiz.tui.screens.base import StepPane, writes
+from tunewiz.tui.screens.base import StepPane, shows_errors, writes
 from tunewiz.tui.widgets.settings_form import SettingsForm
 
 
 class DataPane(StepPane):
     STEP = "data"
     BINDINGS = [Binding("i", "focus_import", "Import file"), Binding("g", "generate", "Generate"),
-                Binding("x", "stop_generation", "Stop"), Binding("c", "test_connection", "Test provider")]
+                Binding("x", "stop_generation", "Stop"), Binding("c", "test_connection", "Test provider"),
+                Binding("l", "find_models", "Local models")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.stop_event = None
+        self.local_models: list = []
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -32,6 +36,13 @@ class DataPane(StepPane):
             yield Static("", id="import-report", markup=False)
             yield Label("Generate pairs with an LLM (g starts, x stops, c tests the provider)", classes="box-title")
             yield Static("Not generating.", id="generate-progress", markup=False)
+            yield Label("Models already on this machine (l looks; Enter on one makes it the generator)",
+                        classes="box-title")
+            yield Static("Not looked yet. Without one, the embedded provider serves the shipped SmolLM2.",
+                         id="local-models-note", markup=False)
+            found = OptionList(id="local-models")
+            found.display = False
+            yield found
             yield Label("Generator settings", classes="box-title")
             yield Vertical(id="generator-box", classes="settings-form")
 
@@ -86,6 +97,59 @@ class DataPane(StepPane):
 
     @on(SettingsForm.Saved)
     def _saved(self) -> None:
+        self.project_changed()
+
+    # -- models already on this machine
+
+    @work(thread=True, exclusive=True, group="local-models", exit_on_error=False)
+    def action_find_models(self) -> None:
+        from tunewiz.generators.discovery import find_local_models, propose
+        from tunewiz.hardware import detect
+
+        self.app.call_from_thread(self.query_one("#local-models-note", Static).update,
+                                  "Looking (servers on the usual ports, the Hugging Face cache, LM Studio, Ollama) ...")
+        models, skipped = find_local_models()
+        proposed = propose(models, detect().ram_available_mb * 2**20) if models else None
+        self.app.call_from_thread(self._show_models, models, len(skipped), proposed)
+
+    def _show_models(self, models: list, skipped: int, proposed) -> None:
+        self.local_models = models
+        found = self.query_one("#local-models", OptionList)
+        found.clear_options()
+        found.display = bool(models)
+        skipped_text = f" ({skipped} files skipped: not chat models, later shards or unreadable)" if skipped else ""
+        if not models:
+            self.query_one("#local-models-note", Static).update(
+                "No local model found" + skipped_text + ": the embedded provider serves the shipped SmolLM2. "
+                "`tunewiz providers --download` fetches a better one (1-2 GB, online).")
+            return
+        found.add_options([Option(self._model_line(m, m is proposed), id=str(i)) for i, m in enumerate(models)])
+        if proposed is None:
+            advice = "None is proposed: each needs more memory than is available (or is over 8B)."
+        else:
+            advice = f"Proposed: {proposed.label} ({proposed.provider})."
+            found.highlighted = models.index(proposed)
+        self.query_one("#local-models-note", Static).update(f"Found {len(models)}{skipped_text}. {advice}")
+        found.focus()
+
+    @staticmethod
+    def _model_line(model, proposed: bool) -> str:
+        size = f" · {model.size_bytes / 1e9:.1f} GB" if model.size_bytes else ""
+        params = f" · {model.params_b:g}B" if model.params_b else ""
+        return f"{'* ' if proposed else '  '}{model.label} · {model.provider} · {model.where}{size}{params}"
+
+    @writes
+    @shows_errors
+    @on(OptionList.OptionSelected, "#local-models")
+    def use_local_model(self, event: OptionList.OptionSelected) -> None:
+        from tunewiz.generators.discovery import use_model
+
+        chosen = self.local_models[int(event.option.id)]
+        use_model(self.project, chosen)
+        self.query_one("#generator-form", SettingsForm).reload()
+        self.query_one("#local-models-note", Static).update(
+            f"The project generates with {chosen.label} ({chosen.provider}) now.")
+        self.notify(f"The project generates with {chosen.label} ({chosen.provider}) now.")
         self.project_changed()
 
     # -- generation

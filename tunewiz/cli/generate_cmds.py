@@ -190,16 +190,14 @@ def _download_recommended(args: argparse.Namespace) -> int:
 
 
 def _record_generator(args: argparse.Namespace, chosen) -> int:
-    from tunewiz.generators.discovery import settings_for
+    from tunewiz.generators.discovery import use_model
 
     project = open_project(args, write=True)
     try:
-        for key, value in settings_for(chosen).items():
-            project.set(key, value)
-        project.save()
+        settings = use_model(project, chosen)
     finally:
         project.unlock()
-    for key, value in settings_for(chosen).items():
+    for key, value in settings.items():
         print(redact_urls(f"{key} = {value!r}"))
     print(f"The project generates with {chosen.label} ({chosen.provider}) now.")
     return 0
