@@ -36,8 +36,7 @@ class DataPane(StepPane):
             yield Static("", id="import-report", markup=False)
             yield Label("Generate pairs with an LLM (g starts, x stops, c tests the provider)", classes="box-title")
             yield Static("Not generating.", id="generate-progress", markup=False)
-            yield Label("Models already on this machine (l looks; Enter on one makes it the generator)",
-                        classes="box-title")
+            yield Label("Models on this machine (l finds them; Enter uses one)", classes="box-title")
             yield Static("Not looked yet. Without one, the embedded provider serves the shipped SmolLM2.",
                          id="local-models-note", markup=False)
             found = OptionList(id="local-models")
