@@ -37,3 +37,35 @@ def test_merged_answers_match_and_the_weights_come_back(tiny_model):
     checker.merge_lora = False
     with model.disable_adapter():
         assert checker.answers(model, questions, "cpu") != plain  # so the adapter did change the answers
+
+
+def test_each_row_stops_at_its_own_limit_and_keeps_its_greedy_answer(tiny_model):
+    from tunewiz.training.recall import GENERAL_TOKENS, Question, row_limits
+
+    done = row_limits(4, [3, 5])
+    assert done(torch.zeros(2, 4 + 3, dtype=torch.long), None).tolist() == [True, False]
+    assert done(torch.zeros(2, 4 + 5, dtype=torch.long), None).tolist() == [True, True]
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    questions = [Question("What is the code?", "It is 7.", "a"),
+                 Question("Tell me the whole story of the harbour town?", " ".join(["word"] * 30), "b"),
+                 Question(GENERAL_PROMPTS[0], "", "")]
+    checker = RecallChecker([], tokenizer, "chatml", "", 48, [])
+    limits = checker.answer_limits(questions)
+    assert limits[0] < 12 and limits[1] > 30 and limits[2] == GENERAL_TOKENS
+    outputs = []
+    real_generate = model.generate
+    model.generate = lambda **kw: outputs.append(real_generate(**kw)) or outputs[-1]
+    answers = checker.answers(model, questions, "cpu")
+    # The same rows, every one decoded to the longest limit: each row's first tokens are the same (a row's
+    # greedy tokens never depend on how long it or the others go on), and only the longest row ran on.
+    checker.answer_limits = lambda qs: [max(limits)] * len(qs)
+    longer = checker.answers(model, questions, "cpu")
+    width = outputs[0].shape[1] - max(limits)
+    for row, limit in enumerate(limits):
+        assert outputs[0][row, width:width + limit].tolist() == outputs[1][row, width:width + limit].tolist()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else checker.stop_ids[0]
+    assert outputs[0][2, width + GENERAL_TOKENS:].tolist() == [pad] * (max(limits) - GENERAL_TOKENS)
+    assert answers[1] == longer[1]  # the longest row: the same answer

@@ -76,6 +76,7 @@ class RecallChecker:
         template, the system prompt, every question and the answer length."""
         parts = {"identity": identity, "family": self.family, "system": self.system,
                  "answer_tokens": self.answer_tokens, "general_tokens": GENERAL_TOKENS, "margin": ANSWER_MARGIN,
+                 "limits": "per row",
                  "sets": {name: [[q.text, q.reference, q.system] for q in questions]
                           for name, questions in self.sets.items()},
                  "training_answers": hashlib.sha256("\n".join(self.training_answers).encode()).hexdigest()}
@@ -84,9 +85,9 @@ class RecallChecker:
     def check(self, model: Any, step: int, device: Any) -> dict[str, Any]:
         """Answer every question with `model` and score them: one metrics record.
 
-        All questions go through one batched generate call: on a CPU a decoding step costs
-        about the same for 1 or 48 rows (it reads every weight once), so the time is the
-        number of steps, which is the longest reference plus ANSWER_MARGIN."""
+        All questions go through one batched generate call: on a CPU a decoding step has a fixed
+        part that does not grow with the rows, so one batch beats several. Each row stops at its
+        own limit (its reference's length plus ANSWER_MARGIN), and the batch when all have."""
         started = time.perf_counter()
         names = [name for name in ("trained", "reworded", "general") if self.sets[name]]
         questions = [q for name in names for q in self.sets[name]]
@@ -118,11 +119,12 @@ class RecallChecker:
         record["time"] = round(time.time(), 3)
         return record
 
-    def answer_limit(self, questions: list[Question]) -> int:
-        """Tokens to generate: the longest reference plus a margin (everyday prompts: GENERAL_TOKENS)."""
-        lengths = [len(self.tokenizer(q.reference, add_special_tokens=False)["input_ids"]) + ANSWER_MARGIN
-                   if q.reference else GENERAL_TOKENS for q in questions]
-        return max(8, min(self.answer_tokens, max(lengths, default=GENERAL_TOKENS)))
+    def answer_limits(self, questions: list[Question]) -> list[int]:
+        """Tokens to generate for each question: its reference's length plus a margin (everyday prompts:
+        GENERAL_TOKENS), at least 8 and at most evaluation.answer_tokens."""
+        return [max(8, min(self.answer_tokens,
+                           len(self.tokenizer(q.reference, add_special_tokens=False)["input_ids"]) + ANSWER_MARGIN
+                           if q.reference else GENERAL_TOKENS)) for q in questions]
 
     def answers(self, model: Any, questions: list[Question], device: Any) -> list[str]:
         """Greedy answers, in batches of up to BATCH rows (left padding)."""
@@ -130,7 +132,7 @@ class RecallChecker:
 
         tokenizer = self.tokenizer
         prompts = [render_prompt(self.family, q.text, q.system or self.system, tokenizer) for q in questions]
-        limit = self.answer_limit(questions)
+        limits = self.answer_limits(questions)
         out: list[str] = []
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
         was_training = model.training
@@ -142,15 +144,17 @@ class RecallChecker:
         try:
             for start in range(0, len(prompts), BATCH):
                 encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts[start:start + BATCH]]
+                rows = limits[start:start + BATCH]
                 width = max(len(ids) for ids in encoded)
                 input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in encoded], device=device)
                 mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
                 with torch.no_grad():
                     generated = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=False,
-                                               max_new_tokens=limit, use_cache=True, synced_gpus=self.lockstep,
+                                               max_new_tokens=max(rows), use_cache=True, synced_gpus=self.lockstep,
+                                               stopping_criteria=row_limits(width, rows),
                                                eos_token_id=self.stop_ids, pad_token_id=pad_id)
-                for row in range(len(encoded)):
-                    text = tokenizer.decode(generated[row, width:], skip_special_tokens=True)
+                for row, limit in enumerate(rows):
+                    text = tokenizer.decode(generated[row, width:width + limit], skip_special_tokens=True)
                     out.append(cut_at_stops(text, self.stops))
         finally:
             if merged:
@@ -158,6 +162,26 @@ class RecallChecker:
             if was_training:
                 model.train()
         return out
+
+
+def row_limits(prompt_width: int, limits: list[int]):
+    """A stopping criterion for transformers' generate: each row stops at its own number of new tokens, so
+    an answer that does not end (an everyday prompt, a rambling miss) stops decoding at its own limit
+    instead of running on to the longest reference's. The batch ends when every row has ended or stopped."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class RowLimits(StoppingCriteria):
+        def __init__(self):
+            super().__init__()
+            self.limits = None
+
+        def __call__(self, input_ids, scores, **kwargs):
+            if self.limits is None:
+                self.limits = torch.tensor(limits, device=input_ids.device)
+            return (input_ids.shape[1] - prompt_width) >= self.limits
+
+    return StoppingCriteriaList([RowLimits()])
 
 
 def cached_base_check(project_dir: Path, fingerprint: str) -> dict[str, Any] | None:
