@@ -9,12 +9,14 @@ the figures), and is compared with free GPU memory or available RAM before a run
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 from tunewiz.errors import TunewizError
 
@@ -267,12 +269,14 @@ def _gguf_shape(gguf: Path, params: int) -> ModelShape:
 
 
 def _estimate_for(cfg, shape: ModelShape, precision: str, batch_size: int, device: str,
-                  quantization: str | None = None, shards: int = 1) -> Estimate:
-    """The estimate for a project's settings at a given precision, batch size and device."""
-    hp = cfg.hyperparameters
+                  quantization: str | None = None, shards: int = 1,
+                  hyperparameters: Mapping[str, Any] | None = None) -> Estimate:
+    """The estimate for a project's settings at a given precision, batch size and device; `hyperparameters`
+    (the values a run trains with) override the project's LoRA rank, dropout and checkpointing."""
+    hp = dict(dataclasses.asdict(cfg.hyperparameters), **(hyperparameters or {}))
     return estimate_memory(shape, precision=precision, batch_size=batch_size, seq_len=cfg.template.max_seq_len,
-                           lora_r=hp.lora_r, lora_dropout=hp.lora_dropout,
-                           gradient_checkpointing=hp.gradient_checkpointing, device=device,
+                           lora_r=hp["lora_r"], lora_dropout=hp["lora_dropout"],
+                           gradient_checkpointing=hp["gradient_checkpointing"], device=device,
                            quantization=cfg.hardware.quantization if quantization is None else quantization,
                            shards=shards)
 
@@ -428,8 +432,12 @@ def recommend(project, hw: Hardware | None = None) -> Recommendation:
     return Recommendation(device, precision, batch, threads, available, best, notes)
 
 
-def check_fits(project, *, gpus: int = 1, allow: bool = False, hw: Hardware | None = None) -> Estimate | None:
-    """Refuse to start a run that the estimate says will not fit (unless allowed); the estimate."""
+def check_fits(project, *, gpus: int = 1, allow: bool = False, hw: Hardware | None = None,
+               hyperparameters: Mapping[str, Any] | None = None) -> Estimate | None:
+    """Refuse to start a run that the estimate says will not fit (unless allowed); the estimate.
+
+    `hyperparameters`: the values the run trains with (a new run's plan, which under `preset = auto`
+    may choose another batch size or LoRA rank than the project's; a resumed run's run.json)."""
     hw = hw or detect()
     cfg = project.config
     device = cfg.hardware.device
@@ -445,7 +453,8 @@ def check_fits(project, *, gpus: int = 1, allow: bool = False, hw: Hardware | No
     if precision == "auto":
         precision = ("bf16" if all(g.bf16 for g in hw.gpus) else "fp16") if device == "cuda" and hw.gpus else "fp32"
     shards = gpus if cfg.hardware.sharding == "fsdp" and gpus > 1 else 1
-    est = _estimate_for(cfg, shape, precision, cfg.hyperparameters.batch_size, device, shards=shards)
+    batch_size = int((hyperparameters or {}).get("batch_size", cfg.hyperparameters.batch_size))
+    est = _estimate_for(cfg, shape, precision, batch_size, device, shards=shards, hyperparameters=hyperparameters)
     if device == "cuda" and hw.gpus:
         available, where = min(g.free_mb for g in hw.gpus[:gpus]), "free GPU memory"
     else:

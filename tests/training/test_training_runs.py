@@ -176,6 +176,27 @@ def test_the_memory_estimate_refuses_what_cannot_fit(make_project, tmp_path):
     assert result.returncode == 2 and "will not fit" in result.stderr
 
 
+def test_the_memory_estimate_is_for_the_values_the_plan_trains_with(make_project, tmp_path):
+    """Under preset = auto, 40 facts train at LoRA rank 64 (the project says 16): the refusal's
+    estimate is the rank-64 one."""
+    from tunewiz.errors import TunewizError
+    from tunewiz.hardware import check_fits
+    from tunewiz.training.launch import plan_run
+
+    facts = [(f"What is the code of item {i}?", f"The code of item {i} is {i * 37 % 101}.") for i in range(40)]
+    project = make_project(tmp_path / "facts", "smollm2-135m", facts, **{
+        "template.max_seq_len": 131072, "hyperparameters.preset": "auto", "dataset.kind": "auto"})
+    planned = plan_run(project, 1)[2].hyperparameters
+    assert (project.config.hyperparameters.lora_r, planned["lora_r"]) == (16, 64)
+    at_rank = {r: check_fits(project, allow=True, hyperparameters=dict(planned, lora_r=r, lora_alpha=2 * r))
+               for r in (16, 64)}
+    assert at_rank[64].lora_mb > at_rank[16].lora_mb
+    with pytest.raises(TunewizError, match="will not fit") as refused:
+        start_run(project)
+    assert f"LoRA + Adam    {at_rank[64].lora_mb:10,.0f} MB" in str(refused.value)
+    assert not project.runs_dir.exists()
+
+
 def test_one_run_per_project_unless_parallel(tiny_project):
     from tunewiz.errors import TunewizError
 

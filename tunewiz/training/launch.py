@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from tunewiz.errors import TunewizError, disk_error, is_disk_error
+from tunewiz.hardware import check_fits, check_sharding
 from tunewiz.project import Project, atomic_write_text
 from tunewiz.recommend import TrainingPlan, plan_training
 from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunSpec, RunStatus, find_run, list_runs
@@ -138,12 +139,13 @@ def _cached_base_dir(project: Project) -> str | None:
     return str(path.resolve()) if path.is_dir() and is_hf_folder(path) else None
 
 
-def prepare_run(project: Project, gpus: int, nnodes: int = 1) -> Run:
+def prepare_run(project: Project, gpus: int, nnodes: int = 1, planned: tuple | None = None) -> Run:
     """A new run folder with run.json, dataset.jsonl and status 'starting'.
 
     dataset.jsonl holds the samples (`train`, `validation`) and the checks that are never
-    trained on (`recall`, `reworded`, `general`: see tunewiz.training.recall)."""
-    train, validation, plan, checks = plan_run(project, gpus * nnodes)
+    trained on (`recall`, `reworded`, `general`: see tunewiz.training.recall). `planned`: what
+    plan_run returned (made now when not given)."""
+    train, validation, plan, checks = planned or plan_run(project, gpus * nnodes)
     run = Run(project.runs_dir / new_run_id())
     try:
         run.dir.mkdir(parents=True)
@@ -234,15 +236,22 @@ def start_run(project: Project, *, resume: str | bool | None = None,
     """
     gpus = gpus or project.config.hardware.gpus
     nodes.check(join)
-    from tunewiz.hardware import check_fits, check_sharding
-
     check_sharding(project, gpus * nodes.count)
-    check_fits(project, gpus=gpus, allow=allow_over_memory or project.config.hardware.allow_over_memory)
+    allow = allow_over_memory or project.config.hardware.allow_over_memory
     if join:
-        return join_run(project, join, gpus, nodes)
+        return join_run(project, join, gpus, nodes, allow)
     from tunewiz.training.tracking import check_tracking
 
     check_tracking(project.config.tracking.backend)  # a missing package is said now, not in train.log
+    # The memory estimate is for the values the run trains with: a new run's plan (under preset = auto it
+    # may choose another batch size or LoRA rank than the project's), a resumed run's run.json.
+    planned = None
+    if resume:
+        trained_with = find_run(project, resume if isinstance(resume, str) else None).read_spec().hyperparameters
+    else:
+        planned = plan_run(project, gpus * nodes.count)
+        trained_with = planned[2].hyperparameters
+    check_fits(project, gpus=gpus, allow=allow, hyperparameters=trained_with)
     with _start_lock(project):  # two `tunewiz train` at once: the second sees the first's pid
         if not parallel:
             running = [r for r in list_runs(project.runs_dir) if r.is_alive()]
@@ -260,13 +269,13 @@ def start_run(project: Project, *, resume: str | bool | None = None,
             status.state, status.message, status.ended = "starting", "resuming", ""
             run.write_status(status)
         else:
-            run = prepare_run(project, gpus, nodes.count)
+            run = prepare_run(project, gpus, nodes.count, planned)
         _check_nodes_match(run, gpus, nodes)
         spawn(run, gpus, resume=bool(resume), nodes=nodes)
     return run
 
 
-def join_run(project: Project, run_id: str, gpus: int, nodes: Nodes) -> Run:
+def join_run(project: Project, run_id: str, gpus: int, nodes: Nodes, allow_over_memory: bool = False) -> Run:
     """Node 1, 2, ... of a multi-node run: start this machine's processes of the run node 0 started.
 
     Training waits until every node has joined, so the run has no checkpoint yet unless node 0
@@ -276,6 +285,7 @@ def join_run(project: Project, run_id: str, gpus: int, nodes: Nodes) -> Run:
     if state not in ("starting", "running"):
         raise TunewizError(f"run {run.id} is {state}: start (or --resume) it on node 0 first, then join it")
     _check_nodes_match(run, gpus, nodes)
+    check_fits(project, gpus=gpus, allow=allow_over_memory, hyperparameters=run.read_spec().hyperparameters)
     spawn(run, gpus, resume=bool(run.complete_checkpoints()), nodes=nodes)
     return run
 
