@@ -100,3 +100,16 @@ def test_records_become_named_scalars():
                     "reworded": {"recalled": 1, "total": 4}, "general": {"broken": 0, "total": 8},
                     "seconds": 2.5}) == {"recall/trained": 0.75, "recall/reworded": 0.25,
                                          "recall/everyday_broken": 0.0, "recall/seconds": 2.5}
+
+
+def test_tunewiz_train_says_where_the_tracked_metrics_are(tiny_project, capsys):
+    from tunewiz.cli import main
+
+    tiny_project.set("tracking.backend", "tensorboard")
+    tiny_project.set("hyperparameters.max_steps", 4)
+    tiny_project.save()
+    assert main(["train", "-p", str(tiny_project.root)]) == 0
+    out = capsys.readouterr().out
+    assert "Metrics also go to tensorboard" in out
+    run_dir = sorted(p for p in tiny_project.runs_dir.iterdir() if p.is_dir())[-1]
+    assert f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'} --port 6006" in out

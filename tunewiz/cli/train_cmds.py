@@ -140,11 +140,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         from tunewiz.recommend import TrainingPlan
 
         print("\n".join(TrainingPlan.from_dict(plan).lines()))
+    backend = run.read_spec().tracking.get("backend", "none")
+    if backend != "none":
+        print(f"Metrics also go to {backend}: `tunewiz runs` says where to look once the run has started.")
     if args.detach:
         print("It keeps running after this terminal closes. Follow it with `tunewiz logs -f`, "
               "stop it with `tunewiz stop`.")
         return 0
-    return follow_with_progress(run)
+    code = follow_with_progress(run)
+    from tunewiz.training.tracking import tracking_hints
+
+    for line in tracking_hints(run.dir):
+        print(line)
+    return code
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
