@@ -298,7 +298,9 @@ def _drift_text(info: CheckpointInfo) -> str:
 
 
 def _pick_facts(checkpoints: list[CheckpointInfo]) -> tuple[CheckpointInfo | None, str, str]:
-    """Most reworded questions recalled; ties: least drift, then most trained recalled, then the earliest."""
+    """Most reworded questions recalled among the checkpoints that did not drift (facts are taught to a
+    model that must still answer everything else: a drifted one is picked only when all drifted);
+    ties: least drift, then most trained recalled, then the earliest."""
     if not checkpoints:
         return None, "", ""
     scored = [c for c in checkpoints if c.reworded or c.trained]
@@ -311,10 +313,13 @@ def _pick_facts(checkpoints: list[CheckpointInfo]) -> tuple[CheckpointInfo | Non
         return (-(c.reworded.fraction if c.reworded else 0.0), c.drift.broken if c.drift else 0,
                 -(c.trained.fraction if c.trained else 0.0), c.step)
 
-    best = min(scored, key=key)
+    steady = [c for c in scored if not (c.drift and c.drift.drifted)]
+    best = min(steady or scored, key=key)
     parts = []
     if best.reworded:
-        parts.append(f"recalled {best.reworded} reworded questions (most of any checkpoint)")
+        among = (f"most of the {len(steady)} checkpoints that kept everyday answers" if steady and len(steady) < len(scored)
+                 else "most of any checkpoint")
+        parts.append(f"recalled {best.reworded} reworded questions ({among})")
     if best.trained:
         parts.append(f"{best.trained} trained")
     if best.drift:

@@ -61,6 +61,19 @@ def test_facts_drift_is_flagged(project):
     assert report.by_step(40).drift.drifted and not report.by_step(30).drift.drifted
 
 
+def test_facts_skip_a_drifted_checkpoint_that_recalls_more(project):
+    """Step 60 recalls one reworded question more but breaks on 4 of 8 everyday prompts (as the demo's
+    last checkpoint once did): the pick is the best of those that kept everyday answers."""
+    checks = {20: (7, 6, 0), 40: (10, 9, 0), 60: (10, 10, 4)}
+    report = rank_checkpoints(with_checks(make_run(project), "facts", checks))
+    assert report.best.step == 40
+    assert "most of the 2 checkpoints that kept everyday answers" in report.reason
+    assert report.overfit.began_at == 60 and "drift" in report.overfit.reason
+    everything_drifted = {20: (7, 6, 4), 40: (10, 9, 5)}
+    report = rank_checkpoints(with_checks(make_run(project, run_id="20260102-000000-bbbb"), "facts", everything_drifted))
+    assert report.best.step == 40 and "most of any checkpoint" in report.reason
+
+
 def test_skill_keeps_the_validation_loss_pick(project):
     report = rank_checkpoints(with_checks(make_run(project), "skill", FACT_CHECKS))
     assert report.kind == "skill" and report.best.step == 30
