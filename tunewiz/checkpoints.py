@@ -317,7 +317,8 @@ def _pick_facts(checkpoints: list[CheckpointInfo]) -> tuple[CheckpointInfo | Non
     best = min(steady or scored, key=key)
     parts = []
     if best.reworded:
-        among = (f"most of the {len(steady)} checkpoints that kept everyday answers" if steady and len(steady) < len(scored)
+        some_drifted = steady and len(steady) < len(scored)
+        among = (f"most of the {len(steady)} checkpoints that kept everyday answers" if some_drifted
                  else "most of any checkpoint")
         parts.append(f"recalled {best.reworded} reworded questions ({among})")
     if best.trained:
