@@ -479,9 +479,12 @@ def _refusal(est: Estimate, need: float, available: float, where: str, processes
         "`tunewiz train --allow-over-memory` (or hardware.allow_over_memory = true).")
 
 
-def hardware_report(project, hw: Hardware | None = None) -> tuple[list[str], Recommendation]:
+def hardware_report(project, hw: Hardware | None = None,
+                    hyperparameters: Mapping[str, Any] | None = None) -> tuple[list[str], Recommendation]:
     """What `tunewiz hardware` and the Hardware step show: the machine, the recommendation and the
-    memory estimate of the project's own settings, as lines; and the recommendation (for --apply)."""
+    memory estimate, as lines; and the recommendation (for --apply). The estimate is for `hyperparameters`
+    (the values the next run would train with: training.launch.hardware_report_for_next_run) or, without
+    them, for the project's own settings."""
     hw = hw or detect()
     lines = [f"CPU cores: {hw.cpu_cores}{' (bf16)' if hw.cpu_bf16 else ''}   RAM: {hw.ram_total_mb:,} MB "
              f"({hw.ram_available_mb:,} MB available)"]
@@ -498,10 +501,14 @@ def hardware_report(project, hw: Hardware | None = None) -> tuple[list[str], Rec
                  + (f", FSDP over {rec.gpus} GPUs (hardware.sharding = fsdp)" if rec.sharding == "fsdp" else ""))
     lines += [f"  - {note}" for note in rec.notes]
     cfg = project.config
-    lines.append(f"Estimate for the project's settings (batch {cfg.hyperparameters.batch_size}, "
-                 f"max_seq_len {cfg.template.max_seq_len}):")
+    if hyperparameters is None:
+        lines.append(f"Estimate for the project's settings (batch {cfg.hyperparameters.batch_size}, "
+                     f"max_seq_len {cfg.template.max_seq_len}):")
+    else:
+        lines.append(f"Estimate for the next run (batch {hyperparameters['batch_size']}, LoRA rank "
+                     f"{hyperparameters['lora_r']}, max_seq_len {cfg.template.max_seq_len}):")
     try:
-        est = check_fits(project, gpus=cfg.hardware.gpus, allow=False, hw=hw)
+        est = check_fits(project, gpus=cfg.hardware.gpus, allow=False, hw=hw, hyperparameters=hyperparameters)
     except TunewizError as exc:  # a refusal is the warning to show
         lines.append(f"  WARNING: {exc}")
     else:

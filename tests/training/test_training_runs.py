@@ -197,6 +197,23 @@ def test_the_memory_estimate_is_for_the_values_the_plan_trains_with(make_project
     assert not project.runs_dir.exists()
 
 
+def test_tunewiz_hardware_estimates_the_next_run(make_project, tmp_path, capsys):
+    from tunewiz.cli import main
+    from tunewiz.hardware import check_fits
+
+    facts = [(f"What is the code of item {i}?", f"The code of item {i} is {i * 37 % 101}.") for i in range(40)]
+    project = make_project(tmp_path / "facts", "smollm2-135m", facts,
+                           **{"hyperparameters.preset": "auto", "dataset.kind": "auto"})
+    assert main(["hardware", "-p", str(project.root)]) == 0
+    out = capsys.readouterr().out
+    assert "Estimate for the next run (batch 4, LoRA rank 64, max_seq_len" in out
+    rank_64 = check_fits(project, allow=True, hyperparameters={"lora_r": 64})
+    assert f"LoRA + Adam    {rank_64.lora_mb:10,.0f} MB" in out
+    empty = make_project(tmp_path / "empty", "smollm2-135m", [])
+    assert main(["hardware", "-p", str(empty.root)]) == 0
+    assert "Estimate for the project's settings (batch 4," in capsys.readouterr().out
+
+
 def test_one_run_per_project_unless_parallel(tiny_project):
     from tunewiz.errors import TunewizError
 

@@ -373,6 +373,15 @@ async def test_format_shows_real_token_counts_from_the_tokenizer(qa_project):
         assert "16 prompt + 3 answer tokens" in text and "0 truncated, 0 dropped" in text
 
 
+async def test_hardware_estimates_the_run_the_plan_would_start(qa_project):
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        report = app.screen.query_one("#hardware-report")
+        await wait_for(pilot, lambda: "Estimate for" in str(report.render()))
+        assert "Estimate for the next run (batch 4, LoRA rank 16, max_seq_len" in str(report.render())
+
+
 async def test_hyperparameters_form_validates_and_marks_custom(qa_project):
     project = Project.load("proj")
     project.set("hyperparameters.preset", "balanced")

@@ -32,10 +32,10 @@ class HardwarePane(StepPane):
 
     @work(thread=True, exclusive=True, group="hardware", exit_on_error=False)
     def detect(self) -> None:
-        from tunewiz.hardware import hardware_report
+        from tunewiz.training.launch import hardware_report_for_next_run
 
         try:
-            text = "\n".join(hardware_report(self.project)[0])
+            text = "\n".join(hardware_report_for_next_run(self.project)[0])
         except TunewizError as exc:  # e.g. an unreadable base model
             text = f"Hardware detection failed: {exc}"
         except Exception as exc:  # a bug: said on the step (never taking the UI down), with its type

@@ -70,10 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_hardware(args: argparse.Namespace) -> int:
-    from tunewiz.hardware import apply_recommendation, hardware_report
+    from tunewiz.hardware import apply_recommendation
+    from tunewiz.training.launch import hardware_report_for_next_run
 
     project = open_project(args, write=args.apply, holder="tunewiz hardware")
-    lines, rec = hardware_report(project)
+    lines, rec = hardware_report_for_next_run(project)
     print("\n".join(lines))
     if args.apply:
         apply_recommendation(project, rec)

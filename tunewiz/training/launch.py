@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from tunewiz.errors import TunewizError, disk_error, is_disk_error
-from tunewiz.hardware import check_fits, check_sharding
+from tunewiz.hardware import check_fits, check_sharding, hardware_report
 from tunewiz.project import Project, atomic_write_text
 from tunewiz.recommend import TrainingPlan, plan_training
 from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunSpec, RunStatus, find_run, list_runs
@@ -190,6 +190,17 @@ def plan_run(project: Project, gpus: int) -> tuple[list, list, TrainingPlan, lis
     plan = plan_training(project, kind, why, train, validation, device, cores,
                          shape.params / 1e9 if shape else None, gpus if device == "cuda" else 1)
     return train, validation, plan, check_records(project, train, kind)
+
+
+def hardware_report_for_next_run(project: Project):
+    """The hardware report (tunewiz.hardware.hardware_report) with the memory estimate for the values the
+    next run would train with: under `preset = auto` the plan may choose another batch size or LoRA rank
+    than the project's. A project with nothing to train yet gets the estimate of its own settings."""
+    try:
+        planned = plan_run(project, project.config.hardware.gpus)[2].hyperparameters
+    except TunewizError:  # no pairs yet, or an unreadable base model: the project's own values
+        planned = None
+    return hardware_report(project, hyperparameters=planned)
 
 
 def check_records(project: Project, train: list, kind: str) -> list[dict[str, Any]]:
