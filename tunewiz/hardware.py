@@ -317,7 +317,9 @@ def check_sharding(project, processes: int) -> None:
 class Recommendation:
     device: str
     precision: str
-    batch_size: int
+    max_batch_size: int
+    """The largest batch that fits (a CPU: at most 8, bigger ones only make each step slower); 0: unknown
+    (the model is not downloaded yet)."""
     threads: int
     available_mb: float
     estimate: Estimate | None
@@ -327,12 +329,28 @@ class Recommendation:
     sharding: str = "none"
     gpus: int = 1
     """'fsdp' over `gpus` GPUs when the model fits no single GPU, even with QLoRA; applied only by --apply."""
+    planned_batch_size: int = 0
+    """The batch the next run trains with (the plan's under `preset = auto`, else the project's)."""
+
+    @property
+    def batch_size(self) -> int:
+        """The batch to train with: the planned one, lowered to the largest that fits. The plan
+        (tunewiz.recommend) owns the batch size; the hardware only caps it."""
+        if not self.max_batch_size:
+            return self.planned_batch_size
+        return min(self.planned_batch_size, self.max_batch_size) if self.planned_batch_size else self.max_batch_size
+
+    @property
+    def lowers_batch(self) -> bool:
+        """The planned batch does not fit: --apply writes the smaller one."""
+        return self.batch_size < self.planned_batch_size
 
 
-def _cpu_bf16_fit(cfg, shape: ModelShape, available: float, fp32: Estimate, hw: Hardware):
+def _cpu_bf16_fit(cfg, shape: ModelShape, available: float, fp32: Estimate, hw: Hardware,
+                  hyperparameters: Mapping[str, Any] | None):
     """A big base on a CPU: (batch size, estimate, note) in bf16 weights when fp32 does not fit, else None."""
     for candidate in (8, 4, 2, 1):
-        est = _estimate_for(cfg, shape, "bf16", candidate, "cpu")
+        est = _estimate_for(cfg, shape, "bf16", candidate, "cpu", hyperparameters=hyperparameters)
         if est.total_mb <= 0.9 * available:
             speed = ("this CPU computes in bf16 natively (AVX512-BF16/AMX)" if hw.cpu_bf16 else
                      "this CPU has no native bf16, so each step is slower than fp32 would be, but it fits")
@@ -342,24 +360,26 @@ def _cpu_bf16_fit(cfg, shape: ModelShape, available: float, fp32: Estimate, hw: 
     return None
 
 
-def _cpu_nf4_note(cfg, shape: ModelShape, available: float) -> str:
+def _cpu_nf4_note(cfg, shape: ModelShape, available: float, hyperparameters: Mapping[str, Any] | None) -> str:
     """What a 4-bit base would need on this CPU: said, not proposed. bitsandbytes' CPU backend trains, but
     far too slowly to use (SmolLM2-135M on 2 cores learned the facts as fp32 does, but at 23-28 s a step,
     17-20x fp32's time: 52 minutes instead of 4; docs/train.md)."""
-    est = _estimate_for(cfg, shape, "bf16", 1, "cpu", quantization="nf4")
+    est = _estimate_for(cfg, shape, "bf16", 1, "cpu", quantization="nf4", hyperparameters=hyperparameters)
     if est.total_mb > 0.9 * available:
         return ""
     return (f" (a 4-bit base, hardware.quantization = nf4 with hardware.device = cpu, would need "
             f"{est.total_mb:,.0f} MB, but bitsandbytes' CPU backend trains far too slowly to use: docs/train.md)")
 
 
-def _fsdp_fit(cfg, shape: ModelShape, precision: str, hw: Hardware, one_gpu: Estimate):
+def _fsdp_fit(cfg, shape: ModelShape, precision: str, hw: Hardware, one_gpu: Estimate,
+              hyperparameters: Mapping[str, Any] | None):
     """A model too big for one GPU even in 4 bits, sharded over all of them: (batch size, estimate, note)."""
     if len(hw.gpus) < 2:
         return None
     available = min(g.free_mb for g in hw.gpus)
     for candidate in (16, 8, 4, 2, 1):
-        est = _estimate_for(cfg, shape, precision, candidate, "cuda", quantization="none", shards=len(hw.gpus))
+        est = _estimate_for(cfg, shape, precision, candidate, "cuda", quantization="none", shards=len(hw.gpus),
+                            hyperparameters=hyperparameters)
         if est.total_mb <= 0.9 * available:
             return candidate, est, (
                 f"the model does not fit one GPU, even with QLoRA ({one_gpu.total_mb:,.0f} MB in 16 bits at "
@@ -369,9 +389,20 @@ def _fsdp_fit(cfg, shape: ModelShape, precision: str, hw: Hardware, one_gpu: Est
     return None
 
 
-def recommend(project, hw: Hardware | None = None) -> Recommendation:
-    """Device, precision, batch size and threads for this project's model on this machine."""
+def recommend(project, hw: Hardware | None = None,
+              hyperparameters: Mapping[str, Any] | None = None) -> Recommendation:
+    """Device, precision, batch size and threads for this project's model on this machine;
+    `hyperparameters`: the values the next run trains with (its batch size and LoRA rank; default
+    the project's)."""
     hw = hw or detect()
+    rec = _fit(project, hw, hyperparameters)
+    rec.planned_batch_size = int((hyperparameters or {}).get("batch_size",
+                                                              project.config.hyperparameters.batch_size))
+    return rec
+
+
+def _fit(project, hw: Hardware, hyperparameters: Mapping[str, Any] | None) -> Recommendation:
+    """The recommendation with the largest batch that fits (recommend adds the planned one)."""
     cfg = project.config
     shape = model_shape(cfg.base_model.model, cfg.base_model.gguf_file, project.root)
     notes = []
@@ -390,7 +421,7 @@ def recommend(project, hw: Hardware | None = None) -> Recommendation:
     batch, best = 1, None
     if shape is not None:
         for candidate in (64, 32, 16, 8, 4, 2, 1):
-            est = _estimate_for(cfg, shape, precision, candidate, device)
+            est = _estimate_for(cfg, shape, precision, candidate, device, hyperparameters=hyperparameters)
             if est.total_mb <= 0.9 * available or candidate == 1:
                 batch, best = candidate, est
                 break
@@ -399,13 +430,14 @@ def recommend(project, hw: Hardware | None = None) -> Recommendation:
         if best is not None and best.total_mb > 0.9 * available and device == "cuda":
             # In order: 16-bit LoRA on one GPU (above), then QLoRA on one GPU, then several GPUs.
             for candidate in (16, 8, 4, 2, 1):
-                est = _estimate_for(cfg, shape, precision, candidate, device, quantization="nf4")
+                est = _estimate_for(cfg, shape, precision, candidate, device, quantization="nf4",
+                                    hyperparameters=hyperparameters)
                 if est.total_mb <= 0.9 * available:
                     notes.append(f"the model does not fit one GPU in 16 bits ({best.total_mb:,.0f} MB at batch "
                                  f"size 1); with QLoRA (a 4-bit NF4 base) it needs {est.total_mb:,.0f} MB at batch "
                                  f"size {candidate}: set hardware.quantization = nf4 (`tunewiz hardware --apply`)")
                     return Recommendation(device, precision, candidate, threads, available, est, notes, "nf4")
-            sharded = _fsdp_fit(cfg, shape, precision, hw, best)
+            sharded = _fsdp_fit(cfg, shape, precision, hw, best, hyperparameters)
             if sharded is not None:
                 candidate, est, note = sharded
                 notes.append(note)
@@ -416,19 +448,20 @@ def recommend(project, hw: Hardware | None = None) -> Recommendation:
                 "; several GPUs could hold it sharded (hardware.sharding = fsdp)") + ": a smaller model, "
                 "shorter samples (template.max_seq_len) or gradient checkpointing")
         elif best is not None and best.total_mb > 0.9 * available and device == "cpu":
-            fitted = _cpu_bf16_fit(cfg, shape, available, best, hw)
+            fitted = _cpu_bf16_fit(cfg, shape, available, best, hw, hyperparameters)
             if fitted is not None:
                 candidate, est, note = fitted
                 notes.append(note)
                 return Recommendation(device, "bf16", candidate, threads, available, est, notes)
             notes.append("even batch size 1 does not fit, in fp32 or bf16: shorten template.max_seq_len, turn on "
-                         "gradient checkpointing, or use a smaller model" + _cpu_nf4_note(cfg, shape, available))
+                         "gradient checkpointing, or use a smaller model"
+                         + _cpu_nf4_note(cfg, shape, available, hyperparameters))
         elif best is not None and best.total_mb > 0.9 * available:
             notes.append("even batch size 1 does not fit: shorten template.max_seq_len, turn on "
                          "gradient checkpointing, or use a smaller model")
     else:
-        notes.append("the model's size is unknown until it is downloaded; batch size is a guess")
-        batch = 4
+        notes.append("the model's size is unknown until it is downloaded: what fits is not known yet")
+        batch = 0
     return Recommendation(device, precision, batch, threads, available, best, notes)
 
 
@@ -494,8 +527,12 @@ def hardware_report(project, hw: Hardware | None = None,
         lines.append("Apple silicon GPU (MPS)")
     if not hw.gpus and not hw.mps:
         lines.append("No GPU found.")
-    rec = recommend(project, hw)
-    lines.append(f"Recommended: device {rec.device}, precision {rec.precision}, batch size {rec.batch_size}, "
+    rec = recommend(project, hw, hyperparameters)
+    if rec.lowers_batch:
+        batch = f"batch size {rec.batch_size} (the planned {rec.planned_batch_size} does not fit)"
+    else:
+        batch = f"batch size {rec.batch_size}" + (f" (up to {rec.max_batch_size} fits)" if rec.max_batch_size else "")
+    lines.append(f"Recommended: device {rec.device}, precision {rec.precision}, {batch}, "
                  f"threads {rec.threads}" + (", QLoRA (hardware.quantization = nf4)" if rec.quantization == "nf4"
                                             else "")
                  + (f", FSDP over {rec.gpus} GPUs (hardware.sharding = fsdp)" if rec.sharding == "fsdp" else ""))
@@ -519,8 +556,10 @@ def hardware_report(project, hw: Hardware | None = None,
     return lines, rec
 
 
-def apply_recommendation(project, rec: Recommendation) -> None:
-    """Write the recommended device, precision, quantization, threads and batch size into the project."""
+def apply_recommendation(project, rec: Recommendation) -> list[str]:
+    """Write the recommended device, precision, quantization, sharding and threads into the project, and
+    the batch size only when the planned one does not fit (the plan owns it: a value written here would
+    stop `preset = auto` from choosing it). The keys written."""
     project.set("hardware.device", rec.device)
     project.set("hardware.precision", rec.precision)
     project.set("hardware.quantization", rec.quantization)
@@ -528,5 +567,10 @@ def apply_recommendation(project, rec: Recommendation) -> None:
     if rec.sharding == "fsdp":
         project.set("hardware.gpus", rec.gpus)
     project.set("hardware.threads", rec.threads if rec.device == "cpu" else 0)
-    project.set("hyperparameters.batch_size", rec.batch_size)
+    written = ["hardware.device", "hardware.precision", "hardware.quantization", "hardware.sharding",
+               *(["hardware.gpus"] if rec.sharding == "fsdp" else []), "hardware.threads"]
+    if rec.lowers_batch:
+        project.set("hyperparameters.batch_size", rec.batch_size)
+        written.append("hyperparameters.batch_size")
     project.save()
+    return written

@@ -181,6 +181,7 @@ def test_the_memory_estimate_is_for_the_values_the_plan_trains_with(make_project
     estimate is the rank-64 one."""
     from tunewiz.errors import TunewizError
     from tunewiz.hardware import check_fits
+    from tunewiz.project import Project
     from tunewiz.training.launch import plan_run
 
     facts = [(f"What is the code of item {i}?", f"The code of item {i} is {i * 37 % 101}.") for i in range(40)]
@@ -200,6 +201,7 @@ def test_the_memory_estimate_is_for_the_values_the_plan_trains_with(make_project
 def test_tunewiz_hardware_estimates_the_next_run(make_project, tmp_path, capsys):
     from tunewiz.cli import main
     from tunewiz.hardware import check_fits
+    from tunewiz.project import Project
 
     facts = [(f"What is the code of item {i}?", f"The code of item {i} is {i * 37 % 101}.") for i in range(40)]
     project = make_project(tmp_path / "facts", "smollm2-135m", facts,
@@ -207,11 +209,34 @@ def test_tunewiz_hardware_estimates_the_next_run(make_project, tmp_path, capsys)
     assert main(["hardware", "-p", str(project.root)]) == 0
     out = capsys.readouterr().out
     assert "Estimate for the next run (batch 4, LoRA rank 64, max_seq_len" in out
+    assert "batch size 4 (up to 8 fits)" in out  # the plan's batch, not the largest that fits
     rank_64 = check_fits(project, allow=True, hyperparameters={"lora_r": 64})
     assert f"LoRA + Adam    {rank_64.lora_mb:10,.0f} MB" in out
+    assert main(["hardware", "-p", str(project.root), "--apply"]) == 0
+    assert "The batch size stays the plan's" in capsys.readouterr().out
+    from tunewiz.training.launch import plan_run
+
+    reopened = Project.load(project.root)
+    assert reopened.config.hyperparameters.batch_size == 4  # the schema default: still the plan's to choose
+    assert plan_run(reopened, 1)[2].hyperparameters["batch_size"] == 4
     empty = make_project(tmp_path / "empty", "smollm2-135m", [])
     assert main(["hardware", "-p", str(empty.root)]) == 0
     assert "Estimate for the project's settings (batch 4," in capsys.readouterr().out
+
+
+def test_hardware_apply_lowers_only_a_planned_batch_that_does_not_fit(make_project, tmp_path):
+    from tunewiz.hardware import Hardware, apply_recommendation, hardware_report
+    from tunewiz.project import Project
+
+    project = make_project(tmp_path / "p", "smollm2-135m", [("What is 2+2?", "4.")])
+    project.set("template.max_seq_len", 2048)
+    project.set("hyperparameters.batch_size", 16)
+    small = Hardware(cpu_cores=2, ram_total_mb=4_000, ram_available_mb=2_500)  # a small laptop
+    lines, rec = hardware_report(project, small)
+    assert rec.planned_batch_size == 16 and rec.batch_size == rec.max_batch_size < 16
+    assert f"batch size {rec.batch_size} (the planned 16 does not fit)" in "\n".join(lines)
+    assert "hyperparameters.batch_size" in apply_recommendation(project, rec)
+    assert Project.load(project.root).config.hyperparameters.batch_size == rec.batch_size
 
 
 def test_one_run_per_project_unless_parallel(tiny_project):

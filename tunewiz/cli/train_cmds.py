@@ -77,8 +77,9 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     lines, rec = hardware_report_for_next_run(project)
     print("\n".join(lines))
     if args.apply:
-        apply_recommendation(project, rec)
-        print(f"\nWrote device, precision, quantization, sharding, threads and batch size into {project.file}.")
+        written = apply_recommendation(project, rec)
+        print(f"\nWrote {', '.join(written)} into {project.file}."
+              + ("" if rec.lowers_batch else " The batch size stays the plan's: it fits."))
     return 0
 
 
