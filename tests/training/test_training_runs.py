@@ -181,7 +181,6 @@ def test_the_memory_estimate_is_for_the_values_the_plan_trains_with(make_project
     estimate is the rank-64 one."""
     from tunewiz.errors import TunewizError
     from tunewiz.hardware import check_fits
-    from tunewiz.project import Project
     from tunewiz.training.launch import plan_run
 
     facts = [(f"What is the code of item {i}?", f"The code of item {i} is {i * 37 % 101}.") for i in range(40)]
