@@ -88,23 +88,33 @@ BareApp().run()
 
 
 def tmux_run(command: list[str], cwd: str, env: dict, shows: str) -> float:
-    """A command in tmux at 80x24: seconds from launching it until `shows` is on the screen."""
+    """A command typed into a shell in tmux at 80x24: seconds from pressing Enter until `shows` is on
+    the screen. The shell is started and idle first, so tmux's own start is not counted (a user's
+    terminal is already open when they type the command)."""
     import shlex
     import time
 
     name = f"tui-startup-{os.getpid()}-{next(SESSIONS)}"
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k in ("XDG_CONFIG_HOME", "PATH", "HOME"))
-    start = time.perf_counter()
     subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", cwd,
-                    f"env {exports} {shlex.join(command)}; sleep 30"], check=True)
+                    f"env {exports} PS1='ready$ ' sh"], check=True)
+
+    def screen() -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
+
     try:
+        deadline = time.perf_counter() + 10
+        while "ready$" not in screen():
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"tmux: the shell did not start; the screen:\n{screen()}")
+            time.sleep(0.01)
+        start = time.perf_counter()
+        subprocess.run(["tmux", "send-keys", "-t", name, shlex.join(command), "Enter"], check=True)
         while time.perf_counter() - start < 30:
-            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", name], capture_output=True,
-                                    text=True).stdout
-            if shows in screen:
+            if shows in screen():
                 return time.perf_counter() - start
             time.sleep(0.005)
-        raise SystemExit(f"tmux: {shows!r} did not appear in 30 s; the screen:\n{screen}")
+        raise SystemExit(f"tmux: {shows!r} did not appear in 30 s; the screen:\n{screen()}")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
 
@@ -141,8 +151,8 @@ def main() -> int:
                     ("open project", [tunewiz, "open", str(project.root)], "Import a file"),
                     (f"{BIG // 1000}k pairs", [tunewiz, "open", str(big.root)], "Import a file")):
                 first = statistics.median(tmux_run(command, tmp, env, shows) for _ in range(RUNS))
-                print(f"{label:<15} in tmux: on screen after {first:.3f} s (median of {RUNS}, from launching "
-                      f"the command{'' if command[0] != tunewiz else ': `tunewiz ' + ' '.join(command[1:2]) + '`'})")
+                print(f"{label:<15} in tmux: on screen after {first:.3f} s (median of {RUNS}, from pressing "
+                      f"Enter on the command{'' if command[0] != tunewiz else ': `tunewiz ' + ' '.join(command[1:2]) + '`'})")
                 failed |= first > BUDGET_S and label != "bare Textual"
     print("FAIL" if failed else f"OK: under {BUDGET_S} s, no torch")
     return 1 if failed else 0
