@@ -121,3 +121,24 @@ def test_a_journal_of_the_format_before_conversations_loads_unchanged(tmp_path):
     assert (pair.question, pair.status, pair.scores, pair.history, pair.turns) == ("What is X?", "accepted", {"judge": 8}, [], 1)
     store.compact()
     assert path.read_text() == old  # a QA pair is written in the old format: older versions still read it
+
+
+def test_pair_ids_stay_random_after_seeding_and_forking():
+    """A global random.seed (transformers' set_seed does one) or a fork must never repeat pair ids."""
+    import os
+    import random
+
+    from tunewiz.dataset import new_pair_id
+
+    random.seed(7)
+    first = new_pair_id()
+    random.seed(7)
+    assert new_pair_id() != first
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child sends the id it draws and leaves at once
+        os.write(write, new_pair_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    in_child = os.read(read, 12).decode()
+    assert len(in_child) == 12 and in_child != new_pair_id()
