@@ -48,6 +48,12 @@ class TunewizApp(App):
 
     def on_mount(self) -> None:
         self._check_size(self.size.width, self.size.height)
+        # After the app's start-up: Textual batches every frame until its mount is done and drops
+        # them, so a screen pushed here would be built and rendered once for nothing, and the parts
+        # a step builds after its first frame (the Data step's settings) would be built before it.
+        self.call_later(self._first_screen)
+
+    def _first_screen(self) -> None:
         if self.project_dir is None:
             self.show_welcome()
         else:

@@ -160,6 +160,7 @@ async def test_data_import_of_a_missing_file_is_a_message(qa_project):
 async def test_generator_settings_are_checked_and_saved_as_typed(qa_project):
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query("#generator-num_pairs"))  # built after the first frame
         field = app.screen.query_one("#generator-num_pairs")
         field.value = ""
         field.focus()

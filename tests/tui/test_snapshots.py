@@ -8,6 +8,7 @@ Only the parts that depend on this machine (hardware detection) are left out.
 from __future__ import annotations
 
 import pytest
+from textual.css.query import NoMatches
 from textual.worker import WorkerCancelled
 
 from tunewiz.tui.app import TunewizApp
@@ -15,9 +16,18 @@ from tunewiz.tui.app import TunewizApp
 SIZE = (80, 24)
 
 
+def holds(condition, app) -> bool:
+    """The condition, False while what it looks at is not built yet (the wizard's screen comes just after
+    the app's start, its parts just after their first frame)."""
+    try:
+        return bool(condition(app))
+    except (AttributeError, NoMatches):
+        return False
+
+
 async def settle(pilot, condition=lambda app: True) -> None:
     for _ in range(200):
-        if condition(pilot.app):
+        if holds(condition, pilot.app):
             break
         await pilot.pause(0.05)
     await pilot.pause(0.7)  # the step states are computed 0.5 s after a change (app.refresh_status's timer)
