@@ -98,8 +98,14 @@ def tmux_run(command: list[str], cwd: str, env: dict, shows: str) -> float:
 
     name = f"tui-startup-{os.getpid()}-{next(SESSIONS)}"
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k in ("XDG_CONFIG_HOME", "PATH", "HOME"))
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", cwd,
-                    f"env {exports} PS1='ready$ ' sh"], check=True)
+    for attempt in range(3):  # a tmux server that is just exiting (its last session killed) may refuse one
+        started = subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", cwd,
+                                  f"env {exports} PS1='ready$ ' sh"], capture_output=True, text=True)
+        if started.returncode == 0:
+            break
+        time.sleep(0.2)
+    else:
+        raise SystemExit(f"tmux new-session failed: {started.stderr.strip()}")
 
     def screen() -> str:
         return subprocess.run(["tmux", "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
