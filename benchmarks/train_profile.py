@@ -44,6 +44,24 @@ def build(shape: dict, tokenizer, device: str, dtype, adapter_fp32: bool):
     return model.to(device)
 
 
+def set_inductor_options(options: list[str]) -> None:
+    """KEY=VALUE strings (VALUE a Python literal) onto torch._inductor.config, as the run prints them."""
+    import ast
+
+    import torch._inductor.config as inductor
+
+    for option in options:
+        key, _, value = option.partition("=")
+        *path, name = key.split(".")
+        target = inductor
+        for part in path:
+            target = getattr(target, part)
+        if not hasattr(target, name):
+            raise SystemExit(f"--inductor {option}: torch._inductor.config has no {key}")
+        setattr(target, name, ast.literal_eval(value))
+        print(f"torch._inductor.config.{key} = {getattr(target, name)!r}", flush=True)
+
+
 def main() -> None:
     import torch
     from transformers import AutoTokenizer
@@ -66,7 +84,11 @@ def main() -> None:
                         help="comma-separated ways to run 13 varied batches of 16 QA rows, three passes each: "
                              "layers (the engine's compiled layers), model (the whole loss compiled), "
                              "model-graphs (the same under CUDA graphs, mode reduce-overhead)")
+    parser.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE",
+                        help="set torch._inductor.config.KEY (dotted keys too) before compiling, "
+                             "e.g. combo_kernels=True")
     args = parser.parse_args()
+    set_inductor_options(args.inductor)
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     dtype = torch.bfloat16 if cuda else torch.float32
