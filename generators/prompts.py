@@ -124,6 +124,28 @@ def judge_messages(question: str, answer: str) -> list[dict[str, str]]:
             {"role": "user", "content": user}]
 
 
+REWORD_SCHEMA = {
+    "type": "object",
+    "properties": {"question": {"type": "string", "minLength": 5, "maxLength": QUESTION_MAX_CHARS}},
+    "required": ["question"],
+    "additionalProperties": False,
+}
+REWORD_MAX_TOKENS = QUESTION_MAX_CHARS // 3 + 20
+
+
+def reword_messages(question: str) -> list[dict[str, str]]:
+    """Messages asking for one question that asks for the same fact in other words."""
+    user = ("Rewrite the question so that it asks for exactly the same fact in different words: change "
+            "the wording and the order of the sentence, keep every name and number, do not answer it and "
+            "do not add anything.\n"
+            'Example: "When was the Velmora Institute founded?" -> '
+            '{"question": "In which year did the Velmora Institute open?"}\n'
+            f"Question: \"{question}\"\n"
+            'Reply with JSON only, in this form: {"question": "..."}')
+    return [{"role": "system", "content": "You rewrite questions without changing what they ask."},
+            {"role": "user", "content": user}]
+
+
 # ---------------------------------------------------------------- parsing replies
 
 class ReplyError(ValueError):
@@ -228,3 +250,12 @@ def parse_score(content: str | None) -> int:
     if isinstance(score, bool) or not isinstance(score, (int, float)) or not 1 <= score <= 10:
         raise ReplyError(f"a score outside 1-10: {score!r}")
     return int(round(score))
+
+
+def parse_reworded(content: str | None) -> str:
+    """The reworded question of a reply; ReplyError when there is none."""
+    data = parse_json(content)
+    question = _field(data, _QUESTION_KEYS) if isinstance(data, dict) else data
+    if not isinstance(question, str) or not question.strip():
+        raise ReplyError("JSON without a question")
+    return " ".join(question.split())

@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "them here so you can edit or reject them.")
     add_project_arg(p)
     p.add_argument("--make", action="store_true", help="add a rule rewording to every pair that has none")
+    p.add_argument("--generate", action="store_true",
+                   help="ask the project's generator (any provider; `tunewiz providers`) to reword every pair "
+                        "that has no rewording other than a rule one; checked, then stored for review")
     p.add_argument("--import", dest="import_file", metavar="FILE",
                    help="CSV or JSONL with 'question' (the pair's question, or 'pair_id') and 'reworded'")
     p.add_argument("--reject", nargs="+", metavar="ID", help="reject these rewordings")
@@ -141,7 +144,7 @@ def _clip(text: str, width: int) -> str:
 
 
 def cmd_rewordings(args: argparse.Namespace) -> int:
-    changing = args.make or args.import_file or args.reject or args.accept or args.edit
+    changing = args.make or args.generate or args.import_file or args.reject or args.accept or args.edit
     project = open_project(args, write=bool(changing), holder="tunewiz rewordings")
     try:
         return _rewordings(args, project, bool(changing))
@@ -162,6 +165,8 @@ def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
     if args.make:
         added, unfit = make_rule_rewordings(store, trainable(pairs.values(), project.config.dataset.train_on))
         print(f"Added {added} rule rewordings" + (f"; no rule fits {unfit} questions" if unfit else "") + ".")
+    if args.generate:
+        _generate_rewordings(project, store, trainable(pairs.values(), project.config.dataset.train_on))
     if args.import_file:
         added, problems = import_rewordings(store, Path(args.import_file), list(pairs.values()))
         print(f"Imported {added} rewordings from {args.import_file}.")
@@ -195,3 +200,33 @@ def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
         return 0
     print(table(rows, ["id", "status", "source", "reworded", "pair's question"]))
     return 0
+
+
+def _generate_rewordings(project, store, pairs) -> None:
+    import sys
+
+    from tunewiz.generators.rewording import pairs_to_reword, reword_pairs
+
+    todo = pairs_to_reword(store, pairs)
+    if not todo:
+        print("Every pair already has a rewording from a model, a file or a person.")
+        return
+    print(f"Rewording {len(todo)} question{'s' if len(todo) != 1 else ''} with {project.config.generator.provider} "
+          f"({project.config.generator.model or 'its default model'}) ...")
+    tty = sys.stdout.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if tty:
+            print(f"\r  {done}/{total}", end="" if done < total else "\n", flush=True)
+        elif done % 10 == 0 or done == total:
+            print(f"  {done}/{total}", flush=True)
+
+    summary = reword_pairs(project, store, todo, progress)
+    print("\n".join(summary.lines()))
+    if summary.added:
+        print("The next run asks these instead of its rule rewordings; review them with `tunewiz rewordings` "
+              "(`--reject ID` the ones that ask another fact).")
+    g = project.config.generator
+    if g.provider == "embedded" and (not g.model or "smollm2" in g.model.lower()):
+        print("Note: the shipped SmolLM2-135M rewords poorly (on a 40-fact set it kept 6, and some of those ask "
+              "another fact): review them, or choose a stronger generator (`tunewiz providers`).")

@@ -224,6 +224,9 @@ def check_records(project: Project, train: list, kind: str) -> list[dict[str, An
         if kind != "facts":
             continue
         mine = stored.get(pair.id) or []
+        # Rule rewordings keep the question's words: a pair's rewordings from a model, a file or a person
+        # measure recall in new words, so they stand in for its rule ones.
+        mine = [r for r in mine if r.source != "rules"] or mine
         texts = [(r.question, r.source) for r in mine] or [(rule_rewording(pair.question), "rules")]
         for text, source in texts:
             if text:

@@ -1,0 +1,89 @@
+"""Rewordings from the generator: the checks on each reply, the real llama.cpp server's replies stored,
+and the next run asking them instead of its rule rewordings."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunewiz.dataset import Pair, PairStore
+from tunewiz.evalsets import REWORDINGS_FILE, Rewording, RewordingStore
+from tunewiz.generators.rewording import DROP_REASONS, pairs_to_reword, reword_pairs, rewording_problem
+from tunewiz.project import create_project
+
+CAPITAL = Pair(question="What is the capital of Norland?", answer="The capital of Norland is Brightwater.")
+FOUNDED = Pair(question="When was the Velmora Institute founded?", answer="It was founded in 1871.")
+
+
+@pytest.mark.parametrize("candidate,pair,verdict", [
+    ("Which city is Norland's capital?", CAPITAL, None),
+    ("In which year did the Velmora Institute open?", FOUNDED, None),
+    ("What is the capital of Norland?", CAPITAL, "not_a_rewording"),       # the question again
+    ("The capital of Norland.", CAPITAL, "not_a_rewording"),               # not a question
+    ("Which city is the capital?", CAPITAL, "lost_names"),                 # whose capital?
+    ("When did the Institute open?", FOUNDED, "lost_names"),               # Velmora lost
+    ("Is Brightwater the capital of Norland?", CAPITAL, "gives_answer"),   # answers itself
+])
+def test_each_generated_rewording_is_checked(candidate, pair, verdict):
+    assert rewording_problem(candidate, pair) == verdict
+
+
+def test_pairs_with_a_rewording_from_a_model_or_a_person_are_not_asked_again(tmp_path):
+    store = RewordingStore(tmp_path / "rewordings.jsonl")
+    other = Pair(question="Who wrote the anthem of Norland?", answer="Ida Marr wrote it.")
+    chat = Pair(question="And its river?", answer="The Lumen.", history=[{"role": "user", "content": "Hi"},
+                                                                         {"role": "assistant", "content": "Hello"}])
+    store.add([Rewording(pair_id=CAPITAL.id, question="Which city is Norland's capital?",
+                         made_from=CAPITAL.question, source="file"),
+               Rewording(pair_id=FOUNDED.id, question="Do you know when the Velmora Institute was established?",
+                         made_from=FOUNDED.question, source="rules")])
+    assert pairs_to_reword(store, [CAPITAL, FOUNDED, other, chat]) == [FOUNDED, other]  # a rule one is replaced
+
+
+def test_the_next_run_asks_a_generated_rewording_instead_of_the_rule_one(tmp_path):
+    from tunewiz.training.launch import check_records
+
+    project = create_project(tmp_path / "proj", {"dataset.kind": "facts"})
+    PairStore(project.pairs_path).add([CAPITAL])
+    store = RewordingStore(project.path(REWORDINGS_FILE))
+    store.add([Rewording(pair_id=CAPITAL.id, question="Tell me what the capital of Norland is.",
+                         made_from=CAPITAL.question, source="rules"),
+               Rewording(pair_id=CAPITAL.id, question="Which city is Norland's capital?",
+                         made_from=CAPITAL.question, source="generator")])
+    reworded = [r for r in check_records(project, [CAPITAL], "facts") if r["split"] == "reworded"]
+    assert [(r["question"], r["source"]) for r in reworded] == [("Which city is Norland's capital?", "generator")]
+
+
+@pytest.mark.server
+def test_the_real_llama_server_rewords_and_only_checked_replies_are_stored(tmp_path, llama_server):
+    project = create_project(tmp_path / "proj", {
+        "generator.provider": "custom", "generator.base_url": llama_server.base_url, "generator.model": "smollm2",
+        "generator.temperature": 0.2, "generator.concurrency": 2, "generator.timeout_s": 120.0})
+    pairs = [CAPITAL, FOUNDED, Pair(question="How many seats does the Hollmoot of Tarvenna have?",
+                                    answer="The Hollmoot has 120 seats.")]
+    PairStore(project.pairs_path).add(pairs)
+    store = RewordingStore(project.path(REWORDINGS_FILE))
+    progress = []
+    summary = reword_pairs(project, store, pairs, lambda done, total: progress.append((done, total)))
+    assert progress[-1] == (3, 3) and summary.requests >= 3 and summary.tokens_out > 0
+    assert summary.added + sum(summary.dropped.values()) == 3 and set(summary.dropped) <= set(DROP_REASONS)
+    stored = list(RewordingStore(project.path(REWORDINGS_FILE)))
+    assert len(stored) == summary.added
+    by_id = {p.id: p for p in pairs}
+    for rewording in stored:  # what was kept passed every check
+        assert rewording.source == "generator" and rewording.status == "pending"
+        assert rewording_problem(rewording.question, by_id[rewording.pair_id]) is None
+
+
+@pytest.mark.server
+def test_tunewiz_rewordings_generate_asks_only_the_pairs_without_one(tmp_path, llama_server, capsys):
+    from tunewiz.cli import main
+
+    project = create_project(tmp_path / "proj", {
+        "generator.provider": "custom", "generator.base_url": llama_server.base_url, "generator.model": "smollm2",
+        "generator.temperature": 0.2, "generator.timeout_s": 120.0})
+    PairStore(project.pairs_path).add([CAPITAL, FOUNDED])
+    RewordingStore(project.path(REWORDINGS_FILE)).add([Rewording(
+        pair_id=CAPITAL.id, question="Which city is Norland's capital?", made_from=CAPITAL.question, source="file")])
+    assert main(["rewordings", "-p", str(project.root), "--generate"]) == 0
+    out = capsys.readouterr().out
+    assert "Rewording 1 question with custom (smollm2)" in out and "Asked the generator to reword 1 question:" in out
