@@ -158,6 +158,7 @@ def test_a_facts_run_trains_every_pair_and_never_its_rewordings(tmp_path, monkey
     assert {"question": "Which code word was given to project Zebra?", "source": "file"}.items() <= next(
         r for r in reworded if r["pair_id"] == pairs[0].id).items()
     assert sum(r["split"] == "general" for r in records) == 8
+    assert config["evaluation"]["reworded_sources"] == {"file": 1, "rules": 3}  # for `tunewiz checkpoints`
 
 
 @pytest.mark.parametrize("kind", ["skill"])

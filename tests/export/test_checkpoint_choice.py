@@ -110,3 +110,19 @@ def test_cli_shows_recall_and_why(project, capsys):
     assert "Tell me the code of item 3." in out  # what the best checkpoint did not recall
     row = next(line for line in out.splitlines() if line.split()[:2] == ["*>", "30"])
     assert "9/10" in row and "8/8" in row
+
+
+def test_rule_rewordings_come_with_a_caveat(project, capsys):
+    """Rule rewordings keep the question's words and read high: `tunewiz checkpoints` says so, until most
+    of a run's rewordings come from a model, a file or a person."""
+    run = with_checks(make_run(project), "facts", FACT_CHECKS)
+    config = json.loads(run.config_path.read_text())
+    config["evaluation"] = {"questions": 10, "reworded_sources": {"rules": 8, "generator": 2}}
+    run.config_path.write_text(json.dumps(config))
+    assert main(["checkpoints", "-p", str(project.root)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Note: 8 of the 10 reworded questions were made by rules" in out
+    assert "`tunewiz rewordings --generate`" in out
+    config["evaluation"]["reworded_sources"] = {"rules": 2, "generator": 5, "file": 3}
+    run.config_path.write_text(json.dumps(config))
+    assert rank_checkpoints(run).caveat == ""

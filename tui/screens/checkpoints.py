@@ -91,6 +91,7 @@ class CheckpointsPane(StepPane):
                              f"{report.base.reworded or '-'} reworded recalled")
             notes += [report.overfit.describe(report.patience)] if report.overfit else []
             notes += [report.note] if report.note else []
+            notes += [report.caveat] if report.caveat else []
             summary.update(f"run {report.run.id}: {len(self.rows)} complete checkpoints · pick: {pick} "
                            "(enter picks the row, b picks the best)" + "".join(f"\n{n}" for n in notes))
         self.query_one("#ckpt-bars", Static).update(loss_bars(self.rows))

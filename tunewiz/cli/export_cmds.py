@@ -123,6 +123,8 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
         print(f"Best: {report.reason}")
     if report.note:
         print(f"Note: {report.note}")
+    if report.caveat:
+        print(f"Note: {report.caveat}")
     if report.overfit:
         print(report.overfit.describe(report.patience).capitalize())
     if report.incomplete:

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from tunewiz.errors import TunewizError, disk_error, is_disk_error
@@ -155,7 +156,10 @@ def prepare_run(project: Project, gpus: int, nnodes: int = 1, planned: tuple | N
                  for split, pairs in (("train", train), ("validation", validation)) for p in pairs]
         lines += [json.dumps(record, ensure_ascii=False) + "\n" for record in checks]
         atomic_write_text(run.dir / DATA_FILE, "".join(lines))
-        run.write_spec(run_spec(project, run.id, train, validation, gpus, plan, nnodes))
+        spec = run_spec(project, run.id, train, validation, gpus, plan, nnodes)
+        spec.evaluation["reworded_sources"] = dict(Counter(r.get("source", "rules") for r in checks
+                                                           if r["split"] == "reworded"))
+        run.write_spec(spec)
         run.write_status(RunStatus(state="starting", message="starting the training process"))
     except BaseException as exc:
         shutil.rmtree(run.dir, ignore_errors=True)  # no half-made run folder stays behind
