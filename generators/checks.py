@@ -15,6 +15,7 @@ import functools
 import re
 
 from tunewiz.dedup import normalize
+from tunewiz.generators.prompts import EXAMPLE_PAIR
 from tunewiz.questions import looks_like_question
 
 STOPWORDS = frozenset("""a an and are as at be been but by can could did do does for from had has have how i if in
@@ -30,7 +31,9 @@ META_ANSWER = re.compile(
     re.IGNORECASE)
 """An answer about the task, the format or "the question" rather than about the subject."""
 
-CHECK_REASONS = ("not_a_question", "copied_statement", "meta_answer", "unsupported", "off_topic")
+CHECK_REASONS = ("not_a_question", "copied_statement", "copied_example", "meta_answer", "unsupported",
+                 "off_topic")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 def content_words(text: str) -> set[str]:
@@ -67,15 +70,30 @@ def answer_problem(answer: str) -> str | None:
     return "meta_answer" if META_ANSWER.search(answer) else None
 
 
+def numbers(text: str) -> set[str]:
+    """The numbers a text states ("1,200" and "1200" alike)."""
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def copies_example(question: str, answer: str) -> bool:
+    """The example pair of the prompt handed back (prompts.EXAMPLE_PAIR), question or answer."""
+    return normalize(question) == normalize(EXAMPLE_PAIR[0]) or normalize(answer) == normalize(EXAMPLE_PAIR[1])
+
+
 def content_problem(question: str, answer: str, chunk: str, min_support: float,
                     min_question_support: float) -> tuple[str | None, dict[str, float]]:
     """The drop reason of a pair and its scores (support, when there is a chunk)."""
-    reason = question_problem(question, chunk) or answer_problem(answer)
+    reason = (question_problem(question, chunk) or ("copied_example" if copies_example(question, answer) else None)
+              or answer_problem(answer))
     scores: dict[str, float] = {}
     if chunk:
         scores["support"] = round(support(answer, chunk), 3)
         scores["question_support"] = round(support(question, chunk), 3)
-        if not reason and scores["support"] < min_support:
+        # A number the chunk does not hold (a year, a count) is the commonest invented fact, and the
+        # easiest to see: the lexical score alone kept "The light was first lit in 1932." (no 1932 in it).
+        # min_support 0 switches the support checks off, this one too.
+        invented = min_support > 0 and bool(numbers(answer) - numbers(chunk) - numbers(question))
+        if not reason and (scores["support"] < min_support or invented):
             reason = "unsupported"
         elif not reason and scores["question_support"] < min_question_support:
             reason = "off_topic"

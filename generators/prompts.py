@@ -49,6 +49,11 @@ def pairs_max_tokens(n: int, answer_length: str) -> int:
     return n * ((QUESTION_MAX_CHARS + answer_chars) // 3 + 20) + 30
 
 
+EXAMPLE_PAIR = ("When was the bridge opened?", "The bridge was opened in 1932.")
+"""The example of the reply's form in every pairs prompt: a small model sometimes hands it back as a pair
+(generators.checks drops it as `copied_example`)."""
+
+
 def _rules(g, n: int) -> str:
     guidance = ANSWER_LENGTHS[g.answer_length][0]
     return (f"Write up to {n} different question-and-answer pairs in {g.language}: fewer good pairs are "
@@ -56,7 +61,7 @@ def _rules(g, n: int) -> str:
             f"Answers: {g.answer_style}, {guidance}. Each answer must stand on its own "
             f"and must not repeat the question.\n"
             'Reply with JSON only, in this form (an example of the form, not of the content): '
-            '{"pairs": [{"question": "When was the bridge opened?", "answer": "The bridge was opened in 1932."}]}')
+            + json.dumps({"pairs": [dict(zip(("question", "answer"), EXAMPLE_PAIR))]}))
 
 
 READ_AGAIN_FOCUS = ("the numbers, dates and names it gives", "how and why things happen in it",

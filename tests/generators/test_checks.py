@@ -28,6 +28,24 @@ def test_each_labelled_pair_gets_its_verdict(row):
         assert reason == row["label"] or {reason, row["label"]} <= {"copied_statement", "not_a_question"}
 
 
+CHUNK = ("The relief boat Marguerite comes from Cape Sorrel every fourteen days with fresh water, paraffin, "
+         "food and post. The tower is 31 metres tall.")
+
+
+@pytest.mark.parametrize("question,answer,verdict", [
+    # Seen from the embedded model on the lighthouse example (benchmarks/data/pair_labels_fresh.jsonl):
+    ("When was the light opened?", "The light was first lit in 1932.", "unsupported"),  # a number it does not hold
+    ("When was the bridge opened?", "The bridge was opened in 1932. The tower is 31 metres tall.",
+     "copied_example"),  # the prompt's example pair handed back
+    ("How tall is the tower?", "The tower is 31 metres tall.", None),  # its number is in the chunk
+    ("How often does the relief boat come?", "Every 14 days.", "unsupported"),  # 14 is not written there
+    ("How tall is the 31 metre tower, in metres?", "31 metres.", None),  # the question's own number
+])
+def test_invented_numbers_and_the_copied_example_are_dropped(question, answer, verdict):
+    g = GeneratorSection()
+    assert content_problem(question, answer, CHUNK, g.min_support, g.min_question_support)[0] == verdict
+
+
 def test_support_counts_content_words_only():
     chunk = "The relief boat Marguerite comes from Cape Sorrel every fourteen days."
     assert support("It comes every fourteen days.", chunk) == 1.0
