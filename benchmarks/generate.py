@@ -89,7 +89,7 @@ async def _bare(project, low_level: bool) -> tuple[float, int, int]:
             if low_level:
                 body = {"model": g.model, "messages": messages, "max_tokens": max_tokens,
                         "temperature": g.temperature, "response_format": response_format}
-                reply = json.loads(await client.post("/chat/completions", body=body, cast_to=str))
+                reply = json.loads(await client.post("/chat/completions", body=body, cast_to=bytes))
                 content = reply["choices"][0]["message"]["content"]
             else:
                 reply = await client.chat.completions.create(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from decimal import Decimal
 
 from tunewiz.dedup import normalize
 from tunewiz.generators.prompts import EXAMPLE_PAIR
@@ -33,7 +34,21 @@ META_ANSWER = re.compile(
 
 CHECK_REASONS = ("not_a_question", "copied_statement", "copied_example", "meta_answer", "unsupported",
                  "off_topic")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# A comma groups thousands only before exactly three digits ("1,200"); "1,2,3" is three numbers.
+_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d,])|\d+(?:\.\d+)?")
+_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+          "sixteen seventeen eighteen nineteen").split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ORDINALS = ("zeroth first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
+             "thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth").split()
+_MONTHS = "January February March April May June July August September October November December".split()
+NUMBER_WORDS = {**{w: i for i, w in enumerate(_UNITS)}, **{w: i for i, w in enumerate(_ORDINALS)},
+                **{w: 20 + 10 * i for i, w in enumerate(_TENS)},
+                **{w[:-1] + "ieth": 20 + 10 * i for i, w in enumerate(_TENS)}, "hundred": 100, "thousand": 1000}
+"""Numbers written as words ("twelve", "third", "forty"), which a chunk states as often as digits."""
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")(?:-("
+                          + "|".join(_UNITS[1:10] + _ORDINALS[1:10]) + r"))?\b", re.IGNORECASE)
+_MONTH = re.compile(r"\b(" + "|".join(_MONTHS) + r")\b")  # capitalised only: "may" is also a verb
 
 
 def content_words(text: str) -> set[str]:
@@ -71,19 +86,31 @@ def answer_problem(answer: str) -> str | None:
 
 
 def numbers(text: str) -> set[str]:
-    """The numbers a text states ("1,200" and "1200" alike)."""
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+    """The numbers a text states, each in one form: "1,200" and "1200", "2.50" and "2.5", "05" and "5",
+    "12" and "twelve", "3rd" and "third", and a month's name and its number are the same number."""
+    found = {_number_form(n) for n in _NUMBER.findall(text)}
+    for word, unit in _NUMBER_WORD.findall(text):
+        value = NUMBER_WORDS[word.lower()] + (NUMBER_WORDS[unit.lower()] if unit else 0)
+        found.add(str(value))
+    found.update(str(_MONTHS.index(month) + 1) for month in _MONTH.findall(text))
+    return found
 
 
-def copies_example(question: str, answer: str) -> bool:
-    """The example pair of the prompt handed back (prompts.EXAMPLE_PAIR), question or answer."""
-    return normalize(question) == normalize(EXAMPLE_PAIR[0]) or normalize(answer) == normalize(EXAMPLE_PAIR[1])
+def _number_form(number: str) -> str:
+    return format(Decimal(number.replace(",", "")).normalize(), "f")
+
+
+def copies_example(question: str, answer: str, chunk: str = "") -> bool:
+    """The example pair of the prompt handed back (prompts.EXAMPLE_PAIR), question or answer; not when
+    the chunk itself tells of a bridge opened in 1932 (then the same pair is a fair one)."""
+    copied = normalize(question) == normalize(EXAMPLE_PAIR[0]) or normalize(answer) == normalize(EXAMPLE_PAIR[1])
+    return copied and not (chunk and support(EXAMPLE_PAIR[1], chunk) == 1.0 and "1932" in numbers(chunk))
 
 
 def content_problem(question: str, answer: str, chunk: str, min_support: float,
                     min_question_support: float) -> tuple[str | None, dict[str, float]]:
     """The drop reason of a pair and its scores (support, when there is a chunk)."""
-    reason = (question_problem(question, chunk) or ("copied_example" if copies_example(question, answer) else None)
+    reason = (question_problem(question, chunk) or ("copied_example" if copies_example(question, answer, chunk) else None)
               or answer_problem(answer))
     scores: dict[str, float] = {}
     if chunk:

@@ -138,13 +138,18 @@ REWORD_SCHEMA = {
 REWORD_MAX_TOKENS = QUESTION_MAX_CHARS // 3 + 20
 
 
+REWORD_EXAMPLE = ("When was the Velmora Institute founded?", "In which year did the Velmora Institute open?")
+"""The example rewording of the prompt: a small model sometimes hands it back for any question
+(generators.rewording drops it as `copied_example`)."""
+
+
 def reword_messages(question: str) -> list[dict[str, str]]:
-    """Messages asking for one question that asks for the same fact in other words."""
-    user = ("Rewrite the question so that it asks for exactly the same fact in different words: change "
-            "the wording and the order of the sentence, keep every name and number, do not answer it and "
-            "do not add anything.\n"
-            'Example: "When was the Velmora Institute founded?" -> '
-            '{"question": "In which year did the Velmora Institute open?"}\n'
+    """Messages asking for one question that asks for the same fact in other words, in the question's
+    own language (the project's `generator.language` is for new pairs; a rewording must not translate)."""
+    user = ("Rewrite the question so that it asks for exactly the same fact in different words, in the "
+            "same language as the question: change the wording and the order of the sentence, keep every "
+            "name and number, do not answer it and do not add anything.\n"
+            f'Example: "{REWORD_EXAMPLE[0]}" -> {json.dumps({"question": REWORD_EXAMPLE[1]})}\n'
             f"Question: \"{question}\"\n"
             'Reply with JSON only, in this form: {"question": "..."}')
     return [{"role": "system", "content": "You rewrite questions without changing what they ask."},

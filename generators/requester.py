@@ -111,7 +111,7 @@ class Requester:
                 # The client's low-level post: its auth, headers, status errors and timeout, without
                 # the request-parameter transform and the response models of `chat.completions.create`,
                 # which cost a CPU-bound client ~15 % of its time per request (benchmarks/generate.py).
-                text = await asyncio.wait_for(self.client.post("/chat/completions", body=body, cast_to=str),
+                text = await asyncio.wait_for(self.client.post("/chat/completions", body=body, cast_to=bytes),
                                               timeout=self.g.timeout_s)
             except openai.APIStatusError as exc:
                 if mode != "none" and _refuses_response_format(exc):
@@ -122,8 +122,9 @@ class Requester:
                 raise
             return self._read_reply(text)
 
-    def _read_reply(self, text: str) -> tuple[str | None, str | None]:
-        """(content, finish_reason) of a chat completion's JSON; ValueError for a body that is not one."""
+    def _read_reply(self, text: bytes) -> tuple[str | None, str | None]:
+        """(content, finish_reason) of a chat completion's JSON; ValueError for a body that is not one.
+        Bytes, for json to read the encoding (a UTF-8 byte-order mark too, which a str keeps)."""
         try:
             reply = json.loads(text)
             usage = reply.get("usage") or {}
@@ -183,4 +184,4 @@ class Requester:
                 if finish == "length":
                     reason += " (cut off at max_tokens)"
                 delay = 0.0  # not the server's load: ask again at once
-        raise ChunkFailed(f"{reason} (after {attempts} attempts)")
+        raise ChunkFailed(f"{reason} (after {attempts} attempt{'s' if attempts != 1 else ''})")

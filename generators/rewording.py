@@ -19,14 +19,17 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from tunewiz.dataset import Pair
+from tunewiz.dedup import normalize
 from tunewiz.evalsets import Rewording, RewordingStore, is_good_rewording, live_rewordings
 from tunewiz.generators import prompts
-from tunewiz.generators.checks import content_words
+from tunewiz.generators.checks import STOPWORDS, content_words, numbers
 from tunewiz.generators.providers import open_endpoint
 from tunewiz.generators.requester import ChunkFailed, Requester
 
-DROP_REASONS = ("not_a_rewording", "lost_names", "gives_answer", "request_failed")
-_NAME = re.compile(r"\b(?:[A-Z][\w'-]*|\w*\d[\w.,-]*)")
+DROP_REASONS = ("not_a_rewording", "copied_example", "other_question", "lost_names", "gives_answer",
+                "request_failed")
+_WORD = re.compile(r"[\w'’-]+")
+_POSSESSIVE = re.compile(r"['’]s?$")
 
 
 @dataclass
@@ -40,6 +43,12 @@ class RewordingSummary:
     tokens_in: int = 0
     tokens_out: int = 0
     notices: list[str] = field(default_factory=list)
+    failures: Counter = field(default_factory=Counter)
+    """Why requests failed (the reason after the last retry), counted."""
+
+    @property
+    def all_failed(self) -> bool:
+        return bool(self.asked) and self.dropped["request_failed"] == self.asked
 
     def lines(self) -> list[str]:
         out = [f"Asked the generator to reword {self.asked} question{'s' if self.asked != 1 else ''}: "
@@ -48,26 +57,45 @@ class RewordingSummary:
         if self.dropped:
             out.append("Dropped: " + ", ".join(f"{n} {reason.replace('_', ' ')}"
                                                for reason, n in self.dropped.most_common()))
+        out += [f"  request failed ({n}): {reason}" for reason, n in self.failures.most_common(3)]
         return out + self.notices
 
 
-def names_in(question: str) -> set[str]:
-    """Names and numbers of a question (capitalised words after the first, anything with a digit)."""
-    words = _NAME.findall(question)
-    first = question.split()[0] if question.split() else ""
-    return {w.strip(".,;:?!").lower() for w in words if w != first or any(c.isdigit() for c in w)} - {""}
+def _words(text: str) -> list[str]:
+    """The words of a text with possessives cut ("Velmora's" is "Velmora")."""
+    return [_POSSESSIVE.sub("", word) for word in _WORD.findall(text)]
+
+
+def names_in(text: str, first_word: bool = False) -> set[str]:
+    """Names of a text, lower-cased: capitalised words that are not stopwords (the first word only
+    with `first_word`: a question starts with a capital by grammar). Numbers are `numbers`' job."""
+    words = _words(text)
+    return {w.lower() for i, w in enumerate(words) if (i or first_word) and w[:1].isupper()
+            and w.lower() not in STOPWORDS}
 
 
 def rewording_problem(candidate: str, pair: Pair) -> str | None:
     """Why a generated rewording cannot check this pair's fact (a DROP_REASONS entry), or None."""
     if not is_good_rewording(candidate, pair.question):
         return "not_a_rewording"
-    said = candidate.lower()
-    if any(name not in said for name in names_in(pair.question)):
+    example_question, example_rewording = map(normalize, prompts.REWORD_EXAMPLE)
+    if normalize(candidate) == example_rewording and normalize(pair.question) != example_question:
+        return "copied_example"
+    said = {w.lower() for w in _words(candidate)}
+    names = names_in(pair.question)
+    if names - said or numbers(pair.question) - numbers(candidate):
         return "lost_names"
-    # The answer's own words (not the question's): a rewording that holds most of them answers itself.
+    if not names and not numbers(pair.question) and not content_words(pair.question) & content_words(candidate):
+        return "other_question"  # nothing of the original's subject is left to ask about
+    # The answer's own names and numbers are its key span: a rewording holding one answers itself; of its
+    # plain words, a rewording may share one (a synonym of the question's verb), not two and most.
+    answer_names = names_in(pair.answer, first_word=True) - names
+    answer_numbers = numbers(pair.answer) - numbers(pair.question)
+    if answer_names & said or answer_numbers & numbers(candidate):
+        return "gives_answer"
     answer_only = content_words(pair.answer) - content_words(pair.question)
-    if answer_only and len(answer_only & content_words(candidate)) * 2 >= len(answer_only):
+    given = answer_only & content_words(candidate)
+    if len(given) >= 2 and len(given) * 2 >= len(answer_only):
         return "gives_answer"
     return None
 
@@ -96,8 +124,9 @@ async def areword_pairs(project, store: RewordingStore, pairs: list[Pair],
             try:
                 text = await requester.ask(prompts.reword_messages(pair.question), prompts.REWORD_SCHEMA,
                                            prompts.REWORD_MAX_TOKENS, prompts.parse_reworded)
-            except ChunkFailed:
+            except ChunkFailed as exc:
                 summary.dropped["request_failed"] += 1
+                summary.failures[str(exc)] += 1
             else:
                 problem = rewording_problem(text, pair)
                 if problem:

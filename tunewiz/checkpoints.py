@@ -301,10 +301,9 @@ def _rewording_caveat(run: Run) -> str:
 
 
 def _run_kind(run: Run) -> str:
-    try:
-        kind = run.read_spec().kind
-    except TunewizError:  # no run.json (a folder not written by the trainer): judge by loss
+    if not run.config_path.exists():  # a folder not written by the trainer: judge by loss
         return "skill"
+    kind = run.read_spec().kind  # a damaged run.json is an error that names it, not a silent loss pick
     return kind if kind in ("facts", "skill") else "skill"
 
 

@@ -53,6 +53,12 @@ def recall_sample(pairs: list[Pair], limit: int, seed: int) -> list[Pair]:
     return sorted(ranked[:limit], key=lambda p: p.id)
 
 
+def asked_pairs(pairs: list[Pair], limit: int, seed: int) -> list[Pair]:
+    """The pairs a run's recall check asks (`evaluation.questions` of them, seeded by the split seed):
+    a question asked alone, since a conversation's last question needs the turns before it."""
+    return recall_sample([p for p in pairs if not p.history], limit, seed)
+
+
 # ---------------------------------------------------------------- rewording by rules
 
 _BE = ("is", "are", "was", "were")

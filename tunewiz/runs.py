@@ -6,6 +6,7 @@ process lives in `tunewiz.training`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -101,7 +102,8 @@ class RunSpec:
         if isinstance(data.get("base_model"), str):
             data["base_model"] = {"model": data["base_model"], "gguf_file": ""}
         known = {f for f in cls.__dataclass_fields__ if f not in ("version", "extra")}
-        spec = cls(**{k: v for k, v in data.items() if k in known},
+        values = {k: _checked_field(cls.__dataclass_fields__[k], v, source) for k, v in data.items() if k in known}
+        spec = cls(**{k: v for k, v in values.items() if v is not None or k == "plan"},
                    extra={k: v for k, v in data.items() if k not in known})
         spec.version = RUN_SPEC_VERSION
         return spec
@@ -109,6 +111,24 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "extra"}
         return data | self.extra
+
+
+def _checked_field(spec_field: dataclasses.Field, value: Any, source: str) -> Any:
+    """A run.json value of the field's type (null: the default), or a TunewizError naming the field:
+    a readers' `.get` on a list or a null would end in a traceback far from the file."""
+    default = spec_field.default if spec_field.default_factory is dataclasses.MISSING else spec_field.default_factory()
+    if value is None or default is None:  # plan: a dict or null
+        if value is not None and not isinstance(value, dict):
+            raise TunewizError(f"{source}: {spec_field.name} should be an object, not {type(value).__name__}")
+        return value
+    if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
+        raise TunewizError(f"{source}: {spec_field.name} should be {_JSON_TYPES[type(default)]}, "
+                           f"not {_JSON_TYPES.get(type(value), type(value).__name__)}")
+    return value
+
+
+_JSON_TYPES = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+               bool: "true or false"}
 
 
 @dataclass

@@ -7,7 +7,7 @@ import pytest
 from tunewiz.dataset import PairStore
 from tunewiz.errors import TunewizError
 from tunewiz.newproject import new_project, project_values
-from tui.screens.welcome import create_new_project
+from tunewiz.tui.screens.welcome import create_new_project
 
 
 def test_a_new_project_gets_its_settings_and_first_pairs(tmp_path):

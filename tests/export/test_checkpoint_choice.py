@@ -126,3 +126,15 @@ def test_rule_rewordings_come_with_a_caveat(project, capsys):
     config["evaluation"]["reworded_sources"] = {"rules": 2, "generator": 5, "file": 3}
     run.config_path.write_text(json.dumps(config))
     assert rank_checkpoints(run).caveat == ""
+
+
+def test_a_run_json_with_a_wrong_type_names_the_field_and_a_null_means_the_default(project, capsys):
+    run = with_checks(make_run(project), "facts", FACT_CHECKS)
+    config = json.loads(run.config_path.read_text())
+    config["evaluation"] = None  # as a hand edit leaves it
+    run.config_path.write_text(json.dumps(config))
+    assert rank_checkpoints(run).best.step == 30 and run.read_spec().evaluation == {}
+    config["evaluation"] = []
+    run.config_path.write_text(json.dumps(config))
+    assert main(["checkpoints", "-p", str(project.root)]) == 2
+    assert f"{run.config_path}: evaluation should be an object, not a list" in capsys.readouterr().err

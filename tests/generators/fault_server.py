@@ -4,7 +4,8 @@ A chunk of text containing `[[faults:429,500,hang]]` gets a 429 (with Retry-Afte
 on its first request, a 500 on its second, a hang past the client's timeout on its
 third and a good reply after that. Faults: 429, 500, 503, hang, drop (connection
 closed without a reply), malformed (prose, no JSON), truncated (JSON cut short),
-badbody (an HTTP body that is not a complete API reply), empty, echo (answers
+badbody (an HTTP body that is not a complete API reply), bom (a good reply after a
+UTF-8 byte-order mark), empty, echo (answers
 repeat the question), always-malformed (every reply). Good replies hold the number
 of pairs the request's JSON schema asks for, with questions unique to the chunk.
 
@@ -174,7 +175,8 @@ class FaultServer:
                                   "finish_reason": "stop"}],
                      "usage": {"prompt_tokens": len(user) // 4, "completion_tokens": len(content) // 4,
                                "total_tokens": len(user) // 4 + len(content) // 4}}
-            self._send(writer, 200, reply)
+            # bom: a good reply that starts with a UTF-8 byte-order mark, as some Windows servers send
+            self._send(writer, 200, reply, raw=b"\xef\xbb\xbf" + json.dumps(reply).encode() if fault == "bom" else None)
         await writer.drain()
         return True
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gen_helpers import write_chunks
-from tunewiz.generators.checks import content_problem, support
+from tunewiz.generators.checks import content_problem, numbers, support
+from tunewiz.generators.prompts import EXAMPLE_PAIR
 from tunewiz.generators.quality import shape_problem
 from tunewiz.schema import GeneratorSection
 
@@ -38,12 +39,34 @@ CHUNK = ("The relief boat Marguerite comes from Cape Sorrel every fourteen days 
     ("When was the bridge opened?", "The bridge was opened in 1932. The tower is 31 metres tall.",
      "copied_example"),  # the prompt's example pair handed back
     ("How tall is the tower?", "The tower is 31 metres tall.", None),  # its number is in the chunk
-    ("How often does the relief boat come?", "Every 14 days.", "unsupported"),  # 14 is not written there
+    ("How often does the relief boat come?", "Every 12 days.", "unsupported"),  # 12 is not written there
+    # The same number in another form is not an invented one:
+    ("How often does the relief boat come?", "Every 14 days.", None),  # "fourteen" in the chunk
+    ("How tall is the tower?", "It is 31.0 metres tall.", None),
     ("How tall is the 31 metre tower, in metres?", "31 metres.", None),  # the question's own number
 ])
 def test_invented_numbers_and_the_copied_example_are_dropped(question, answer, verdict):
     g = GeneratorSection()
     assert content_problem(question, answer, CHUNK, g.min_support, g.min_question_support)[0] == verdict
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("It cost 1,200 crowns, not 1200.5 or 2.50.", {"1200", "1200.5", "2.5"}),
+    ("Steps 1,2,3 and 05", {"1", "2", "3", "5"}),
+    ("twelve keepers, the third tower, twenty-one lamps, the forty-second year", {"12", "3", "21", "42"}),
+    ("Opened on 1 May 1932; keepers may leave.", {"1", "5", "1932"}),
+    ("Dated 1932-05-01.", {"1932", "5", "1"}),
+])
+def test_numbers_are_read_in_one_form_whatever_way_they_are_written(text, expected):
+    assert numbers(text) == expected
+
+
+def test_the_example_pair_is_a_fair_pair_from_a_document_about_that_bridge():
+    chunk = "The bridge over the Lumen was opened in 1932 by the mayor."
+    g = GeneratorSection()
+    assert content_problem(EXAMPLE_PAIR[0], EXAMPLE_PAIR[1], chunk, g.min_support, g.min_question_support)[0] is None
+    assert content_problem(EXAMPLE_PAIR[0], EXAMPLE_PAIR[1], CHUNK, g.min_support, g.min_question_support)[0] \
+        == "copied_example"
 
 
 def test_support_counts_content_words_only():

@@ -48,7 +48,7 @@ def _check_ledger(project, expect_done: int, pairs_per_chunk: int) -> dict[str, 
 
 
 def test_every_fault_ends_done_or_failed_with_its_reason(fault_project, fault_server):
-    texts = [_paragraph(0), _paragraph(1, "429,500"), _paragraph(2, "hang,drop"),
+    texts = [_paragraph(0, "bom"), _paragraph(1, "429,500"), _paragraph(2, "hang,drop"),
              _paragraph(3, "truncated,badbody,malformed,empty"), _paragraph(4, "503"),
              _paragraph(5, "always-malformed")]
     write_chunks(fault_project, texts)

@@ -7,11 +7,16 @@ import pytest
 
 from tunewiz.dataset import Pair, PairStore
 from tunewiz.evalsets import REWORDINGS_FILE, Rewording, RewordingStore
+from tunewiz.generators.prompts import REWORD_EXAMPLE
 from tunewiz.generators.rewording import DROP_REASONS, pairs_to_reword, reword_pairs, rewording_problem
 from tunewiz.project import create_project
 
 CAPITAL = Pair(question="What is the capital of Norland?", answer="The capital of Norland is Brightwater.")
 FOUNDED = Pair(question="When was the Velmora Institute founded?", answer="It was founded in 1871.")
+BELL = Pair(question="How much did the Velmora bell cost in 1,200?", answer="It cost forty crowns.")
+PHOTO = Pair(question="What is photosynthesis?", answer="The way plants turn light into sugar.")
+LIGHT = Pair(question="Where is the Tessel Lighthouse?",
+             answer="You find it on the rocky northern coast, near the harbour.")
 
 
 @pytest.mark.parametrize("candidate,pair,verdict", [
@@ -22,6 +27,20 @@ FOUNDED = Pair(question="When was the Velmora Institute founded?", answer="It wa
     ("Which city is the capital?", CAPITAL, "lost_names"),                 # whose capital?
     ("When did the Institute open?", FOUNDED, "lost_names"),               # Velmora lost
     ("Is Brightwater the capital of Norland?", CAPITAL, "gives_answer"),   # answers itself
+    # Found in review: a possessive is the name, a substring is not, a number may change its form.
+    ("Which city is Norland's capital?", CAPITAL, None),
+    ("What is the capital of Norlandia?", CAPITAL, "lost_names"),          # "Norland" is not in "Norlandia"
+    ("Which city serves as capital of Norlandia?", CAPITAL, "lost_names"),  # another country
+    ("How many crowns did the Velmora bell cost?", BELL, "lost_names"),     # 1,200 lost
+    ("What did the Velmora bell cost in 1200?", BELL, None),                # 1,200 kept in another form
+    # An original with no names or numbers: the rewording must keep its subject.
+    ("Can you explain how plants make food from light?", PHOTO, "other_question"),
+    ("Could you explain what photosynthesis is?", PHOTO, None),
+    (REWORD_EXAMPLE[1], PHOTO, "copied_example"),                           # the prompt's example
+    # The answer's key span given away, or only one of its plain words shared (a synonym: fair).
+    ("In which year did the 1871 Velmora Institute open?", FOUNDED, "gives_answer"),
+    ("Where can one find the Tessel Lighthouse?", LIGHT, None),             # "find" is in the answer too
+    ("Where can one find the Tessel Lighthouse on the rocky northern coast?", LIGHT, "gives_answer"),
 ])
 def test_each_generated_rewording_is_checked(candidate, pair, verdict):
     assert rewording_problem(candidate, pair) == verdict
@@ -87,3 +106,28 @@ def test_tunewiz_rewordings_generate_asks_only_the_pairs_without_one(tmp_path, l
     assert main(["rewordings", "-p", str(project.root), "--generate"]) == 0
     out = capsys.readouterr().out
     assert "Rewording 1 question with custom (smollm2)" in out and "Asked the generator to reword 1 question:" in out
+
+
+def test_generate_rewords_only_the_questions_a_run_asks(tmp_path, capsys):
+    """evaluation.questions 1 of 3 pairs: the one a run's recall check asks has a rewording from a file,
+    so nothing is asked of the generator (whose address leads nowhere); --all would ask the other two."""
+    from tunewiz.cli import main
+    from tunewiz.training.launch import check_records
+
+    project = create_project(tmp_path / "proj", {
+        "dataset.kind": "facts", "evaluation.questions": 1, "generator.provider": "custom",
+        "generator.base_url": "http://127.0.0.1:9/v1", "generator.model": "none", "generator.max_retries": 0})
+    other = Pair(question="Who wrote the anthem of Norland?", answer="Ida Marr wrote it.")
+    PairStore(project.pairs_path).add([CAPITAL, FOUNDED, other])
+    asked = [r for r in check_records(project, [CAPITAL, FOUNDED, other], "facts") if r["split"] == "recall"]
+    assert len(asked) == 1
+    pair = next(p for p in (CAPITAL, FOUNDED, other) if p.id == asked[0]["id"])
+    RewordingStore(project.path(REWORDINGS_FILE)).add([Rewording(
+        pair_id=pair.id, question="Do you know " + pair.question[0].lower() + pair.question[1:],
+        made_from=pair.question, source="file")])
+    assert main(["rewordings", "-p", str(project.root), "--generate"]) == 0
+    assert "Every question asked already has a rewording" in capsys.readouterr().out
+    assert main(["rewordings", "-p", str(project.root), "--generate", "--all"]) == 2
+    captured = capsys.readouterr()
+    assert "Rewording 2 questions" in captured.out and "request failed (2):" in captured.out
+    assert "no request to the generator at http://127.0.0.1:9/v1 came back" in captured.err

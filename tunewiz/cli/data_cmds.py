@@ -48,8 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_project_arg(p)
     p.add_argument("--make", action="store_true", help="add a rule rewording to every pair that has none")
     p.add_argument("--generate", action="store_true",
-                   help="ask the project's generator (any provider; `tunewiz providers`) to reword every pair "
-                        "that has no rewording other than a rule one; checked, then stored for review")
+                   help="ask the project's generator (any provider; `tunewiz providers`) to reword the "
+                        "questions a run's recall check asks (evaluation.questions of them) that have no "
+                        "rewording other than a rule one; checked, then stored for review")
+    p.add_argument("--all", dest="all_pairs", action="store_true",
+                   help="with --generate: every trained pair, not only the ones a run asks")
     p.add_argument("--import", dest="import_file", metavar="FILE",
                    help="CSV or JSONL with 'question' (the pair's question, or 'pair_id') and 'reworded'")
     p.add_argument("--reject", nargs="+", metavar="ID", help="reject these rewordings")
@@ -157,16 +160,21 @@ def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
 
     from tunewiz.dataset import PairStore, trainable
     from tunewiz.errors import TunewizError
-    from tunewiz.evalsets import (REWORDINGS_FILE, RewordingStore, import_rewordings, is_good_rewording,
-                                  live_rewordings, make_rule_rewordings)
+    from tunewiz.evalsets import (REWORDINGS_FILE, RewordingStore, asked_pairs, import_rewordings,
+                                  is_good_rewording, live_rewordings, make_rule_rewordings)
 
     pairs = {p.id: p for p in PairStore(project.pairs_path)}
     store = RewordingStore(project.path(REWORDINGS_FILE))
     if args.make:
         added, unfit = make_rule_rewordings(store, trainable(pairs.values(), project.config.dataset.train_on))
         print(f"Added {added} rule rewordings" + (f"; no rule fits {unfit} questions" if unfit else "") + ".")
+    if args.all_pairs and not args.generate:
+        raise TunewizError("--all goes with --generate (it says which pairs to reword)")
     if args.generate:
-        _generate_rewordings(project, store, trainable(pairs.values(), project.config.dataset.train_on))
+        asked = trainable(pairs.values(), project.config.dataset.train_on)
+        if not args.all_pairs:
+            asked = asked_pairs(asked, project.config.evaluation.questions, project.config.dataset.split_seed)
+        _generate_rewordings(project, store, asked)
     if args.import_file:
         added, problems = import_rewordings(store, Path(args.import_file), list(pairs.values()))
         print(f"Imported {added} rewordings from {args.import_file}.")
@@ -205,11 +213,12 @@ def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
 def _generate_rewordings(project, store, pairs) -> None:
     import sys
 
+    from tunewiz.errors import TunewizError
     from tunewiz.generators.rewording import pairs_to_reword, reword_pairs
 
     todo = pairs_to_reword(store, pairs)
     if not todo:
-        print("Every pair already has a rewording from a model, a file or a person.")
+        print("Every question asked already has a rewording from a model, a file or a person.")
         return
     print(f"Rewording {len(todo)} question{'s' if len(todo) != 1 else ''} with {project.config.generator.provider} "
           f"({project.config.generator.model or 'its default model'}) ...")
@@ -223,6 +232,9 @@ def _generate_rewordings(project, store, pairs) -> None:
 
     summary = reword_pairs(project, store, todo, progress)
     print("\n".join(summary.lines()))
+    if summary.all_failed:
+        where = project.config.generator.base_url or "its default address"
+        raise TunewizError(f"no request to the generator at {where} came back: check it with `tunewiz providers`")
     if summary.added:
         print("The next run asks these instead of its rule rewordings; review them with `tunewiz rewordings` "
               "(`--reject ID` the ones that ask another fact).")

@@ -210,14 +210,12 @@ def hardware_report_for_next_run(project: Project):
 def check_records(project: Project, train: list, kind: str) -> list[dict[str, Any]]:
     """The questions asked at every checkpoint: trained ones, their rewordings, everyday prompts."""
     from tunewiz.dataset import PairStore
-    from tunewiz.evalsets import (GENERAL_PROMPTS, REWORDINGS_FILE, RewordingStore, live_rewordings,
-                                  recall_sample, rule_rewording)
+    from tunewiz.evalsets import (GENERAL_PROMPTS, REWORDINGS_FILE, RewordingStore, asked_pairs,
+                                  live_rewordings, rule_rewording)
 
     evaluation = project.config.evaluation
     records: list[dict[str, Any]] = []
-    # Recall asks a question alone: a conversation's last question needs the turns before it.
-    sample = recall_sample([p for p in train if not p.history], evaluation.questions,
-                           project.config.dataset.split_seed)
+    sample = asked_pairs(train, evaluation.questions, project.config.dataset.split_seed)
     pairs = {p.id: p for p in PairStore(project.pairs_path)}
     stored: dict[str, list] = {}
     for rewording in live_rewordings(RewordingStore(project.path(REWORDINGS_FILE)), pairs):
