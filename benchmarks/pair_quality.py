@@ -15,6 +15,7 @@ echo and duplicates only).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ FRESH = ROOT / "benchmarks" / "data" / "pair_labels_fresh.jsonl"
 2026-12-03), labelled by hand after the checks were written: they are not graded on pairs made for them."""
 
 
-def verdicts(rows, min_support: float, min_question_support: float) -> list[str | None]:
+def verdicts(rows, g) -> list[str | None]:
+    """Each row's drop reason under the thresholds of `g` (a GeneratorSection)."""
     from tunewiz.generators.checks import content_problem
     from tunewiz.generators.quality import shape_problem
 
@@ -34,8 +36,7 @@ def verdicts(rows, min_support: float, min_question_support: float) -> list[str 
     for row in rows:
         reason = shape_problem(row["question"], row["answer"])
         if reason is None:
-            reason, _ = content_problem(row["question"], row["answer"], row["chunk"], min_support,
-                                        min_question_support)
+            reason, _ = content_problem(row["question"], row["answer"], row["chunk"], g)
         out.append(reason)
     return out
 
@@ -72,8 +73,9 @@ def main() -> int:
     for title, path in (("the set written with the checks", LABELS), ("a fresh run, labelled after", FRESH)):
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         print(f"{title} ({path.name}): {len(rows)} labelled pairs ({sum(r['label'] == 'good' for r in rows)} "
-              f"good); defaults min_support {g.min_support}, min_question_support {g.min_question_support}\n")
-        found = verdicts(rows, g.min_support, g.min_question_support)
+              f"good); defaults min_support {g.min_support}, min_sentence_support {g.min_sentence_support}, "
+              f"min_question_support {g.min_question_support}\n")
+        found = verdicts(rows, g)
         report(rows, found)
         print()
         print(gate_line("before (shape, duplicates)", rows,
@@ -85,13 +87,15 @@ def main() -> int:
         print()
     rows = [json.loads(line) for line in LABELS.read_text().splitlines() if line.strip()]
     if args.sweep:
-        print("\nmin_support  min_question_support  good kept  bad dropped")
+        print("\nmin_support  min_sentence_support  min_question_support  good kept  bad dropped")
         for s in (0.3, 0.4, 0.5, 0.6, 0.7):
-            for qs in (0.2, 0.3, 0.4, 0.5):
-                f = verdicts(rows, s, qs)
-                good = sum(1 for r, v in zip(rows, f) if r["label"] == "good" and v is None)
-                bad = sum(1 for r, v in zip(rows, f) if r["label"] != "good" and v is not None)
-                print(f"{s:>11} {qs:>21} {good:>10} {bad:>12}")
+            for ss in (0.4, 0.6, 0.8):
+                for qs in (0.2, 0.3, 0.4, 0.5):
+                    f = verdicts(rows, dataclasses.replace(g, min_support=s, min_sentence_support=ss,
+                                                           min_question_support=qs))
+                    good = sum(1 for r, v in zip(rows, f) if r["label"] == "good" and v is None)
+                    bad = sum(1 for r, v in zip(rows, f) if r["label"] != "good" and v is not None)
+                    print(f"{s:>11} {ss:>20} {qs:>21} {good:>10} {bad:>12}")
     return 0
 
 

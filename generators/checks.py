@@ -32,8 +32,8 @@ META_ANSWER = re.compile(
     re.IGNORECASE)
 """An answer about the task, the format or "the question" rather than about the subject."""
 
-CHECK_REASONS = ("not_a_question", "copied_statement", "copied_example", "meta_answer", "unsupported",
-                 "off_topic")
+CHECK_REASONS = ("not_a_question", "copied_statement", "copied_example", "meta_answer", "restates_question",
+                 "unsupported", "off_topic")
 # A comma groups thousands only before exactly three digits ("1,200"); "1,2,3" is three numbers.
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d,])|\d+(?:\.\d+)?")
 _UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -81,8 +81,23 @@ def question_problem(question: str, chunk: str = "") -> str | None:
     return None
 
 
-def answer_problem(answer: str) -> str | None:
-    return "meta_answer" if META_ANSWER.search(answer) else None
+def answer_problem(question: str, answer: str) -> str | None:
+    """'meta_answer' (about the task, not the subject) or 'restates_question', or None."""
+    if META_ANSWER.search(answer):
+        return "meta_answer"
+    return "restates_question" if restates_question(question, answer) else None
+
+
+_ASKS_FOR = re.compile(r"^\W*(what|which|who|whom|whose|where|when|why|how)\b", re.IGNORECASE)
+
+
+def restates_question(question: str, answer: str) -> bool:
+    """The answer to a what/which/who... question names only what the question already says ("What type
+    of tower is Gannet Rock Light?" -> "Gannet Rock Tower"). A yes/no question ("Is it red and white?")
+    or a choice ("... glass or brass?") is rightly answered from its own words."""
+    words = content_words(answer)
+    return (len(words) >= 2 and words <= content_words(question) and bool(_ASKS_FOR.match(question))
+            and " or " not in f" {question.lower()} ")
 
 
 def numbers(text: str) -> set[str]:
@@ -107,21 +122,37 @@ def copies_example(question: str, answer: str, chunk: str = "") -> bool:
     return copied and not (chunk and support(EXAMPLE_PAIR[1], chunk) == 1.0 and "1932" in numbers(chunk))
 
 
-def content_problem(question: str, answer: str, chunk: str, min_support: float,
-                    min_question_support: float) -> tuple[str | None, dict[str, float]]:
-    """The drop reason of a pair and its scores (support, when there is a chunk)."""
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+MIN_SENTENCE_WORDS = 3
+"""A sentence with fewer content words ("In 1894.") is judged with the whole answer, not alone."""
+
+
+def sentence_support(answer: str, chunk: str) -> float:
+    """The least support of the answer's sentences (those of MIN_SENTENCE_WORDS content words or more):
+    a small model starts with the chunk's own sentence and goes on inventing ("The relief boat brings
+    fresh water... The only thing that can help is..."), which the average over the answer hides."""
+    sentences = [s for s in _SENTENCE_END.split(answer) if len(content_words(s)) >= MIN_SENTENCE_WORDS]
+    return min((support(s, chunk) for s in sentences), default=1.0)
+
+
+def content_problem(question: str, answer: str, chunk: str, g) -> tuple[str | None, dict[str, float]]:
+    """The drop reason of a pair and its scores (support, when there is a chunk); `g` holds the
+    thresholds (a GeneratorSection: min_support, min_sentence_support, min_question_support)."""
     reason = (question_problem(question, chunk) or ("copied_example" if copies_example(question, answer, chunk) else None)
-              or answer_problem(answer))
+              or answer_problem(question, answer))
     scores: dict[str, float] = {}
     if chunk:
         scores["support"] = round(support(answer, chunk), 3)
+        scores["sentence_support"] = round(sentence_support(answer, chunk), 3)
         scores["question_support"] = round(support(question, chunk), 3)
         # A number the chunk does not hold (a year, a count) is the commonest invented fact, and the
         # easiest to see: the lexical score alone kept "The light was first lit in 1932." (no 1932 in it).
-        # min_support 0 switches the support checks off, this one too.
-        invented = min_support > 0 and bool(numbers(answer) - numbers(chunk) - numbers(question))
-        if not reason and (scores["support"] < min_support or invented):
+        # min_support 0 switches the support checks off, this one and the per-sentence one too.
+        checked = g.min_support > 0
+        invented = checked and bool(numbers(answer) - numbers(chunk) - numbers(question))
+        weak_sentence = checked and scores["sentence_support"] < g.min_sentence_support
+        if not reason and (scores["support"] < g.min_support or invented or weak_sentence):
             reason = "unsupported"
-        elif not reason and scores["question_support"] < min_question_support:
+        elif not reason and scores["question_support"] < g.min_question_support:
             reason = "off_topic"
     return reason, scores

@@ -307,8 +307,7 @@ class _Run:
             if reason:
                 self.gate.drop(reason)
                 continue
-            reason, scores = content_problem(question, answer, item.chunk, self.g.min_support,
-                                             self.g.min_question_support)
+            reason, scores = content_problem(question, answer, item.chunk, self.g)
             if reason:
                 # Kept as rejected with its reason: Review can rescue a pair a check got wrong.
                 self.gate.drop(reason)

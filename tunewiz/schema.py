@@ -78,6 +78,9 @@ class GeneratorSection:
     min_support: float = setting(
         0.5, "Document generation: the share of an answer's content words its chunk must hold (lower keeps "
         "more, including answers the document does not say).", min=0.0, max=1.0)
+    min_sentence_support: float = setting(
+        0.6, "Document generation: the share of content words its chunk must hold in each sentence of an "
+        "answer (catches a true first sentence followed by invented ones).", min=0.0, max=1.0)
     min_question_support: float = setting(
         0.3, "Document generation: the share of a question's content words its chunk must hold (it asks "
         "about the chunk).", min=0.0, max=1.0)

@@ -20,8 +20,7 @@ ROWS = [json.loads(line) for line in LABELS.read_text().splitlines() if line.str
 @pytest.mark.parametrize("row", ROWS, ids=[f"{r['label']}:{r['question'][:30]}" for r in ROWS])
 def test_each_labelled_pair_gets_its_verdict(row):
     g = GeneratorSection()
-    reason, scores = content_problem(row["question"], row["answer"], row["chunk"], g.min_support,
-                                     g.min_question_support)
+    reason, scores = content_problem(row["question"], row["answer"], row["chunk"], g)
     reason = shape_problem(row["question"], row["answer"]) or reason
     if row["label"] == "good":
         assert reason is None, (reason, scores)
@@ -43,11 +42,27 @@ CHUNK = ("The relief boat Marguerite comes from Cape Sorrel every fourteen days 
     # The same number in another form is not an invented one:
     ("How often does the relief boat come?", "Every 14 days.", None),  # "fourteen" in the chunk
     ("How tall is the tower?", "It is 31.0 metres tall.", None),
-    ("How tall is the 31 metre tower, in metres?", "31 metres.", None),  # the question's own number
+    ("Is the 31 metre tower taller than 30 metres?", "Yes, it is 31 metres tall.", None),  # the question's number
 ])
 def test_invented_numbers_and_the_copied_example_are_dropped(question, answer, verdict):
     g = GeneratorSection()
-    assert content_problem(question, answer, CHUNK, g.min_support, g.min_question_support)[0] == verdict
+    assert content_problem(question, answer, CHUNK, g)[0] == verdict
+
+
+@pytest.mark.parametrize("question,answer,verdict", [
+    # Seen from the embedded model: the chunk's own sentence, then an invented one (the whole answer's
+    # support, 0.62, passes; the second sentence's, 0, does not).
+    ("What does the relief boat bring?", "The relief boat Marguerite brings fresh water, paraffin, food and "
+     "post from Cape Sorrel. The keepers fear winter storms greatly.", "unsupported"),
+    ("What does the relief boat bring?", "Fresh water, paraffin, food and post. It comes from Cape Sorrel.", None),
+    # An answer that only repeats the question's words tells nothing.
+    ("What type of tower is the Marguerite relief boat tower?", "The Marguerite tower.", "restates_question"),
+    ("Does the relief boat bring paraffin or coal?", "Paraffin.", None),  # a choice, from its own words
+    ("Does the relief boat come from Cape Sorrel or Cape Wrath?", "Cape Sorrel.", None),
+    ("Does the relief boat bring fresh water?", "Yes, fresh water.", None),  # yes/no, from its own words
+])
+def test_invented_sentences_and_restated_questions_are_dropped(question, answer, verdict):
+    assert content_problem(question, answer, CHUNK, GeneratorSection())[0] == verdict
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -64,8 +79,8 @@ def test_numbers_are_read_in_one_form_whatever_way_they_are_written(text, expect
 def test_the_example_pair_is_a_fair_pair_from_a_document_about_that_bridge():
     chunk = "The bridge over the Lumen was opened in 1932 by the mayor."
     g = GeneratorSection()
-    assert content_problem(EXAMPLE_PAIR[0], EXAMPLE_PAIR[1], chunk, g.min_support, g.min_question_support)[0] is None
-    assert content_problem(EXAMPLE_PAIR[0], EXAMPLE_PAIR[1], CHUNK, g.min_support, g.min_question_support)[0] \
+    assert content_problem(EXAMPLE_PAIR[0], EXAMPLE_PAIR[1], chunk, g)[0] is None
+    assert content_problem(EXAMPLE_PAIR[0], EXAMPLE_PAIR[1], CHUNK, g)[0] \
         == "copied_example"
 
 
