@@ -1,7 +1,12 @@
 """Benchmark (not a test): how well the generated-pair checks separate good pairs from bad ones.
 
-    python benchmarks/pair_quality.py            # the checks on the hand-labelled set
+    python benchmarks/pair_quality.py            # the checks on the hand-labelled sets
     python benchmarks/pair_quality.py --sweep    # and the support thresholds around the defaults
+    python benchmarks/pair_quality.py --generate [--provider ollama --model qwen2.5:3b]
+        # and one `tunewiz generate` of the lighthouse example (the embedded default unless a
+        # provider is given): requests, time, pairs returned, kept, dropped by reason, and the
+        # share of kept pairs labelled good in the fresh set; the pairs no set labels are written
+        # to benchmarks/out/pair_quality_unlabelled.jsonl for a person to label
 
 The hand-labelled set (benchmarks/data/pair_labels.jsonl) holds pairs of the kind the embedded
 model writes from the lighthouse example: good ones, and each failure seen (headings and copied
@@ -21,6 +26,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "lighthouse-guide"
+UNLABELLED = ROOT / "benchmarks" / "out" / "pair_quality_unlabelled.jsonl"
 LABELS = ROOT / "benchmarks" / "data" / "pair_labels.jsonl"
 FRESH = ROOT / "benchmarks" / "data" / "pair_labels_fresh.jsonl"
 """Every pair of one run of the embedded default on the lighthouse example (`tunewiz generate`,
@@ -62,12 +69,69 @@ def gate_line(name: str, rows, found) -> str:
             f"bad dropped {sum(f is not None for f in bad)}/{len(bad)}")
 
 
+def generate_run(provider: str | None, model: str | None, base_url: str | None) -> None:
+    """One generation of the lighthouse example, and what became of each pair the model returned."""
+    import shutil
+    import tempfile
+
+    from tunewiz.dataset import PairStore
+    from tunewiz.generators.runner import Planner, generate_pairs
+    from tunewiz.project import Project
+
+    labelled = {}
+    for path in (LABELS, FRESH):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                labelled[(row["question"], row["answer"])] = row["label"]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "lighthouse"
+        shutil.copytree(EXAMPLE, folder)
+        project = Project.load(folder)
+        for key, value in (("generator.provider", provider), ("generator.model", model),
+                           ("generator.base_url", base_url)):
+            if value:
+                project.set(key, value)
+        project.save()
+        project = Project.load(folder)
+        summary = generate_pairs(project)
+        chunks = {item.key: item.chunk for item in Planner(project, PairStore(project.pairs_path), set())
+                  .document_items()}
+        pairs = list(PairStore(project.pairs_path))
+    g = project.config.generator
+    kept = [p for p in pairs if p.status != "rejected"]
+    returned = len(kept) + sum(summary.dropped.values())  # every drop is counted, kept-as-rejected too
+    print(f"\none generation of the lighthouse example: provider {g.provider}, model {g.model or '(default)'}")
+    print(f"requests {summary.requests} ({summary.retries} retries), {summary.elapsed_s:.0f} s, "
+          f"pairs returned {returned}, kept {len(kept)}, dropped {returned - len(kept)}")
+    print("dropped by reason: " + (", ".join(f"{n} {r}" for r, n in sorted(summary.dropped.items())) or "none"))
+    labels = [labelled.get((p.question, p.answer)) for p in kept]
+    known = [label for label in labels if label is not None]
+    print(f"kept pairs a labeller accepts: {sum(label == 'good' for label in known)} of the {len(known)} "
+          f"the labelled sets hold ({len(kept) - len(known)} kept pairs not labelled yet; goal 90 %)")
+    for pair, label in zip(kept, labels):
+        print(f"  kept ({label or 'not labelled'}): {pair.question[:60]!r} -> {pair.answer[:60]!r}")
+    unlabelled = [p for p in pairs if (p.question, p.answer) not in labelled]
+    if unlabelled:
+        UNLABELLED.parent.mkdir(parents=True, exist_ok=True)
+        with UNLABELLED.open("w", encoding="utf-8") as out:
+            for p in unlabelled:
+                chunk = chunks.get(p.source.split("+r")[0], "")
+                out.write(json.dumps({"chunk": chunk, "question": p.question, "answer": p.answer,
+                                      "label": "?", "verdict": p.reason}, ensure_ascii=False) + "\n")
+        print(f"{len(unlabelled)} pairs no set labels: {UNLABELLED.relative_to(ROOT)} (set each 'label')")
+
+
 def main() -> int:
     from tunewiz.generators.quality import shape_problem
     from tunewiz.schema import GeneratorSection
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--generate", action="store_true")
+    parser.add_argument("--provider")
+    parser.add_argument("--model")
+    parser.add_argument("--base-url")
     args = parser.parse_args()
     g = GeneratorSection()
     for title, path in (("the set written with the checks", LABELS), ("a fresh run, labelled after", FRESH)):
@@ -96,6 +160,8 @@ def main() -> int:
                     good = sum(1 for r, v in zip(rows, f) if r["label"] == "good" and v is None)
                     bad = sum(1 for r, v in zip(rows, f) if r["label"] != "good" and v is not None)
                     print(f"{s:>11} {ss:>20} {qs:>21} {good:>10} {bad:>12}")
+    if args.generate:
+        generate_run(args.provider, args.model, args.base_url)
     return 0
 
 
