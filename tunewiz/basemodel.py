@@ -113,12 +113,23 @@ def _download(repo_id: str, progress) -> Path:
     return Path(folder)
 
 
+_SAMPLE_BYTES = 1 << 20
+
+
 def converted_path(gguf: Path) -> Path:
-    """The cache folder of a GGUF's conversion; the name changes when the file does."""
-    stat = gguf.stat()
-    key = f"{gguf.resolve()}|{stat.st_size}|{int(stat.st_mtime)}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    return cache_dir() / f"{gguf.stem}-{digest}"
+    """The cache folder of a GGUF's conversion; the name changes when the file does.
+
+    Keyed by the file's size and a hash of its head, middle and tail, not its path or time: the same
+    model installed in another environment (a new venv, a fresh clone's) reuses the conversion
+    instead of adding another copy of the weights to the cache; a hash of a multi-GB file would cost
+    seconds at every start."""
+    size = gguf.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with gguf.open("rb") as handle:
+        for offset in (0, max(0, size // 2 - _SAMPLE_BYTES // 2), max(0, size - _SAMPLE_BYTES)):
+            handle.seek(offset)
+            digest.update(handle.read(_SAMPLE_BYTES))
+    return cache_dir() / f"{gguf.stem}-{digest.hexdigest()[:10]}"
 
 
 def convert_gguf(gguf: Path, progress=print) -> Path:

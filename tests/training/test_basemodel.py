@@ -38,3 +38,26 @@ def test_an_unsupported_gguf_architecture_gets_a_clear_error(tmp_path):
     writer.close()
     with pytest.raises(TunewizError, match="cannot load .*odd.gguf"):
         convert_gguf(path, progress=lambda text: None)
+
+
+def test_the_same_gguf_in_another_environment_reuses_its_conversion(tmp_path, monkeypatch):
+    # Every new venv (and fresh clone) installs the packaged GGUF at a new path and time: keyed by
+    # path, each added another copy of the converted weights to the cache.
+    import os
+    import shutil
+
+    from tunewiz.basemodel import converted_path
+
+    monkeypatch.setenv("TUNEWIZ_CACHE", str(tmp_path / "cache"))
+    first = tmp_path / "venv-a" / "model.gguf"
+    first.parent.mkdir()
+    first.write_bytes(os.urandom(3 << 20))
+    second = tmp_path / "venv-b" / "model.gguf"
+    second.parent.mkdir()
+    shutil.copyfile(first, second)
+    os.utime(second, (1, 1))
+    assert converted_path(first) == converted_path(second)
+    changed = bytearray(second.read_bytes())
+    changed[len(changed) // 2] ^= 0xFF  # a different model of the same size and header
+    second.write_bytes(bytes(changed))
+    assert converted_path(first) != converted_path(second)
