@@ -83,7 +83,8 @@ def main() -> None:
     parser.add_argument("--graphs", default="",
                         help="comma-separated ways to run 13 varied batches of 16 QA rows, three passes each: "
                              "layers (the engine's compiled layers), model (the whole loss compiled), "
-                             "model-graphs (the same under CUDA graphs, mode reduce-overhead)")
+                             "model-graphs (the same under CUDA graphs, mode reduce-overhead), layers-varlen (the "
+                             "compiled layers with PyTorch's flash varlen attention instead of sdpa's mask)")
     parser.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE",
                         help="set torch._inductor.config.KEY (dotted keys too) before compiling, "
                              "e.g. combo_kernels=True")
@@ -293,6 +294,49 @@ def host_inputs(batch: dict, pad_id: int) -> dict:
             "keep_targets": keep_targets, "sample": sample}
 
 
+VARLEN = "bench_varlen"
+
+
+def register_varlen() -> None:
+    """An attention for packed rows through PyTorch's own flash varlen kernel
+    (torch.nn.attention.varlen, torch 2.10+): each sample attends to itself only, no T x T mask is
+    built and no score across samples is computed. Needs cu_seq_lens_q and max_length_q passed
+    to the model (transformers hands them on to the attention)."""
+    import inspect
+
+    from torch.nn.attention.varlen import varlen_attn
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    causal = ({"is_causal": True} if "is_causal" in inspect.signature(varlen_attn).parameters
+              else {"window_size": (-1, 0)})
+
+    def forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+        q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # [tokens, heads, head_dim]
+        groups = q.shape[1] // k.shape[1]
+        if groups > 1:
+            k, v = k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)
+        cu, longest = kwargs["cu_seq_lens_q"], kwargs["max_length_q"]
+        out = varlen_attn(q, k, v, cu, cu, longest, longest, scale=scaling, **causal)
+        return out[None], None
+
+    AttentionInterface.register(VARLEN, forward)
+    AttentionMaskInterface.register(VARLEN, lambda *args, **kwargs: None)
+
+
+def varlen_inputs(batch: dict, device: str) -> dict:
+    """cu_seq_lens (sample starts, padded to 64 entries with the row's end: empty samples, so the
+    compiled layer meets one shape) and the longest sample's bound (the row's length, bucketed)."""
+    import torch
+
+    positions = batch["position_ids"][0]
+    starts = (positions == 0).nonzero().flatten().tolist() + [len(positions)]
+    starts += [len(positions)] * (64 - len(starts))
+    cu = torch.tensor(starts, dtype=torch.int32, device=device)
+    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": len(positions),
+            "max_length_k": len(positions)}
+
+
 def graphs_way(way: str, shape: dict, tokenizer, device: str, dtype, qa, pad_id: int, results: dict,
                out: str) -> None:
     """One way of running compiled steps over varied QA batches: ms/step on each of three passes."""
@@ -328,7 +372,13 @@ def graphs_way(way: str, shape: dict, tokenizer, device: str, dtype, qa, pad_id:
         return F.cross_entropy(logits.float().flatten(0, 1), keep_targets, ignore_index=-100, reduction="sum")
 
     graphs = way == "model-graphs" and cuda
-    if way == "layers":
+    if way == "layers-varlen":
+        register_varlen()
+        model.config._attn_implementation = VARLEN
+        for module in model.modules():
+            if hasattr(module, "config") and hasattr(module.config, "_attn_implementation"):
+                module.config._attn_implementation = VARLEN
+    if way in ("layers", "layers-varlen"):
         compile_layers(model, device)
         loss_of = None
     else:
@@ -344,8 +394,10 @@ def graphs_way(way: str, shape: dict, tokenizer, device: str, dtype, qa, pad_id:
                 torch.compiler.cudagraph_mark_step_begin()
             with autocast:
                 if loss_of is None:
-                    loss = answer_loss(model, {k: v.to(device, non_blocking=True) for k, v in batch.items()},
-                                       items, by_index=True)
+                    inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                    if way == "layers-varlen":
+                        inputs.update(varlen_inputs(batch, device))
+                    loss = answer_loss(model, inputs, items, by_index=True)
                 else:
                     loss = loss_of(**{k: v.to(device, non_blocking=True) for k, v in host.items()}) / items
             loss.backward()
