@@ -17,6 +17,7 @@ from typing import Any, Callable
 from tunewiz.errors import FatalRequestError, redact_urls
 from tunewiz.generators import prompts
 from tunewiz.generators.providers import Endpoint, describe_error
+from tunewiz.words import counted
 
 # How a JSON reply is asked for, best first. A server that refuses one (HTTP 400/422/500
 # naming response_format) gets the next; tolerant parsing reads whatever comes back.
@@ -184,4 +185,4 @@ class Requester:
                 if finish == "length":
                     reason += " (cut off at max_tokens)"
                 delay = 0.0  # not the server's load: ask again at once
-        raise ChunkFailed(f"{reason} (after {attempts} attempt{'s' if attempts != 1 else ''})")
+        raise ChunkFailed(f"{reason} (after {counted(attempts, 'attempt')})")

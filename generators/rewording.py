@@ -25,6 +25,7 @@ from tunewiz.generators import prompts
 from tunewiz.generators.checks import STOPWORDS, content_words, numbers
 from tunewiz.generators.providers import open_endpoint
 from tunewiz.generators.requester import ChunkFailed, Requester
+from tunewiz.words import counted
 
 DROP_REASONS = ("not_a_rewording", "copied_example", "other_question", "lost_names", "gives_answer",
                 "request_failed")
@@ -51,8 +52,8 @@ class RewordingSummary:
         return bool(self.asked) and self.dropped["request_failed"] == self.asked
 
     def lines(self) -> list[str]:
-        out = [f"Asked the generator to reword {self.asked} question{'s' if self.asked != 1 else ''}: "
-               f"{self.added} rewording{'s' if self.added != 1 else ''} added "
+        out = [f"Asked the generator to reword {counted(self.asked, 'question')}: "
+               f"{counted(self.added, 'rewording')} added "
                f"({self.requests} requests, {self.retries} retries)."]
         if self.dropped:
             out.append("Dropped: " + ", ".join(f"{n} {reason.replace('_', ' ')}"

@@ -33,6 +33,7 @@ from tunewiz.generators.journal import GenerationJournal, journal_path
 from tunewiz.generators.providers import open_endpoint
 from tunewiz.generators.quality import QualityGate
 from tunewiz.generators.requester import STRUCTURED_MODES, ChunkFailed, Requester, retry_after_s
+from tunewiz.words import counted
 
 __all__ = ["GenerationEvent", "GenerationSummary", "STRUCTURED_MODES", "agenerate_pairs", "generate_pairs",
            "retry_after_s"]
@@ -397,7 +398,7 @@ class _Run:
             self.summary.chunks_total += len(again)
             self.summary.chunks_done += len(again) - len(todo)
             self.summary.chunks_resumed += len(again) - len(todo)
-            self.emit("message", f"{missing} pairs still missing: every chunk again ({len(todo)} requests)")
+            self.emit("message", f"{counted(missing, 'pair')} still missing: every chunk again ({counted(len(todo), 'request')})")
             self.summary.rounds += 1
             added_before = self.summary.pairs_added
             await self.run_items(todo)
@@ -436,7 +437,7 @@ class _Run:
             count = math.ceil(missing / g.pairs_per_chunk)
             self.summary.chunks_total += count
             self.emit("started" if _round == 0 else "message",
-                      "" if _round == 0 else f"{missing} pairs still missing: {count} more requests")
+                      "" if _round == 0 else f"{counted(missing, 'pair')} still missing: {counted(count, 'more request')}")
             added_before = self.summary.pairs_added
             self.summary.rounds += 1
             await self.run_items(self.planner.topic_items(topic, subtopics, missing))

@@ -20,6 +20,7 @@ from tunewiz.tui.glyphs import GLYPHS
 from tunewiz.tui.review_query import filter_pairs, length_stats, parse_query, with_status
 from tunewiz.tui.screens.base import StepPane, shows_errors, writes
 from tunewiz.tui.widgets.pair_table import PairTable, pair_score
+from tunewiz.words import counted
 
 STATUS_CYCLE = (None, "pending", "accepted", "rejected")
 
@@ -263,7 +264,7 @@ class ReviewPane(StepPane):
         self.store.add(earlier)  # one append: the earlier states win again (deleted pairs come back)
         self._wrote()
         self.refilter(keep=earlier[0].id)
-        self.notify(f"Undid a change to {len(earlier)} pair{'s' if len(earlier) != 1 else ''}.")
+        self.notify(f"Undid a change to {counted(len(earlier), 'pair')}.")
 
     # -- marks and bulk actions
 

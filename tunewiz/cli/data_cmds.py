@@ -7,6 +7,7 @@ import sys
 
 from tunewiz.cli.common import add_project_arg, open_project, table
 from tunewiz.formats import EXPORT_FORMATS
+from tunewiz.words import counted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -220,7 +221,7 @@ def _generate_rewordings(project, store, pairs) -> None:
     if not todo:
         print("Every question asked already has a rewording from a model, a file or a person.")
         return
-    print(f"Rewording {len(todo)} question{'s' if len(todo) != 1 else ''} with {project.config.generator.provider} "
+    print(f"Rewording {counted(len(todo), 'question')} with {project.config.generator.provider} "
           f"({project.config.generator.model or 'its default model'}) ...")
     tty = sys.stdout.isatty()
 
