@@ -113,3 +113,19 @@ def test_status_lists_finished_exports_not_ones_being_written(project):
     (project.exports_dir / ".other.partial-123").mkdir()
     export = {s.key: s for s in project_status(project)}["export"]
     assert export.summary == "exports: mymodel"
+
+
+def test_pairs_lists_the_check_that_rejected_a_generated_pair(project):
+    from tunewiz.dataset import Pair, PairStore
+
+    PairStore(project.pairs_path).add([
+        Pair(question="When was the light first lit?", answer="In 1932.", status="rejected", reason="unsupported"),
+        Pair(question="How tall is the tower?", answer="31 metres.")])
+    done = tunewiz("pairs", "-p", str(project.root))
+    assert done.returncode == 0, done.stderr
+    header, _, rejected, pending = done.stdout.splitlines()[:4]
+    assert header.split()[:3] == ["id", "status", "reason"]
+    assert "rejected  unsupported" in rejected and "When was the light first lit?" in rejected
+    assert "pending" in pending and "unsupported" not in pending
+    done = tunewiz("pairs", "-p", str(project.root), "--reject", pending.split()[0])
+    assert "Rejected 1 pair." in done.stdout

@@ -111,9 +111,9 @@ def cmd_pairs(args: argparse.Namespace) -> int:
     store = PairStore(project.pairs_path)
     if args.accept is not None:
         ids = args.accept or [p.id for p in store if p.status == "pending"]
-        print(f"Accepted {store.set_status(_known(store, ids), 'accepted')} pairs.")
+        print(f"Accepted {counted(store.set_status(_known(store, ids), 'accepted'), 'pair')}.")
     if args.reject is not None:
-        print(f"Rejected {store.set_status(_known(store, args.reject), 'rejected')} pairs.")
+        print(f"Rejected {counted(store.set_status(_known(store, args.reject), 'rejected'), 'pair')}.")
     if write:
         return 0
     pairs = [p for p in store if args.status is None or p.status == args.status]
@@ -125,9 +125,12 @@ def cmd_pairs(args: argparse.Namespace) -> int:
                 print(f"  {pairs[index].id}  {pairs[index].question[:90]}")
         print(f"{len(groups)} groups of near-duplicate questions.")
         return 0
-    rows = [[p.id, p.status, _clip((f"[{p.turns} turns] " if p.history else "") + p.question, 50),
-             _clip(p.answer, 40)] for p in pairs]
-    print(table(rows, ["id", "status", "question", "answer"]))
+    # The check that rejected a generated pair, when any did: "all rejected" alone tells nothing to fix.
+    reasons = any(p.reason for p in pairs)
+    rows = [[p.id, p.status, *([p.reason or ""] if reasons else []),
+             _clip((f"[{p.turns} turns] " if p.history else "") + p.question, 44 if reasons else 50),
+             _clip(p.answer, 30 if reasons else 40)] for p in pairs]
+    print(table(rows, ["id", "status", *(["reason"] if reasons else []), "question", "answer"]))
     counts = store.counts()
     print(f"{len(store)} pairs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 0
