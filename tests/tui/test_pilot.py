@@ -264,6 +264,19 @@ async def test_review_shows_and_edits_the_turns_of_a_conversation(qa_project):
         assert (pair.question, pair.answer) == ("Rice and chicken.", "A stir-fry.")
 
 
+async def test_review_says_first_why_a_check_rejected_a_pair(qa_project):
+    # Below a long answer the preview is cut off at 80x24: the reason must come before it.
+    PairStore(qa_project.pairs_path).add([Pair(id="r000", question="When was the light lit?",
+                                              answer="In 1932. " * 80, status="rejected", reason="unsupported")])
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await review_app(pilot, app)
+        pane.table.cursor = [p.id for p in pane.table.rows].index("r000")
+        await pilot.pause()
+        preview = str(pane.query_one("#review-preview").render())
+        assert "rejected by a check: unsupported" in preview.splitlines()[0]
+
+
 async def test_review_search_filter_and_duplicates(qa_project):
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:

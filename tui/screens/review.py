@@ -163,11 +163,13 @@ class ReviewPane(StepPane):
             return
         score = pair_score(pair)
         earlier = "".join(f"{'U' if turn['role'] == 'user' else 'A'}: {turn['content']}\n" for turn in pair.history)
-        preview.update(f"{earlier}Q: {pair.question}\nA: {pair.answer}\n[{pair.status}] {pair.source}"
+        # The status line first: below a long answer the pane cuts off why a check rejected the pair.
+        preview.update(f"[{pair.status}] {pair.source}"
                        + (f" · rejected by a check: {pair.reason}" if pair.reason else "")
                        + (f" · a conversation of {pair.turns} turns" if pair.history else "")
                        + (f" · score {score:g}" if score is not None else "")
-                       + (" · near-duplicate" if pair.id in self.duplicates else ""))
+                       + (" · near-duplicate" if pair.id in self.duplicates else "")
+                       + f"\n{earlier}Q: {pair.question}\nA: {pair.answer}")
 
     # -- search and filter
 
