@@ -372,12 +372,12 @@ def _cpu_nf4_note(cfg, shape: ModelShape, available: float, hyperparameters: Map
 
 
 def _fsdp_fit(cfg, shape: ModelShape, precision: str, hw: Hardware, one_gpu: Estimate,
-              hyperparameters: Mapping[str, Any] | None):
+              hyperparameters: Mapping[str, Any] | None, planned: int):
     """A model too big for one GPU even in 4 bits, sharded over all of them: (batch size, estimate, note)."""
     if len(hw.gpus) < 2:
         return None
     available = min(g.free_mb for g in hw.gpus)
-    for candidate in (16, 8, 4, 2, 1):
+    for candidate in _batch_candidates(16, planned):
         est = _estimate_for(cfg, shape, precision, candidate, "cuda", quantization="none", shards=len(hw.gpus),
                             hyperparameters=hyperparameters)
         if est.total_mb <= 0.9 * available:
@@ -395,13 +395,20 @@ def recommend(project, hw: Hardware | None = None,
     `hyperparameters`: the values the next run trains with (its batch size and LoRA rank; default
     the project's)."""
     hw = hw or detect()
-    rec = _fit(project, hw, hyperparameters)
-    rec.planned_batch_size = int((hyperparameters or {}).get("batch_size",
-                                                              project.config.hyperparameters.batch_size))
+    planned = int((hyperparameters or {}).get("batch_size", project.config.hyperparameters.batch_size))
+    rec = _fit(project, hw, hyperparameters, planned)
+    rec.planned_batch_size = planned
     return rec
 
 
-def _fit(project, hw: Hardware, hyperparameters: Mapping[str, Any] | None) -> Recommendation:
+def _batch_candidates(largest: int, planned: int) -> list[int]:
+    """Batch sizes to try, largest first: powers of two up to `largest`, and the planned one (a planned
+    batch above `largest` that fits is no reason to say it does not)."""
+    return sorted({2 ** k for k in range(largest.bit_length()) if 2 ** k <= largest} | {max(1, planned)},
+                  reverse=True)
+
+
+def _fit(project, hw: Hardware, hyperparameters: Mapping[str, Any] | None, planned: int) -> Recommendation:
     """The recommendation with the largest batch that fits (recommend adds the planned one)."""
     cfg = project.config
     shape = model_shape(cfg.base_model.model, cfg.base_model.gguf_file, project.root)
@@ -420,16 +427,18 @@ def _fit(project, hw: Hardware, hyperparameters: Mapping[str, Any] | None) -> Re
     threads = hw.cpu_cores
     batch, best = 1, None
     if shape is not None:
-        for candidate in (64, 32, 16, 8, 4, 2, 1):
+        for candidate in _batch_candidates(64, planned):
             est = _estimate_for(cfg, shape, precision, candidate, device, hyperparameters=hyperparameters)
             if est.total_mb <= 0.9 * available or candidate == 1:
                 batch, best = candidate, est
                 break
         if device == "cpu":
-            batch = min(batch, 8)  # bigger CPU batches only make each step slower, not training faster
+            # Bigger CPU batches only make each step slower, not training faster: not proposed, but a
+            # planned one that fits stays.
+            batch = min(batch, max(8, planned))
         if best is not None and best.total_mb > 0.9 * available and device == "cuda":
             # In order: 16-bit LoRA on one GPU (above), then QLoRA on one GPU, then several GPUs.
-            for candidate in (16, 8, 4, 2, 1):
+            for candidate in _batch_candidates(16, planned):
                 est = _estimate_for(cfg, shape, precision, candidate, device, quantization="nf4",
                                     hyperparameters=hyperparameters)
                 if est.total_mb <= 0.9 * available:
@@ -437,7 +446,7 @@ def _fit(project, hw: Hardware, hyperparameters: Mapping[str, Any] | None) -> Re
                                  f"size 1); with QLoRA (a 4-bit NF4 base) it needs {est.total_mb:,.0f} MB at batch "
                                  f"size {candidate}: set hardware.quantization = nf4 (`tunewiz hardware --apply`)")
                     return Recommendation(device, precision, candidate, threads, available, est, notes, "nf4")
-            sharded = _fsdp_fit(cfg, shape, precision, hw, best, hyperparameters)
+            sharded = _fsdp_fit(cfg, shape, precision, hw, best, hyperparameters, planned)
             if sharded is not None:
                 candidate, est, note = sharded
                 notes.append(note)

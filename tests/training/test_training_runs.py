@@ -238,6 +238,25 @@ def test_hardware_apply_lowers_only_a_planned_batch_that_does_not_fit(make_proje
     assert Project.load(project.root).config.hyperparameters.batch_size == rec.batch_size
 
 
+def test_a_planned_batch_above_the_proposed_ones_that_fits_stays(make_project, tmp_path):
+    # The search proposes at most 8 on a CPU and 64 on a GPU; a larger batch the user chose and the
+    # machine holds is not "a batch that does not fit", and --apply must not lower it.
+    from tunewiz.hardware import GPU, Hardware, apply_recommendation, hardware_report
+
+    project = make_project(tmp_path / "p", "smollm2-135m", [("What is 2+2?", "4.")])
+    roomy_cpu = Hardware(cpu_cores=2, ram_total_mb=512_000, ram_available_mb=500_000)
+    h200 = Hardware(cpu_cores=16, ram_total_mb=128_000, ram_available_mb=120_000,
+                    gpus=[GPU(0, "NVIDIA H200", 143_000, 140_000, 9.0)])
+    for hardware, batch in ((roomy_cpu, 16), (h200, 128)):
+        project.set("hyperparameters.batch_size", batch)
+        lines, rec = hardware_report(project, hardware)
+        assert (rec.batch_size, rec.lowers_batch) == (batch, False), "\n".join(lines)
+        assert "does not fit" not in "\n".join(lines)
+        assert "hyperparameters.batch_size" not in apply_recommendation(project, rec)
+    project.set("hyperparameters.batch_size", 4)
+    assert hardware_report(project, roomy_cpu)[1].max_batch_size == 8  # what is proposed stays at 8
+
+
 def test_one_run_per_project_unless_parallel(tiny_project):
     from tunewiz.errors import TunewizError
 
