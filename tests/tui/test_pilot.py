@@ -244,6 +244,23 @@ async def test_review_edit_in_the_multiline_editor(qa_project):
         assert PairStore(qa_project.pairs_path).get("p000").answer == "Paris,\nthe capital."
 
 
+async def test_the_editor_saves_what_was_typed_just_before_ctrl_s(qa_project):
+    # Over SSH keys arrive in bursts: text typed and Ctrl+S in one read. The save must see the text
+    # (a priority binding ran before the field had taken the keys queued for it, and saved the old text).
+    from textual import events
+
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await review_app(pilot, app)
+        await pilot.press("e", "end")
+        for character in "!!":
+            app.post_message(events.Key(character, character))
+        app.post_message(events.Key("ctrl+s", None))
+        await wait_for(pilot, lambda: not app.screen.query("#edit-question"))  # the editor closed
+        await pilot.pause()
+        assert PairStore(qa_project.pairs_path).get("p000").question.endswith("!!")
+
+
 async def test_review_shows_and_edits_the_turns_of_a_conversation(qa_project):
     history = [{"role": "user", "content": "I want to cook."}, {"role": "assistant", "content": "What do you have?"}]
     PairStore(qa_project.pairs_path).add([Pair(id="a000", question="Rice and chicken.", answer="A stir-fry.",

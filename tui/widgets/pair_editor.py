@@ -13,7 +13,10 @@ class PairEditor(ModalScreen[tuple[str, str, list] | None]):
     """Dismisses with (question, answer, history), or None when cancelled. `history` is the
     conversation's earlier turns with their text edited (roles and weights kept)."""
 
-    BINDINGS = [Binding("ctrl+s", "save", "Save", priority=True),
+    # Ctrl+S is not a priority binding: those run as soon as the key arrives, before the text field has
+    # taken the keys queued ahead of it (over SSH text and Ctrl+S come in one burst), and saved the
+    # text without them. As a plain binding it reaches the dialog after the field, in order.
+    BINDINGS = [Binding("ctrl+s", "save", "Save"),
                 Binding("escape", "cancel", "Cancel", priority=True)]
 
     def __init__(self, question: str, answer: str, history: list | None = None) -> None:
