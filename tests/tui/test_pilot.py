@@ -261,16 +261,21 @@ async def test_the_editor_saves_what_was_typed_just_before_ctrl_s(qa_project):
         assert PairStore(qa_project.pairs_path).get("p000").question.endswith("!!")
 
 
+async def preview_of(pilot, app, pair_id: str) -> str:
+    """Review's preview with the cursor on one pair."""
+    pane = await review_app(pilot, app)
+    pane.table.cursor = [p.id for p in pane.table.rows].index(pair_id)
+    await pilot.pause()
+    return str(pane.query_one("#review-preview").render())
+
+
 async def test_review_shows_and_edits_the_turns_of_a_conversation(qa_project):
     history = [{"role": "user", "content": "I want to cook."}, {"role": "assistant", "content": "What do you have?"}]
     PairStore(qa_project.pairs_path).add([Pair(id="a000", question="Rice and chicken.", answer="A stir-fry.",
                                               history=history)])
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
-        pane = await review_app(pilot, app)
-        pane.table.cursor = [p.id for p in pane.table.rows].index("a000")
-        await pilot.pause()
-        preview = str(pane.query_one("#review-preview").render())
+        preview = await preview_of(pilot, app, "a000")
         assert "U: I want to cook." in preview and "a conversation of 2 turns" in preview
         await pilot.press("e")
         app.screen.query_one("#edit-turn-1").text = "What is in your fridge?"
@@ -287,10 +292,7 @@ async def test_review_says_first_why_a_check_rejected_a_pair(qa_project):
                                               answer="In 1932. " * 80, status="rejected", reason="unsupported")])
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
-        pane = await review_app(pilot, app)
-        pane.table.cursor = [p.id for p in pane.table.rows].index("r000")
-        await pilot.pause()
-        preview = str(pane.query_one("#review-preview").render())
+        preview = await preview_of(pilot, app, "r000")
         assert "rejected by a check: unsupported" in preview.splitlines()[0]
 
 
