@@ -113,23 +113,53 @@ def _download(repo_id: str, progress) -> Path:
     return Path(folder)
 
 
-_SAMPLE_BYTES = 1 << 20
+DIGESTS_FILE = "gguf-digests.json"
+"""In the cache: the content digest of each GGUF file seen, by path, size, time and inode."""
 
 
 def converted_path(gguf: Path) -> Path:
-    """The cache folder of a GGUF's conversion; the name changes when the file does.
+    """The cache folder of a GGUF's conversion, named by the file's whole content.
 
-    Keyed by the file's size and a hash of its head, middle and tail, not its path or time: the same
-    model installed in another environment (a new venv, a fresh clone's) reuses the conversion
-    instead of adding another copy of the weights to the cache; a hash of a multi-GB file would cost
-    seconds at every start."""
-    size = gguf.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with gguf.open("rb") as handle:
-        for offset in (0, max(0, size // 2 - _SAMPLE_BYTES // 2), max(0, size - _SAMPLE_BYTES)):
-            handle.seek(offset)
-            digest.update(handle.read(_SAMPLE_BYTES))
-    return cache_dir() / f"{gguf.stem}-{digest.hexdigest()[:10]}"
+    Not by its path or time: the same model installed in another environment (a new venv, a fresh
+    clone's) reuses the conversion instead of adding another copy of the weights to the cache. Not by
+    samples of it either: a GGUF whose metadata (a stop token) or some weights were changed in place,
+    size unchanged, must not be handed the old conversion."""
+    return cache_dir() / f"{gguf.stem}-{content_digest(gguf)[:16]}"
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 of a file, computed once per version of it (a multi-GB file takes seconds) and
+    remembered in the cache."""
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}"
+    index_path = cache_dir() / DIGESTS_FILE
+    known = _read_digests(index_path)
+    if key in known:
+        return known[key]
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(8 << 20), b""):
+            digest.update(block)
+    # Read again before writing (another process may have added its own), forget this path's older
+    # versions, and replace the file whole; a cache that cannot be written only costs a hash next time.
+    known = {k: v for k, v in _read_digests(index_path).items()
+             if not k.startswith(f"{path.resolve()}|")} | {key: digest.hexdigest()}
+    try:
+        index_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index_path.with_name(f".{index_path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(known, indent=0) + "\n", encoding="utf-8")
+        os.replace(tmp, index_path)
+    except OSError:
+        pass
+    return digest.hexdigest()
+
+
+def _read_digests(index_path: Path) -> dict[str, str]:
+    try:
+        known = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in known.items() if isinstance(v, str)} if isinstance(known, dict) else {}
 
 
 def convert_gguf(gguf: Path, progress=print) -> Path:

@@ -61,3 +61,24 @@ def test_the_same_gguf_in_another_environment_reuses_its_conversion(tmp_path, mo
     changed[len(changed) // 2] ^= 0xFF  # a different model of the same size and header
     second.write_bytes(bytes(changed))
     assert converted_path(first) != converted_path(second)
+
+
+def test_a_gguf_changed_in_place_gets_a_new_conversion(tmp_path, monkeypatch):
+    # gguf-set-metadata rewrites a stop token in place: same path, same size, a byte far from the
+    # head, middle and tail. The old conversion (old stop token, old weights) must not be reused.
+    import os
+
+    from tunewiz.basemodel import converted_path
+
+    monkeypatch.setenv("TUNEWIZ_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(os.urandom(8 << 20))
+    before = converted_path(gguf)
+    assert converted_path(gguf) == before  # remembered: the same folder again
+    with gguf.open("r+b") as handle:
+        handle.seek(1_768_954)
+        byte = handle.read(1)[0]
+        handle.seek(1_768_954)
+        handle.write(bytes([byte ^ 0xFF]))
+    os.utime(gguf, ns=(gguf.stat().st_atime_ns, gguf.stat().st_mtime_ns + 1_000_000))
+    assert converted_path(gguf) != before
