@@ -126,6 +126,14 @@ class Pair:
         return cls(**known)
 
 
+def check_verdict(pair: Pair) -> str:
+    """The check that rejected a generated pair, as the front ends show it ('' when none did); once a
+    person accepted the pair or put it back to pending, the verdict stands overruled."""
+    if not pair.reason:
+        return ""
+    return pair.reason if pair.status == "rejected" else f"{pair.reason}, overruled"
+
+
 class PairStore:
     """Reads and appends the pairs journal of one project."""
 
@@ -244,6 +252,8 @@ class PairStore:
             if key == "history":
                 check_history(value, f"pair {pair_id}")
             setattr(pair, key, value)
+        if {"question", "answer", "history"} & changes.keys() and "reason" not in changes:
+            pair.reason = ""  # a check's verdict was on the text as it was, not as the user wrote it
         pair.updated = now_iso()
         self._append_records([pair.to_record()])
         return pair

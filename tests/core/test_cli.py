@@ -129,3 +129,10 @@ def test_pairs_lists_the_check_that_rejected_a_generated_pair(project):
     assert "pending" in pending and "unsupported" not in pending
     done = tunewiz("pairs", "-p", str(project.root), "--reject", pending.split()[0])
     assert "Rejected 1 pair." in done.stdout
+    rescued = rejected.split()[0]
+    tunewiz("pairs", "-p", str(project.root), "--accept", rescued)
+    listed = tunewiz("pairs", "-p", str(project.root), "--status", "accepted").stdout
+    assert "accepted  unsupported, overruled" in listed  # a person accepted it over the check
+    store = PairStore(project.pairs_path)
+    store.update(rescued, answer="The light was first lit in 1811.")
+    assert PairStore(project.pairs_path).get(rescued).reason == ""  # the check judged the old answer

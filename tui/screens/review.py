@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
-from tunewiz.dataset import Pair, prompt_text
+from tunewiz.dataset import Pair, check_verdict, prompt_text
 from tunewiz.tui.glyphs import GLYPHS
 from tunewiz.tui.review_query import filter_pairs, length_stats, parse_query, with_status
 from tunewiz.tui.screens.base import StepPane, shows_errors, writes
@@ -165,7 +165,7 @@ class ReviewPane(StepPane):
         earlier = "".join(f"{'U' if turn['role'] == 'user' else 'A'}: {turn['content']}\n" for turn in pair.history)
         # The status line first: below a long answer the pane cuts off why a check rejected the pair.
         preview.update(f"[{pair.status}] {pair.source}"
-                       + (f" · rejected by a check: {pair.reason}" if pair.reason else "")
+                       + (f" · rejected by a check: {check_verdict(pair)}" if pair.reason else "")
                        + (f" · a conversation of {pair.turns} turns" if pair.history else "")
                        + (f" · score {score:g}" if score is not None else "")
                        + (" · near-duplicate" if pair.id in self.duplicates else "")

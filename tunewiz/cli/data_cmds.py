@@ -103,7 +103,7 @@ def cmd_export_data(args: argparse.Namespace) -> int:
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
-    from tunewiz.dataset import PairStore, prompt_text
+    from tunewiz.dataset import PairStore, check_verdict, prompt_text
     from tunewiz.dedup import near_duplicate_groups
 
     write = args.accept is not None or args.reject is not None
@@ -127,7 +127,7 @@ def cmd_pairs(args: argparse.Namespace) -> int:
         return 0
     # The check that rejected a generated pair, when any did: "all rejected" alone tells nothing to fix.
     reasons = any(p.reason for p in pairs)
-    rows = [[p.id, p.status, *([p.reason or ""] if reasons else []),
+    rows = [[p.id, p.status, *([check_verdict(p)] if reasons else []),
              _clip((f"[{p.turns} turns] " if p.history else "") + p.question, 44 if reasons else 50),
              _clip(p.answer, 30 if reasons else 40)] for p in pairs]
     print(table(rows, ["id", "status", *(["reason"] if reasons else []), "question", "answer"]))
