@@ -46,8 +46,10 @@ NUMBER_WORDS = {**{w: i for i, w in enumerate(_UNITS)}, **{w: i for i, w in enum
                 **{w: 20 + 10 * i for i, w in enumerate(_TENS)},
                 **{w[:-1] + "ieth": 20 + 10 * i for i, w in enumerate(_TENS)}, "hundred": 100, "thousand": 1000}
 """Numbers written as words ("twelve", "third", "forty"), which a chunk states as often as digits."""
-_NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")(?:-("
-                          + "|".join(_UNITS[1:10] + _ORDINALS[1:10]) + r"))?\b", re.IGNORECASE)
+_ONE_NUMBER_WORD = r"\b(?:" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")\b"
+_NUMBER_RUN = re.compile(_ONE_NUMBER_WORD + r"(?:(?:(?:(?<=hundred)|(?<=thousand))\s+and\s+|[\s-]+)"
+                         + _ONE_NUMBER_WORD + ")*", re.IGNORECASE)
+"""Number words in a row ("two hundred and fifty"), read as one number."""
 _MONTH = re.compile(r"\b(" + "|".join(_MONTHS) + r")\b")  # capitalised only: "may" is also a verb
 
 
@@ -91,24 +93,44 @@ def answer_problem(question: str, answer: str) -> str | None:
 _ASKS_FOR = re.compile(r"^\W*(what|which|who|whom|whose|where|when|why|how)\b", re.IGNORECASE)
 
 
+_CHOICE = re.compile(r"\bor\b|\bwhich (?:one )?of\b|\bbetween\b|:", re.IGNORECASE)
+"""A question that names its own answers: "... glass or brass?", "Which of Bell Rock and Skerryvore...?",
+"Which is older: Bell Rock, Skerryvore?"."""
+
+
 def restates_question(question: str, answer: str) -> bool:
     """The answer to a what/which/who... question names only what the question already says ("What type
     of tower is Gannet Rock Light?" -> "Gannet Rock Tower"). A yes/no question ("Is it red and white?")
-    or a choice ("... glass or brass?") is rightly answered from its own words."""
+    or a choice (_CHOICE) is rightly answered from its own words."""
     words = content_words(answer)
     return (len(words) >= 2 and words <= content_words(question) and bool(_ASKS_FOR.match(question))
-            and " or " not in f" {question.lower()} ")
+            and not _CHOICE.search(question))
 
 
 def numbers(text: str) -> set[str]:
     """The numbers a text states, each in one form: "1,200" and "1200", "2.50" and "2.5", "05" and "5",
     "12" and "twelve", "3rd" and "third", and a month's name and its number are the same number."""
     found = {_number_form(n) for n in _NUMBER.findall(text)}
-    for word, unit in _NUMBER_WORD.findall(text):
-        value = NUMBER_WORDS[word.lower()] + (NUMBER_WORDS[unit.lower()] if unit else 0)
-        found.add(str(value))
+    for run in _NUMBER_RUN.finditer(text):
+        words = [w.lower() for w in re.findall(r"[A-Za-z]+", run.group(0)) if w.lower() != "and"]
+        if words != ["one"]:  # "one of the oldest", "no one": seldom a count
+            found.add(str(_number_value(words)))
     found.update(str(_MONTHS.index(month) + 1) for month in _MONTH.findall(text))
     return found
+
+
+def _number_value(words: list[str]) -> int:
+    """The number a run of number words says: "two hundred and fifty" is 250, "twenty-first" 21."""
+    total = current = 0
+    for word in words:
+        value = NUMBER_WORDS[word]
+        if value == 100:
+            current = (current or 1) * 100
+        elif value == 1000:
+            total, current = total + (current or 1) * 1000, 0
+        else:
+            current += value
+    return total + current
 
 
 def _number_form(number: str) -> str:
@@ -123,16 +145,32 @@ def copies_example(question: str, answer: str, chunk: str = "") -> bool:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_ABBREVIATION = re.compile(r"(?:^|\s)(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Mt|Ft|No|Nos|Jr|Sr|Prof|Capt|Gen|Col|Lt|Sgt|Rev|"
+                           r"Hon|Gov|Co|Inc|Ltd|Bros|vs|etc|e\.g|i\.e|approx|ca|cf|Jan|Feb|Mar|Apr|Jun|Jul|Aug|"
+                           r"Sep|Sept|Oct|Nov|Dec)\.$", re.IGNORECASE)
 MIN_SENTENCE_WORDS = 3
 """A sentence with fewer content words ("In 1894.") is judged with the whole answer, not alone."""
 
 
+def sentences(text: str) -> list[str]:
+    """The sentences of a text; a full stop after an abbreviation or an initial ("St. Abbs Head",
+    "R. L. Stevenson", "e.g. the lens") ends none, nor one before a word in lower case."""
+    found: list[str] = []
+    for piece in _SENTENCE_END.split(text.strip()):
+        if found and (_ABBREVIATION.search(found[-1]) or not piece[:1].isupper() and not piece[:1].isdigit()):
+            found[-1] += " " + piece
+        else:
+            found.append(piece)
+    return found
+
+
 def sentence_support(answer: str, chunk: str) -> float:
-    """The least support of the answer's sentences (those of MIN_SENTENCE_WORDS content words or more):
-    a small model starts with the chunk's own sentence and goes on inventing ("The relief boat brings
-    fresh water... The only thing that can help is..."), which the average over the answer hides."""
-    sentences = [s for s in _SENTENCE_END.split(answer) if len(content_words(s)) >= MIN_SENTENCE_WORDS]
-    return min((support(s, chunk) for s in sentences), default=1.0)
+    """The least support of the answer's sentences (those of MIN_SENTENCE_WORDS content words or more),
+    1.0 when it has fewer than two: a small model starts with the chunk's own sentence and goes on
+    inventing ("The relief boat brings fresh water... The only thing that can help is..."), which the
+    average over the answer hides. One sentence is the whole answer, judged by min_support alone."""
+    judged = [s for s in sentences(answer) if len(content_words(s)) >= MIN_SENTENCE_WORDS]
+    return min((support(s, chunk) for s in judged), default=1.0) if len(judged) >= 2 else 1.0
 
 
 def content_problem(question: str, answer: str, chunk: str, g) -> tuple[str | None, dict[str, float]]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from gen_helpers import write_chunks
-from tunewiz.generators.checks import content_problem, numbers, support
+from tunewiz.generators.checks import content_problem, numbers, sentences, support
 from tunewiz.generators.prompts import EXAMPLE_PAIR
 from tunewiz.generators.quality import shape_problem
 from tunewiz.schema import GeneratorSection
@@ -60,9 +61,32 @@ def test_invented_numbers_and_the_copied_example_are_dropped(question, answer, v
     ("Does the relief boat bring paraffin or coal?", "Paraffin.", None),  # a choice, from its own words
     ("Does the relief boat come from Cape Sorrel or Cape Wrath?", "Cape Sorrel.", None),
     ("Does the relief boat bring fresh water?", "Yes, fresh water.", None),  # yes/no, from its own words
+    ("Which of Cape Sorrel and Cape Wrath does the boat come from?", "Cape Sorrel.", None),  # choices too
+    ("Where does the boat come from: Cape Sorrel, Cape Wrath?", "Cape Sorrel.", None),
 ])
 def test_invented_sentences_and_restated_questions_are_dropped(question, answer, verdict):
     assert content_problem(question, answer, CHUNK, GeneratorSection())[0] == verdict
+
+
+def test_a_full_stop_after_an_abbreviation_ends_no_sentence():
+    # Split there, "St." and "Abbs Head ..." were judged alone and a supported answer was dropped.
+    chunk = "Mr. Smith kept the light at St. Abbs Head for twenty years, e.g. through the storm of 1881."
+    answer = "Mr. Smith kept the light at St. Abbs Head for twenty years."
+    assert sentences(answer) == [answer]
+    assert content_problem("Who kept the light at St. Abbs Head?", answer, chunk, GeneratorSection())[0] is None
+    assert sentences("It was lit in 1811. R. L. Stevenson wrote of it.") == ["It was lit in 1811.",
+                                                                          "R. L. Stevenson wrote of it."]
+
+
+def test_one_sentence_is_judged_by_min_support_alone():
+    # The per-sentence threshold is for a true sentence followed by invented ones; on a one-sentence
+    # answer it overrode min_support, so lowering min_support kept nothing more.
+    answer = "The relief boat Marguerite sails with coal, timber and glass."  # 3 of its 7 content words
+    g = GeneratorSection()
+    assert content_problem("What does the relief boat carry?", answer, CHUNK, g)[0] == "unsupported"
+    assert support(answer, CHUNK) >= 0.3
+    assert content_problem("What does the relief boat carry?", answer, CHUNK,
+                           dataclasses.replace(g, min_support=0.3))[0] is None
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -71,6 +95,8 @@ def test_invented_sentences_and_restated_questions_are_dropped(question, answer,
     ("twelve keepers, the third tower, twenty-one lamps, the forty-second year", {"12", "3", "21", "42"}),
     ("Opened on 1 May 1932; keepers may leave.", {"1", "5", "1932"}),
     ("Dated 1932-05-01.", {"1932", "5", "1"}),
+    ("two hundred and fifty-two steps, one thousand two hundred crowns", {"252", "1200"}),
+    ("one of the oldest lights, between two and three keepers", {"2", "3"}),  # "one of" is no count
 ])
 def test_numbers_are_read_in_one_form_whatever_way_they_are_written(text, expected):
     assert numbers(text) == expected
