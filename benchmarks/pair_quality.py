@@ -34,6 +34,11 @@ FRESH = ROOT / "benchmarks" / "data" / "pair_labels_fresh.jsonl"
 2026-12-03), labelled by hand after the checks were written: they are not graded on pairs made for them."""
 
 
+def read_labels(path: Path) -> list[dict]:
+    """The rows of a labelled set (JSON lines: chunk, question, answer, label)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def verdicts(rows, g) -> list[str | None]:
     """Each row's drop reason under the thresholds of `g` (a GeneratorSection)."""
     from tunewiz.generators.checks import content_problem
@@ -75,15 +80,10 @@ def generate_run(provider: str | None, model: str | None, base_url: str | None) 
     import tempfile
 
     from tunewiz.dataset import PairStore
-    from tunewiz.generators.runner import Planner, generate_pairs
+    from tunewiz.generators.runner import Planner, chunk_key_of, generate_pairs
     from tunewiz.project import Project
 
-    labelled = {}
-    for path in (LABELS, FRESH):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                labelled[(row["question"], row["answer"])] = row["label"]
+    labelled = {(row["question"], row["answer"]): row["label"] for path in (LABELS, FRESH) for row in read_labels(path)}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "lighthouse"
         shutil.copytree(EXAMPLE, folder)
@@ -111,15 +111,17 @@ def generate_run(provider: str | None, model: str | None, base_url: str | None) 
           f"the labelled sets hold ({len(kept) - len(known)} kept pairs not labelled yet; goal 90 %)")
     for pair, label in zip(kept, labels):
         print(f"  kept ({label or 'not labelled'}): {pair.question[:60]!r} -> {pair.answer[:60]!r}")
-    unlabelled = [p for p in pairs if (p.question, p.answer) not in labelled]
+    # Appended, never rewritten: labels a person set there and has not yet moved to a set stay.
+    waiting = {(r["question"], r["answer"]) for r in read_labels(UNLABELLED)} if UNLABELLED.exists() else set()
+    unlabelled = [p for p in pairs if (p.question, p.answer) not in labelled.keys() | waiting]
     if unlabelled:
         UNLABELLED.parent.mkdir(parents=True, exist_ok=True)
-        with UNLABELLED.open("w", encoding="utf-8") as out:
+        with UNLABELLED.open("a", encoding="utf-8") as out:
             for p in unlabelled:
-                chunk = chunks.get(p.source.split("+r")[0], "")
-                out.write(json.dumps({"chunk": chunk, "question": p.question, "answer": p.answer,
-                                      "label": "?", "verdict": p.reason}, ensure_ascii=False) + "\n")
-        print(f"{len(unlabelled)} pairs no set labels: {UNLABELLED.relative_to(ROOT)} (set each 'label')")
+                out.write(json.dumps({"chunk": chunks.get(chunk_key_of(p.source), ""), "question": p.question,
+                                      "answer": p.answer, "label": "?", "verdict": p.reason},
+                                     ensure_ascii=False) + "\n")
+    print(f"{len(unlabelled)} new pairs no set labels, added to {UNLABELLED.relative_to(ROOT)} (set each 'label')")
 
 
 def main() -> int:
@@ -135,7 +137,7 @@ def main() -> int:
     args = parser.parse_args()
     g = GeneratorSection()
     for title, path in (("the set written with the checks", LABELS), ("a fresh run, labelled after", FRESH)):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = read_labels(path)
         print(f"{title} ({path.name}): {len(rows)} labelled pairs ({sum(r['label'] == 'good' for r in rows)} "
               f"good); defaults min_support {g.min_support}, min_sentence_support {g.min_sentence_support}, "
               f"min_question_support {g.min_question_support}\n")
@@ -149,7 +151,7 @@ def main() -> int:
             if (reason is None) != (row["label"] == "good"):
                 print(f"  wrong: {row['label']:<16} -> {reason}: {row['question'][:60]!r}")
         print()
-    rows = [json.loads(line) for line in LABELS.read_text().splitlines() if line.strip()]
+    rows = read_labels(LABELS)
     if args.sweep:
         print("\nmin_support  min_sentence_support  min_question_support  good kept  bad dropped")
         for s in (0.3, 0.4, 0.5, 0.6, 0.7):

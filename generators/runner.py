@@ -183,6 +183,11 @@ _ROUND_SUFFIX = re.compile(r"\+r\d+$")
 """After a chunk's key: the round of asking again (run_documents)."""
 
 
+def chunk_key_of(source: str) -> str:
+    """The key of the chunk a generated pair came from (its source, less the round of asking again)."""
+    return _ROUND_SUFFIX.sub("", source)
+
+
 def _topic_key(topic: str, index: int) -> str:
     return f"topic:{topic}#{index}"
 
@@ -232,7 +237,7 @@ class Planner:
     def kept(self, keys: set[str], prefix: str = "") -> int:
         """Pairs the project holds (not rejected) from these work items (a later round's key is `key+rN`)."""
         return sum(1 for p in self.store if p.status != "rejected"
-                   and ((_ROUND_SUFFIX.sub("", p.source) in keys) if keys else p.source.startswith(prefix)))
+                   and ((chunk_key_of(p.source) in keys) if keys else p.source.startswith(prefix)))
 
 
 class _Run:
