@@ -415,6 +415,19 @@ async def test_hardware_estimates_the_run_the_plan_would_start(qa_project):
         assert "Estimate for the next run (batch 4, LoRA rank 16, max_seq_len" in str(report.render())
 
 
+async def test_hyperparameters_shows_what_the_next_run_trains_with(qa_project):
+    # Under preset auto the form holds the schema's values; the run trains with the plan's.
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        plan = app.screen.query_one("#hp-plan")
+        await wait_for(pilot, lambda: "pairs:" in str(plan.render()))
+        assert "learning_rate = 0.001" in str(plan.render()) and "steps" in str(plan.render())
+        app.screen.query_one("#hyperparameters-learning_rate").value = "0.0005"  # the user's now
+        await wait_for(pilot, lambda: "learning_rate = " not in str(plan.render()))
+    assert Project.load("proj").config.hyperparameters.learning_rate == 0.0005
+
+
 async def test_hyperparameters_form_validates_and_marks_custom(qa_project):
     project = Project.load("proj")
     project.set("hyperparameters.preset", "balanced")

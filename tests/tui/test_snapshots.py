@@ -2,7 +2,8 @@
 --snapshot-update).
 
 Opened by relative path with fixed pairs and run files, so nothing varies between machines.
-Only the parts that depend on this machine (hardware detection) are left out.
+Only the parts that depend on this machine (hardware detection) are left out, and the machine the
+next run's plan is made for is a fixed one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,15 @@ from textual.worker import WorkerCancelled
 from tunewiz.tui.app import TunewizApp
 
 SIZE = (80, 24)
+
+
+@pytest.fixture(autouse=True)
+def a_fixed_machine(monkeypatch):
+    """The Hyperparameters step shows the next run's plan, whose expected time follows the machine."""
+    from tunewiz import hardware
+
+    monkeypatch.setattr(hardware, "detect", lambda: hardware.Hardware(cpu_cores=2, ram_total_mb=16_000,
+                                                                      ram_available_mb=12_000))
 
 
 def holds(condition, app) -> bool:

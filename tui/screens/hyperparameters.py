@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Label
+from textual.widgets import Label, Static
 
+from tunewiz.errors import TunewizError
 from tunewiz.presets import mark_edited
 from tunewiz.tui.screens.base import StepPane
 from tunewiz.tui.widgets.settings_form import SettingsForm
@@ -17,11 +18,28 @@ class HyperparametersPane(StepPane):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
+            # What the next run trains with, before the form: under preset auto it is not the form's
+            # values (40 facts train at LoRA rank 64 where the form says 16).
+            yield Label("The next run", classes="box-title")
+            yield Static("Planning ...", id="hp-plan", markup=False)
             yield Label("auto: defaults chosen at train time; edits stay yours", classes="box-title")
             yield SettingsForm(self.project, "hyperparameters", id="hp-form")
 
     def on_step_shown(self) -> None:
         self.query_one("#hp-form", SettingsForm).reload()
+        self.show_plan()
+
+    @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
+    def show_plan(self) -> None:
+        from tunewiz.training.launch import next_run_plan
+
+        try:
+            text = "\n".join(next_run_plan(self.project).lines())
+        except TunewizError as exc:  # no pairs yet, an unreadable base model
+            text = f"Not planned yet: {exc}"
+        except Exception as exc:  # a bug: said on the step (never taking the UI down), with its type
+            text = f"Planning failed with an internal error ({type(exc).__name__}: {exc})"
+        self.app.call_from_thread(self.query_one("#hp-plan", Static).update, text)
 
     @on(SettingsForm.Saved)
     def _saved(self, event: SettingsForm.Saved) -> None:
@@ -35,6 +53,7 @@ class HyperparametersPane(StepPane):
             self.notify("The preset is now custom: a value of it was changed.")
             form.reload()  # the preset's advice goes with it
         self.project_changed()
+        self.show_plan()
 
     def apply_preset(self, name: str) -> None:
         from tunewiz.presets import apply_preset

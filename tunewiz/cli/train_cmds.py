@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "it. Without --detach a progress bar follows it; Ctrl-C stops it gracefully.")
     add_project_arg(p)
     p.add_argument("--detach", action="store_true", help="return at once; follow with `tunewiz logs -f`")
+    p.add_argument("--plan", action="store_true",
+                   help="only say what the run would train with (the values chosen under preset auto, the "
+                        "steps and the expected time), and start nothing")
     p.add_argument("--resume", nargs="?", const=True, metavar="RUN",
                    help="continue a run (default: the latest) from its last complete checkpoint")
     p.add_argument("--gpus", type=int, help="processes/GPUs to train on (overrides hardware.gpus)")
@@ -120,9 +123,13 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tunewiz.training.launch import Nodes, node_log_name, start_run
+    from tunewiz.training.launch import Nodes, next_run_plan, node_log_name, start_run
 
     project = open_project(args)
+    if args.plan:
+        lines = next_run_plan(project, args.gpus).lines()
+        print("\n".join(["The next run would train with:", *lines]))
+        return 0
     nodes = Nodes(count=args.nnodes, rank=args.node_rank, master_addr=args.master_addr,
                   master_port=args.master_port, rdzv_endpoint=args.rdzv_endpoint)
     run = start_run(project, resume=args.resume, gpus=args.gpus, allow_over_memory=args.allow_over_memory,

@@ -176,6 +176,18 @@ def plan_run(project: Project, gpus: int) -> tuple[list, list, TrainingPlan, lis
 
     Facts all train: a fact held out can never be recalled, so its loss only rises;
     reworded questions of trained facts validate instead."""
+    train, validation, plan = _split_and_plan(project, gpus)
+    return train, validation, plan, check_records(project, train, plan.kind)
+
+
+def next_run_plan(project: Project, gpus: int | None = None) -> TrainingPlan:
+    """What `tunewiz train` would train with now (on `gpus`, default hardware.gpus): the kind of data,
+    the values the plan resolves under `preset = auto` (each with why), the steps and the expected
+    time. TunewizError when there is nothing to train on yet."""
+    return _split_and_plan(project, gpus or project.config.hardware.gpus)[2]
+
+
+def _split_and_plan(project: Project, gpus: int) -> tuple[list, list, TrainingPlan]:
     from tunewiz.dataset import project_kind, project_split
     from tunewiz.hardware import detect, model_shape
 
@@ -193,7 +205,7 @@ def plan_run(project: Project, gpus: int) -> tuple[list, list, TrainingPlan, lis
     cores = cfg.hardware.threads or hw.cpu_cores
     plan = plan_training(project, kind, why, train, validation, device, cores,
                          shape.params / 1e9 if shape else None, gpus if device == "cuda" else 1)
-    return train, validation, plan, check_records(project, train, kind)
+    return train, validation, plan
 
 
 def hardware_report_for_next_run(project: Project):
@@ -201,7 +213,7 @@ def hardware_report_for_next_run(project: Project):
     next run would train with: under `preset = auto` the plan may choose another batch size or LoRA rank
     than the project's. A project with nothing to train yet gets the estimate of its own settings."""
     try:
-        planned = plan_run(project, project.config.hardware.gpus)[2].hyperparameters
+        planned = next_run_plan(project).hyperparameters
     except TunewizError:  # no pairs yet, or an unreadable base model: the project's own values
         planned = None
     return hardware_report(project, hyperparameters=planned)
