@@ -14,6 +14,7 @@ Two faults are handled here, once for every journal of a project:
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 from pathlib import Path
 from typing import Iterable
@@ -43,7 +44,10 @@ def torn_tail_size(path: Path) -> int:
 
 
 def set_aside_torn_tail(path: Path) -> Path | None:
-    """Move a torn last line into a side file and cut it off `path`; returns the side file."""
+    """Move a torn last line into a side file and cut it off `path`; returns the side file.
+
+    A last line that is a whole record and lacks only its newline (a hand edit, a crash between the
+    record and its newline) is no torn line: it gets its newline and stays."""
     size = torn_tail_size(path)
     if not size:
         return None
@@ -51,6 +55,11 @@ def set_aside_torn_tail(path: Path) -> Path | None:
         end = handle.seek(0, os.SEEK_END)
         handle.seek(end - size)
         tail = handle.read(size)
+        if _is_record(tail):
+            handle.write(b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+            return None
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         side = path.with_name(f"{path.stem}.torn-{stamp}{path.suffix}")
         with side.open("ab") as out:  # "a": two tails set aside in one second are both kept
@@ -61,6 +70,13 @@ def set_aside_torn_tail(path: Path) -> Path | None:
         handle.flush()
         os.fsync(handle.fileno())
     return side
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:  # cut short (UnicodeDecodeError is a ValueError too)
+        return False
 
 
 def torn_tail_notice(path: Path, side: Path) -> str:

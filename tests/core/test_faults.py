@@ -49,6 +49,18 @@ def test_a_torn_last_line_is_set_aside_and_the_import_counts_what_is_stored(proj
     assert str(side[0]) in err and "cut short" in err
 
 
+def test_a_whole_last_record_without_its_newline_is_kept(project, tmp_path, capsys):
+    # A hand edit, or a crash between a record and its newline: the record is whole, not torn; set
+    # aside, it would lose a pair (or bring back a deleted one, when it was a deletion record).
+    three_pairs(project)
+    project.pairs_path.write_bytes(project.pairs_path.read_bytes().rstrip(b"\n"))
+    assert main(["import", "-p", str(project.root), str(write_csv(tmp_path / "two.csv", 2))]) == 0
+    out, err = capsys.readouterr()
+    assert "now has 5 pairs" in out and "cut short" not in err
+    assert sorted(p.question for p in PairStore(project.pairs_path))[:3] == ["Q0?", "Q1?", "Q2?"]
+    assert not [p for p in project.pairs_path.parent.iterdir() if p.name.startswith("pairs.torn-")]
+
+
 def test_ctrl_c_during_an_import_leaves_the_journal_as_it_was(project, tmp_path, monkeypatch):
     import tunewiz.journal as journal
 
