@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator
 
 from tunewiz.dataset import Pair, new_pair_id, now_iso, split_position
 from tunewiz.errors import TunewizError
+from tunewiz.formats import physical_lines
 from tunewiz.journal import append_lines, torn_tail_notice
 from tunewiz.questions import looks_like_question
 from tunewiz.scoring import tokens
@@ -278,14 +279,14 @@ def _read_rows(path: Path) -> Iterator[tuple[int, Any]]:
     except UnicodeDecodeError as exc:
         raise TunewizError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
+        reader = csv.DictReader(physical_lines(text))
         fields = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
         if "reworded" not in fields or not ({"question", "pair_id"} & fields.keys()):
             raise TunewizError(f"{path}:1: needs a 'reworded' column and a 'question' (or 'pair_id') column")
         for row in reader:
             yield reader.line_num, {key: row.get(name) for key, name in fields.items()}
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(physical_lines(text), start=1):
         if line.strip():
             try:
                 yield number, json.loads(line)

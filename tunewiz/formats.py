@@ -20,6 +20,7 @@ import csv
 import errno
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
@@ -300,6 +301,16 @@ def _exchanges(turns: list[dict], name: str, keys: tuple[str, str], user: str, a
     return [Sample(system, exchanges[-1][0], exchanges[-1][1], history)]
 
 
+_PHYSICAL_LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+$")
+
+
+def physical_lines(text: str) -> list[str]:
+    """The lines of a text file, each with its ending: ended by a newline, CRLF or a lone CR (an old Mac
+    CSV), never at the other characters str.splitlines breaks at (a form feed from PDF text, U+2028,
+    U+0085), which are text inside a field, not line ends."""
+    return _PHYSICAL_LINE.findall(text)
+
+
 def _pairs_of(samples: list, source: str, where: str) -> Iterator[Pair | RowProblem]:
     for sample in samples:
         system, question, answer = sample[:3]
@@ -321,8 +332,9 @@ def _preference_error(path: Path, where: str) -> FormatError:
 
 
 def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> Iterator[Pair | RowProblem]:
-    lines = _read_text(path, encoding).splitlines(keepends=True)  # the text itself is not kept
-    reader = csv.reader(iter(lines), strict=True)
+    lines = physical_lines(_read_text(path, encoding))  # the text itself is not kept
+    # skipinitialspace: `q, "red, yellow"` is two fields (a space after the comma, then a quoted one).
+    reader = csv.reader(iter(lines), strict=True, skipinitialspace=True)
     try:
         header = next(reader)
     except (csv.Error, StopIteration) as exc:
@@ -347,7 +359,7 @@ def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> I
             # Report the row, then carry on reading from the line after the one it started on.
             yield RowProblem(f"line {start}", f"broken quoting ({exc})")
             line = start
-            reader = csv.reader(iter(lines[line:]), strict=True)
+            reader = csv.reader(iter(lines[line:]), strict=True, skipinitialspace=True)
             base = line
             continue
         line = reader.line_num + base
@@ -357,6 +369,10 @@ def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> I
         if len(row) <= max(q_col, a_col):
             yield RowProblem(where, f"only {len(row)} columns; the answer is missing")
             continue
+        if any(cell.strip() for cell in row[len(header):]):  # cut off, the answer would lose its rest
+            yield RowProblem(where, f"{len(row)} fields where the header has {len(header)}: a field holding "
+                                    "a comma must be in double quotes")
+            continue
         question = row[q_col]
         if in_col is not None and in_col < len(row) and row[in_col].strip():
             question = f"{question}\n\n{row[in_col]}"
@@ -365,7 +381,7 @@ def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> I
 
 
 def iter_jsonl(path: Path, encoding: str | None = None, chosen: bool = False) -> Iterator[Pair | RowProblem]:
-    for number, line in enumerate(_read_text(path, encoding).splitlines(), start=1):
+    for number, line in enumerate(physical_lines(_read_text(path, encoding)), start=1):
         if not line.strip():
             continue
         where = f"line {number}"

@@ -43,6 +43,30 @@ def test_csv_bad_rows_are_reported_by_line_and_good_rows_kept(tmp_path):
                         ("line 5", "only 1 columns; the answer is missing")]
 
 
+def test_csv_fields_are_never_cut_apart_without_a_word(tmp_path):
+    f = tmp_path / "qa.csv"
+    f.write_bytes(b'question, answer\n'
+                  b'What are the primary colours?, "red, yellow, blue"\n'  # a space before the quote
+                  b'What is the capital of France?,Paris, which is also its largest city\n'  # unquoted comma
+                  b'What is on the page?,"page one\x0cpage two"\n'  # a form feed from PDF text
+                  b'Trailing comma?,Fine.,\n')
+    result = read_pairs(f)
+    assert [(p.question, p.answer) for p in result.pairs] == [
+        ("What are the primary colours?", "red, yellow, blue"), ("What is on the page?", "page one\x0cpage two"),
+        ("Trailing comma?", "Fine.")]
+    assert [(p.where, p.reason.split(":")[0]) for p in result.problems] == [
+        ("line 3", "3 fields where the header has 2")]
+
+
+def test_lines_end_only_at_line_ends(tmp_path):
+    # U+2028 is a line break to str.splitlines but text to JSON and CSV; an old Mac CSV ends lines in CR.
+    (tmp_path / "u.jsonl").write_text(json.dumps({"question": "Two\u2028lines?", "answer": "A\u2028B"},
+                                                 ensure_ascii=False) + "\n", encoding="utf-8")
+    assert [(p.question, p.answer) for p in read_pairs(tmp_path / "u.jsonl").pairs] == [("Two\u2028lines?", "A\u2028B")]
+    (tmp_path / "mac.csv").write_bytes(b"question,answer\rQ1?,A1.\rQ2?,A2.\r")
+    assert [p.answer for p in read_pairs(tmp_path / "mac.csv").pairs] == ["A1.", "A2."]
+
+
 def test_csv_without_question_and_answer_columns(tmp_path):
     f = tmp_path / "x.csv"
     f.write_text("foo,bar\n1,2\n")
