@@ -265,8 +265,7 @@ def rank_checkpoints(run: Run, patience: int = DEFAULT_PATIENCE) -> CheckpointRe
 
     incomplete = []
     if run.checkpoints_dir.is_dir():
-        incomplete = sorted(p for p in run.checkpoints_dir.glob("checkpoint-*")
-                            if p.is_dir() and not (p / COMPLETE_MARKER).exists())
+        incomplete = [p for p in run.checkpoint_folders() if not (p / COMPLETE_MARKER).exists()]
 
     if kind == "facts":
         overfit = detect_fact_overfit(checkpoints)
@@ -403,8 +402,9 @@ def select_checkpoint(report: CheckpointReport, pick: str) -> CheckpointInfo:
 
 def pick_checkpoint(project: Project, pick: str, run_id: str = "",
                     patience: int = DEFAULT_PATIENCE) -> CheckpointInfo:
-    """Check a pick against the run and store it in [checkpoint] of the project (saved)."""
-    run = find_run(project, run_id, pinned=True)
+    """Check a pick against the run (default: the latest) and store it in [checkpoint] of the project
+    (saved)."""
+    run = find_run(project, run_id)
     chosen = select_checkpoint(rank_checkpoints(run, patience), pick)
     project.set("checkpoint.run", run.id)
     project.set("checkpoint.pick", parse_pick(pick))

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ STOP_FILE = "STOP"
 """Created to ask a running engine to save a checkpoint and stop."""
 CHECKPOINTS_DIR = "checkpoints"
 COMPLETE_MARKER = "COMPLETE"
+CHECKPOINT_NAME = re.compile(r"checkpoint-\d+")
 """Written last into a checkpoint folder; a checkpoint without it is ignored. It holds the trainer
 state and, under "files", the size and SHA-256 of every other file (checkpoints written before
 checksums existed have none; they are checked for structure only)."""
@@ -232,12 +234,17 @@ class Run:
     def metrics(self) -> list[dict[str, Any]]:
         return list(read_jsonl(self.metrics_path))
 
-    def complete_checkpoints(self) -> list[Path]:
-        """Checkpoint folders that carry the completion marker, by step."""
+    def checkpoint_folders(self) -> list[Path]:
+        """The folders named checkpoint-<step>, complete or not, by step (a copy named checkpoint-100.bak
+        or anything else the user keeps there is not one)."""
         if not self.checkpoints_dir.is_dir():
             return []
-        found = [p for p in self.checkpoints_dir.glob("checkpoint-*") if (p / COMPLETE_MARKER).exists()]
+        found = [p for p in self.checkpoints_dir.iterdir() if CHECKPOINT_NAME.fullmatch(p.name) and p.is_dir()]
         return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))
+
+    def complete_checkpoints(self) -> list[Path]:
+        """Checkpoint folders that carry the completion marker, by step."""
+        return [p for p in self.checkpoint_folders() if (p / COMPLETE_MARKER).exists()]
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -250,9 +257,11 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
         for line in handle:
             if line.endswith("\n"):
                 try:
-                    yield json.loads(line)
+                    record = json.loads(line)
                 except ValueError:
                     continue
+                if isinstance(record, dict):  # a stray `null` or number is no record
+                    yield record
 
 
 def list_runs(runs_dir: Path) -> list[Run]:
@@ -325,6 +334,17 @@ def _structure_damage(folder: Path) -> str | None:
 def latest_run(runs_dir: Path) -> Run | None:
     runs = list_runs(runs_dir)
     return runs[-1] if runs else None
+
+
+def newer_run_note(project: Any) -> str:
+    """A line for the commands that follow the user's pick (checkpoints, export) when a run newer than
+    the picked one exists: the pick stays where the user put it, but a new run's model must not be
+    passed over without a word. Empty when nothing is pinned or the pinned run is the latest."""
+    pinned, runs = project.config.checkpoint.run, list_runs(project.runs_dir)
+    if not pinned or not runs or runs[-1].id == pinned or pinned not in {r.id for r in runs}:
+        return ""
+    return (f"the picked checkpoint is in run {pinned} (checkpoint.run); run {runs[-1].id} is newer: "
+            f"`tunewiz pick best --run {runs[-1].id}` (or a step) picks in it")
 
 
 def find_run(project: Any, run_id: str | None = None, *, pinned: bool = False) -> Run:

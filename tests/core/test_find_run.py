@@ -34,3 +34,46 @@ def test_an_id_a_prefix_the_pin_or_the_latest(project):
     project.set("checkpoint.run", "20250101-000000-gone")
     with pytest.raises(TunewizError, match="checkpoint.run = '20250101-000000-gone' but there is no run folder"):
         find_run(project, pinned=True)
+
+
+def test_a_run_newer_than_the_pick_is_named_and_pick_defaults_to_the_latest(project):
+    # Picked in run A, then run B trained: export still follows the pick, but says B is there, and
+    # `tunewiz pick best` (no --run) means the latest run, as its help says.
+    from tunewiz.checkpoints import pick_checkpoint
+    from tunewiz.runs import newer_run_note
+
+    make_runs(project, "20260101-000000-aaaa")
+    project.set("checkpoint.run", "20260101-000000-aaaa")
+    assert newer_run_note(project) == ""
+    make_runs(project, "20260102-000000-bbbb")
+    assert "run 20260102-000000-bbbb is newer: `tunewiz pick best --run 20260102-000000-bbbb`" in newer_run_note(project)
+    assert find_run(project, pinned=True).id == "20260101-000000-aaaa"
+    with pytest.raises(TunewizError, match="20260102-000000-bbbb"):  # no checkpoints in B: named in the error
+        pick_checkpoint(project, "best")
+
+
+def test_only_checkpoint_folders_are_checkpoints_and_resume_deletes_nothing_else(project):
+    # A copy the user keeps (checkpoint-100.bak, an adapter of their own) is no checkpoint: listing
+    # runs used to crash on it, and a resume deleted the adapter folder as "half-written".
+    from tunewiz.runs import COMPLETE_MARKER
+    from tunewiz.training.checkpoints import remove_partial
+
+    make_runs(project, "20260101-000000-aaaa")
+    run = find_run(project)
+    for name in ("checkpoint-100", "checkpoint-20", "checkpoint-100.bak", "keep-step-20-adapter"):
+        (run.checkpoints_dir / name).mkdir(parents=True)
+        (run.checkpoints_dir / name / COMPLETE_MARKER).write_text("{}")
+    (run.checkpoints_dir / "checkpoint-300").mkdir()          # cut short: no marker
+    (run.checkpoints_dir / ".tmp-checkpoint-400").mkdir()     # being written when the run died
+    (run.checkpoints_dir / "keep-step-20-adapter" / COMPLETE_MARKER).unlink()
+    assert [p.name for p in run.complete_checkpoints()] == ["checkpoint-20", "checkpoint-100"]
+    remove_partial(run)
+    assert sorted(p.name for p in run.checkpoints_dir.iterdir()) == [
+        "checkpoint-100", "checkpoint-100.bak", "checkpoint-20", "keep-step-20-adapter"]
+
+
+def test_a_metrics_line_that_is_no_record_is_skipped(project):
+    make_runs(project, "20260101-000000-aaaa")
+    run = find_run(project)
+    run.metrics_path.write_text('{"type": "train", "step": 1, "loss": 2.0}\nnull\n[1, 2]\n7\n')
+    assert run.metrics() == [{"type": "train", "step": 1, "loss": 2.0}]

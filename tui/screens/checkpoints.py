@@ -16,7 +16,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Static
 
 from tunewiz.checkpoints import CheckpointInfo, CheckpointReport, rank_checkpoints
-from tunewiz.runs import find_run
+from tunewiz.runs import find_run, newer_run_note
 from tunewiz.errors import TunewizError
 from tunewiz.tui.glyphs import GLYPHS
 from tunewiz.tui.screens.base import StepPane, shows_errors, writes
@@ -92,6 +92,7 @@ class CheckpointsPane(StepPane):
             notes += [report.overfit.describe(report.patience)] if report.overfit else []
             notes += [report.note] if report.note else []
             notes += [report.caveat] if report.caveat else []
+            notes += [f"Note: {newer_run_note(self.project)}"] if newer_run_note(self.project) else []
             summary.update(f"run {report.run.id}: {len(self.rows)} complete checkpoints · pick: {pick} "
                            "(enter picks the row, b picks the best)" + "".join(f"\n{n}" for n in notes))
         self.query_one("#ckpt-bars", Static).update(loss_bars(self.rows))

@@ -86,7 +86,7 @@ def _drift(info) -> str:
 
 def cmd_checkpoints(args: argparse.Namespace) -> int:
     from tunewiz.checkpoints import rank_checkpoints, select_checkpoint
-    from tunewiz.runs import find_run
+    from tunewiz.runs import find_run, newer_run_note
 
     project = open_project(args)
     if args.patience < 1:
@@ -114,6 +114,8 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     header = ["", "step", "epoch", "train loss"] + (["val loss"] if with_val else [])
     header += ["trained", "reworded", "everyday"] if with_checks else []
     print(f"Run {run.id} ({run.state()}); data: {report.kind}")
+    if not args.run and newer_run_note(project):
+        print(f"Note: {newer_run_note(project)}")
     print(table(rows, header + [""]))
     print("* best   > picked (`tunewiz pick STEP|best`)   trained/reworded: questions recalled   "
           "everyday: prompts answered without breaking" if with_checks else "* best   > picked")
@@ -159,8 +161,11 @@ def cmd_pick(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from tunewiz.export import export_model
+    from tunewiz.runs import newer_run_note
 
     project = open_project(args, write=True, holder="tunewiz export")
+    if newer_run_note(project):  # said before the minutes of merging, not after
+        print(f"Note: {newer_run_note(project)}")
     types = [t for t in args.types.split(",") if t.strip()] if args.types else None
     try:
         result = export_model(project, on_progress=print, force=args.force, types=types, name=args.name,

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tunewiz.runs import COMPLETE_MARKER, Run, checkpoint_damage, file_digests
+from tunewiz.runs import CHECKPOINT_NAME, COMPLETE_MARKER, Run, checkpoint_damage, file_digests
 
 TRAINER_STATE = "trainer_state.json"
 DISK_FULL_BYTES = 64 * 2**20
@@ -119,11 +119,14 @@ def read_trainer_state(path: Path) -> dict[str, Any]:
 
 
 def remove_partial(run: Run) -> None:
-    """Delete half-written checkpoint folders a crash left behind."""
+    """Delete half-written checkpoint folders a crash left behind: the engine's own, and nothing else a
+    user keeps beside them (a copied adapter, a note)."""
     if run.checkpoints_dir.is_dir():
-        for folder in run.checkpoints_dir.iterdir():
-            if folder.name.startswith(".tmp-") or (folder.is_dir() and not (folder / COMPLETE_MARKER).exists()):
-                shutil.rmtree(folder, ignore_errors=True)
+        temporary = [p for p in run.checkpoints_dir.iterdir()
+                     if p.name.startswith(".tmp-") and CHECKPOINT_NAME.fullmatch(p.name.removeprefix(".tmp-"))]
+        unfinished = [p for p in run.checkpoint_folders() if not (p / COMPLETE_MARKER).exists()]
+        for folder in temporary + unfinished:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _rng_state() -> dict[str, Any]:

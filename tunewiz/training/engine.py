@@ -520,7 +520,8 @@ class Trainer:
                 self.save_and_check(step, epoch, stopping)
             if stopping:
                 self.report.set(state="stopped", step=step, ended=now_iso(),
-                                message=f"stopped on request at step {step}; continue with `tunewiz train --resume`")
+                                message=f"stopped on request at step {step}; continue with "
+                                        f"`tunewiz train --resume {self.run.id}`")
                 self.report.log("stopped on request")
                 return "stopped"
             if save_now or time.monotonic() - status_written >= 1.0:
