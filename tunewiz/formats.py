@@ -408,7 +408,7 @@ def iter_json(path: Path, encoding: str | None = None, chosen: bool = False) -> 
         raise FormatError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
     del text
     if isinstance(document, dict):
-        document = next((v for v in document.values() if isinstance(v, list)), [document])
+        document = _records_of_object(path, document)
     if not isinstance(document, list):
         raise FormatError(f"{path}: expected a JSON list of records")
     for number, record in enumerate(document, start=1):
@@ -421,6 +421,24 @@ def iter_json(path: Path, encoding: str | None = None, chosen: bool = False) -> 
             yield RowProblem(where, str(exc), getattr(exc, "kind", "bad rows"))
             continue
         yield from _pairs_of(samples, f"{path.name}#{number}", where)
+
+
+def _records_of_object(path: Path, document: dict) -> list:
+    """The records of a JSON object: the object itself when it is one record (an OpenAI `messages`
+    sample, a QA object), else its one list of records ({"data": [...]}). Several lists ({"train": [...],
+    "test": [...]}) are refused by name: taking the first would import part of the file in silence."""
+    try:
+        pairs_from_record(document, False)
+        return [document]
+    except PreferenceData:
+        return [document]  # one preference record: the reader says what to do with it
+    except ValueError:
+        pass
+    lists = [key for key, value in document.items() if isinstance(value, list)]
+    if len(lists) > 1:
+        raise FormatError(f"{path}: a JSON object with several lists ({', '.join(lists)}): save the records to "
+                          "import as one JSON list (or JSON lines), or import each list from its own file")
+    return document[lists[0]] if lists else [document]
 
 
 def read_pairs(path: str | Path, encoding: str | None = None, chosen: bool = False) -> ReadResult:

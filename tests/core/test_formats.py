@@ -67,6 +67,22 @@ def test_lines_end_only_at_line_ends(tmp_path):
     assert [p.answer for p in read_pairs(tmp_path / "mac.csv").pairs] == ["A1.", "A2."]
 
 
+def test_a_json_object_is_one_record_or_holds_one_list(tmp_path):
+    one = {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "U?"},
+                        {"role": "assistant", "content": "A."}]}
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    assert [(p.question, p.answer, p.system) for p in read_pairs(tmp_path / "one.json").pairs] == [("U?", "A.", "S")]
+    (tmp_path / "kw.json").write_text(json.dumps({"question": "Q?", "answer": "A.", "keywords": ["k"]}))
+    assert [p.answer for p in read_pairs(tmp_path / "kw.json").pairs] == ["A."]
+    (tmp_path / "data.json").write_text(json.dumps({"data": [{"question": "Q?", "answer": "A."}]}))
+    assert [p.answer for p in read_pairs(tmp_path / "data.json").pairs] == ["A."]
+    # Two lists: the first alone was imported, the rest dropped without a word.
+    (tmp_path / "split.json").write_text(json.dumps({"test": [{"question": "T?", "answer": "T."}],
+                                                     "train": [{"question": "Q?", "answer": "A."}]}))
+    with pytest.raises(FormatError, match=r"split.json: a JSON object with several lists \(test, train\)"):
+        read_pairs(tmp_path / "split.json")
+
+
 def test_csv_without_question_and_answer_columns(tmp_path):
     f = tmp_path / "x.csv"
     f.write_text("foo,bar\n1,2\n")
