@@ -40,10 +40,11 @@ def check_pair(pair: "Pair") -> None:
 
 
 def prompt_text(pair: "Pair") -> str:
-    """Everything a sample asks, for duplicate checks: a conversation's earlier turns and its question."""
-    if not pair.history:
+    """Everything a sample asks, for duplicate checks: its own system prompt (the same question under
+    "Answer in French." is another sample), a conversation's earlier turns and its question."""
+    if not pair.history and not pair.system:
         return pair.question
-    return "\n".join([turn["content"] for turn in pair.history] + [pair.question])
+    return "\n".join([pair.system] * bool(pair.system) + [turn["content"] for turn in pair.history] + [pair.question])
 
 
 def check_history(history: Any, where: str) -> None:

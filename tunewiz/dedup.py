@@ -31,9 +31,19 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", _PUNCT.sub(" ", text)).strip()
 
 
+_SENTENCE_PUNCT = re.compile(r"[^\w\s#+%$€£¥&@/*=<>^~|\\]", re.UNICODE)
+"""What an exact duplicate may differ in: punctuation that does not change the meaning ("What is X?",
+"what is x"), not the symbols that do ("C", "C#" and "C++"; "5" and "5%")."""
+
+
 def pair_key(question: str, answer: str) -> str:
-    """The key two pairs share when they are the same after normalization."""
-    return normalize(question) + "\x00" + normalize(answer)
+    """The key two pairs share when they are the same but for case, spacing and punctuation."""
+    return _exact_text(question) + "\x00" + _exact_text(answer)
+
+
+def _exact_text(text: str) -> str:
+    text = text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).casefold()
+    return _SPACE.sub(" ", _SENTENCE_PUNCT.sub(" ", text)).strip()
 
 
 def question_key(question: str) -> str:

@@ -147,6 +147,16 @@ def test_importing_twice_adds_nothing(tmp_path):
     assert len(PairStore(tmp_path / "pairs.jsonl")) == 2
 
 
+def test_symbols_and_system_prompts_make_different_pairs(tmp_path):
+    # Punctuation was dropped whole: C, C# and C++ were one question, two of them skipped as duplicates.
+    (tmp_path / "c.csv").write_text("question,answer\nIs C compiled?,Yes.\nIs C# compiled?,Yes.\n"
+                                    "Is C++ compiled?,Yes.\nis c compiled,yes\nIs it 5%?,No.\nIs it 5?,No.\n")
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps({"question": "Hi?", "answer": "Hello.", "system": s}) + "\n"
+                                              for s in ("Answer in French.", "Answer in English.")))
+    store = PairStore(tmp_path / "pairs.jsonl")
+    assert (import_file(store, tmp_path / "c.csv").added, import_file(store, tmp_path / "s.jsonl").added) == (5, 2)
+
+
 @pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_every_export_format_reads_back(tmp_path, fmt):
     store = PairStore(tmp_path / "pairs.jsonl")
