@@ -9,6 +9,8 @@ model GGUF, never the adapter.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import shlex
 from dataclasses import dataclass, field
@@ -61,9 +63,11 @@ def list_exports(exports_dir: Path) -> list[ExportManifest]:
     """Finished exports, newest first (hidden folders are exports being written)."""
     if not exports_dir.is_dir():
         return []
-    folders = sorted((p for p in exports_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                     key=lambda p: p.stat().st_mtime, reverse=True)
-    return [m for m in map(read_manifest, folders) if m is not None]
+    manifests = [m for m in map(read_manifest, (p for p in exports_dir.iterdir()
+                                                 if p.is_dir() and not p.name.startswith("."))) if m is not None]
+    # By when the export finished (its manifest is written last, once), not the folder's time, which
+    # any file added to an old export (a note, an editor's swap file) moves.
+    return sorted(manifests, key=lambda m: (m.folder / MANIFEST_FILE).stat().st_mtime, reverse=True)
 
 
 def run_commands(manifest: ExportManifest) -> list[tuple[str, list[str]]]:
@@ -100,7 +104,9 @@ def commands_text(manifest: ExportManifest) -> str:
 
 
 def run_readme(manifest: ExportManifest) -> str:
-    """README-run.txt: the exact commands that run this export."""
+    """README-run.txt: the exact commands that run this export, with absolute paths (the file is read
+    from inside the export folder, not from where the export was started)."""
+    manifest = dataclasses.replace(manifest, folder=manifest.folder.resolve())
     lines = [f"Run the fine-tuned model exported to {manifest.folder}", ""]
     if not manifest.modelfile:
         lines += [f"Ollama: no Modelfile was written: the '{manifest.template}' template (the base model's own) "

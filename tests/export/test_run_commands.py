@@ -56,6 +56,23 @@ def test_chat_picks_the_newest_exports_model(tmp_path, project):
     assert [m.folder.name for m in list_exports(project.exports_dir)] == ["facts"]
 
 
+def test_the_newest_export_is_the_last_finished_not_the_last_touched(tmp_path, project):
+    import os
+
+    old, new = write_export(project.exports_dir / "old"), write_export(project.exports_dir / "new")
+    os.utime(old / "export.json", (1_000_000, 1_000_000))
+    (old / "notes.txt").write_text("the folder's time moves; the export did not change")
+    assert [m.folder.name for m in list_exports(project.exports_dir)] == ["new", "old"]
+
+
+def test_the_readme_in_the_export_folder_names_absolute_paths(tmp_path, monkeypatch):
+    # Exported with `-p .`, the folder is relative to where the export ran, not to the README.
+    monkeypatch.chdir(tmp_path)
+    write_export(tmp_path / "exports" / "my model")
+    readme = run_readme(read_manifest(tmp_path.relative_to(tmp_path) / "exports" / "my model"))
+    assert f"llama-cli -m '{tmp_path}/exports/my model/facts-q8_0.gguf' --jinja" in readme
+
+
 def test_the_model_card_parses_and_holds_counts_not_samples(tmp_path, project):
     from huggingface_hub import ModelCard
 
