@@ -140,6 +140,9 @@ class RunStatus:
     state: str = "starting"
     """starting, running, stopping, finished, stopped, failed."""
     pid: int = 0
+    pid_start: str = ""
+    """When `pid` started (process_start): after a reboot or a kill -9 the system may give the pid to
+    another process, which must not keep a dead run "running"."""
     host: str = ""
     """The machine `pid` runs on (a multi-node run's folder is read from every node)."""
     step: int = 0
@@ -197,8 +200,15 @@ class Run:
             data = json.loads(self.status_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return RunStatus(state="unknown", message="status.json is missing or unreadable")
+        if not isinstance(data, dict):
+            return RunStatus(state="unknown", message="status.json is not a JSON object")
         known = {k: data.pop(k) for k in list(data) if k in RunStatus.__dataclass_fields__ and k != "extra"}
-        return RunStatus(**known, extra=data)
+        status = RunStatus(**known, extra=data)
+        try:
+            status.pid = int(status.pid or 0)  # "4242" written by hand
+        except (TypeError, ValueError):
+            status.pid = 0
+        return status
 
     def write_status(self, status: RunStatus) -> None:
         data = {k: v for k, v in status.__dict__.items() if k != "extra"} | status.extra
@@ -221,8 +231,8 @@ class Run:
         except ProcessLookupError:
             return False
         except PermissionError:
-            return True
-        return True
+            pass  # it exists, as another user's process
+        return not status.pid_start or process_start(status.pid) in ("", status.pid_start)
 
     def state(self) -> str:
         """The status file's state, corrected to 'died' when an active run's process is gone."""
@@ -334,6 +344,17 @@ def _structure_damage(folder: Path) -> str | None:
 def latest_run(runs_dir: Path) -> Run | None:
     runs = list_runs(runs_dir)
     return runs[-1] if runs else None
+
+
+def process_start(pid: int) -> str:
+    """Which process `pid` is: the boot and the clock tick it started at (Linux); "" where unknown."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat.rpartition(")")[2].split()  # the name before ")" may hold spaces
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else ""
 
 
 def newer_run_note(project: Any) -> str:

@@ -77,3 +77,28 @@ def test_a_metrics_line_that_is_no_record_is_skipped(project):
     run = find_run(project)
     run.metrics_path.write_text('{"type": "train", "step": 1, "loss": 2.0}\nnull\n[1, 2]\n7\n')
     assert run.metrics() == [{"type": "train", "step": 1, "loss": 2.0}]
+
+
+def test_a_pid_given_to_another_process_is_no_run(project):
+    # After a kill -9 or a reboot the pid may belong to another process: the run died, and must not
+    # stay "running" (train, resume and stop all refused, logs -f never ended).
+    import os
+    import subprocess
+
+    from tunewiz.runs import process_start
+
+    make_runs(project, "20260101-000000-aaaa")
+    run = find_run(project)
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        if not process_start(other.pid):
+            pytest.skip("no /proc here: a process's start cannot be read")
+        run.write_status(RunStatus(state="running", pid=other.pid, pid_start=process_start(other.pid)))
+        assert run.state() == "running"
+        run.write_status(RunStatus(state="running", pid=other.pid, pid_start="another-boot:123"))
+        assert run.state() == "died"
+        run.status_path.write_text('{"state": "running", "pid": "%d"}' % os.getpid())  # a pid written as text
+        assert run.state() == "running"
+    finally:
+        other.kill()
+        other.wait()

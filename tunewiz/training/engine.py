@@ -27,7 +27,7 @@ from typing import Any
 
 from tunewiz.errors import TunewizError
 from tunewiz.hardware import CPU_PASS_TOKENS
-from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunSpec, RunStatus, read_jsonl
+from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunSpec, RunStatus, process_start, read_jsonl
 from tunewiz.training import checkpoints as ckpt
 from tunewiz.training import data as D
 from tunewiz.training.attention import pick_attention
@@ -111,7 +111,9 @@ class Reporter:
             return
         for key, value in changes.items():
             setattr(self.status, key, value)
-        self.status.pid = os.getpgid(0)  # the session leader: the engine itself, or torchrun
+        leader = os.getpgid(0)  # the session leader: the engine itself, or torchrun
+        if self.status.pid != leader or not self.status.pid_start:
+            self.status.pid, self.status.pid_start = leader, process_start(leader)
         self.status.host = socket.gethostname()
         self.run.write_status(self.status)
 

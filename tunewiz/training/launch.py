@@ -30,7 +30,7 @@ from tunewiz.errors import TunewizError, disk_error, is_disk_error
 from tunewiz.hardware import check_fits, check_sharding, hardware_report
 from tunewiz.project import Project, atomic_write_text
 from tunewiz.recommend import TrainingPlan, plan_training
-from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunSpec, RunStatus, find_run, list_runs
+from tunewiz.runs import DATA_FILE, STOP_FILE, Run, RunSpec, RunStatus, find_run, list_runs, process_start
 
 
 
@@ -360,7 +360,7 @@ def spawn(run: Run, gpus: int, resume: bool, nodes: Nodes = Nodes()) -> int:
     pid = int(helper.stdout.strip())
     if nodes.rank == 0:
         status = run.read_status()
-        status.pid, status.host = pid, socket.gethostname()
+        status.pid, status.pid_start, status.host = pid, process_start(pid), socket.gethostname()
         run.write_status(status)
     return pid
 
