@@ -333,22 +333,23 @@ def _preference_error(path: Path, where: str) -> FormatError:
 
 def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> Iterator[Pair | RowProblem]:
     lines = physical_lines(_read_text(path, encoding))  # the text itself is not kept
+    base, delimiter = _csv_dialect(path, lines)  # base: lines before the header (Excel's `sep=;`)
     # skipinitialspace: `q, "red, yellow"` is two fields (a space after the comma, then a quoted one).
-    reader = csv.reader(iter(lines), strict=True, skipinitialspace=True)
+    options = {"strict": True, "skipinitialspace": True, "delimiter": delimiter}
+    reader = csv.reader(iter(lines[base:]), **options)
     try:
         header = next(reader)
     except (csv.Error, StopIteration) as exc:
-        raise FormatError(f"{path}: line 1: cannot read the header ({exc})") from None
+        raise FormatError(f"{path}: line {base + 1}: cannot read the header ({exc})") from None
     columns = [h.strip().lower() for h in header]
     q_col = next((columns.index(c) for c in QUESTION_COLUMNS if c in columns), None)
     a_col = next((columns.index(c) for c in ANSWER_COLUMNS if c in columns), None)
     if q_col is None or a_col is None:
-        raise FormatError(f"{path}: line 1: expected a Question and an Answer column "
+        raise FormatError(f"{path}: line {base + 1}: expected a Question and an Answer column "
                           f"(or instruction/output, prompt/response); found {', '.join(header)}")
     s_col = columns.index("system") if "system" in columns else None
     in_col = columns.index("input") if "input" in columns and columns[q_col] == "instruction" else None
-    line = reader.line_num  # physical lines consumed so far
-    base = 0  # physical lines skipped before the current reader started
+    line = base + reader.line_num  # physical lines consumed so far
     while line < len(lines):
         start = line + 1
         try:
@@ -359,7 +360,7 @@ def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> I
             # Report the row, then carry on reading from the line after the one it started on.
             yield RowProblem(f"line {start}", f"broken quoting ({exc})")
             line = start
-            reader = csv.reader(iter(lines[line:]), strict=True, skipinitialspace=True)
+            reader = csv.reader(iter(lines[line:]), **options)
             base = line
             continue
         line = reader.line_num + base
@@ -370,14 +371,33 @@ def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> I
             yield RowProblem(where, f"only {len(row)} columns; the answer is missing")
             continue
         if any(cell.strip() for cell in row[len(header):]):  # cut off, the answer would lose its rest
+            held = {",": "a comma", ";": "a semicolon", "\t": "a tab"}.get(delimiter, repr(delimiter))
             yield RowProblem(where, f"{len(row)} fields where the header has {len(header)}: a field holding "
-                                    "a comma must be in double quotes")
+                                    f"{held} must be in double quotes")
             continue
         question = row[q_col]
         if in_col is not None and in_col < len(row) and row[in_col].strip():
             question = f"{question}\n\n{row[in_col]}"
         system = row[s_col] if s_col is not None and s_col < len(row) else ""
         yield from _pairs_of([(system, question, row[a_col])], f"{path.name}:{start}", where)
+
+
+def _csv_dialect(path: Path, lines: list[str]) -> tuple[int, str]:
+    """(lines before the header, delimiter): Excel's `sep=;` first line says both; else the delimiter
+    that finds the question and answer columns in the header (a comma; a semicolon where a decimal
+    comma makes Excel save with semicolons; a tab in a .tsv file or text copied from a spreadsheet)."""
+    first = lines[0].strip() if lines else ""
+    if first.lower().startswith("sep=") and len(first) == 5:
+        return 1, first[4]
+    order = ["\t", ",", ";", "|"] if path.suffix.lower() == ".tsv" else [",", ";", "\t", "|"]
+    for delimiter in order:
+        try:
+            columns = [c.strip().lower() for c in next(csv.reader([first], delimiter=delimiter))]
+        except (csv.Error, StopIteration):
+            continue
+        if set(columns) & set(QUESTION_COLUMNS) and set(columns) & set(ANSWER_COLUMNS):
+            return 0, delimiter
+    return 0, order[0]
 
 
 def iter_jsonl(path: Path, encoding: str | None = None, chosen: bool = False) -> Iterator[Pair | RowProblem]:

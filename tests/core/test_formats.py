@@ -58,6 +58,20 @@ def test_csv_fields_are_never_cut_apart_without_a_word(tmp_path):
         ("line 3", "3 fields where the header has 2")]
 
 
+@pytest.mark.parametrize("name,text", [
+    ("semicolons.csv", "Question;Answer\nWhat is 1,5 plus 1?;2,5.\n"),  # Excel where the decimal mark is a comma
+    ("excel.csv", "sep=;\nQuestion;Answer\nWhat is 1,5 plus 1?;2,5.\n"),  # Excel's own hint
+    ("tabs.tsv", "question\tanswer\nWhat is 1,5 plus 1?\t2,5.\n"),
+    ("pasted.csv", "question\tanswer\nWhat is 1,5 plus 1?\t2,5.\n"),  # copied out of a spreadsheet
+])
+def test_csv_with_another_delimiter(tmp_path, name, text):
+    (tmp_path / name).write_text(text + "Bad row?;x;y\n" * (name != "tabs.tsv" and "\t" not in text))
+    result = read_pairs(tmp_path / name)
+    assert [(p.question, p.answer) for p in result.pairs] == [("What is 1,5 plus 1?", "2,5.")]
+    for problem in result.problems:  # numbered in the file, the `sep=` line counted
+        assert problem.where == ("line 4" if name == "excel.csv" else "line 3") and "a semicolon" in problem.reason
+
+
 def test_lines_end_only_at_line_ends(tmp_path):
     # U+2028 is a line break to str.splitlines but text to JSON and CSV; an old Mac CSV ends lines in CR.
     (tmp_path / "u.jsonl").write_text(json.dumps({"question": "Two\u2028lines?", "answer": "A\u2028B"},
