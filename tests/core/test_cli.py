@@ -115,6 +115,19 @@ def test_status_lists_finished_exports_not_ones_being_written(project):
     assert export.summary == "exports: mymodel"
 
 
+def test_commands_find_the_project_from_its_subfolders(project, tmp_path):
+    # As git finds its repository: `tunewiz pairs` in myproject/data works; outside any project it says so.
+    from tunewiz.dataset import Pair, PairStore
+
+    PairStore(project.pairs_path).add([Pair(question="Q?", answer="A.")])
+    done = tunewiz("pairs", cwd=project.pairs_path.parent)
+    assert done.returncode == 0 and "1 pairs: 1 pending" in done.stdout, done.stderr
+    assert "Data" in tunewiz("status", cwd=project.pairs_path.parent).stdout
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert "no project here" in tunewiz("pairs", cwd=elsewhere).stderr
+
+
 def test_pairs_lists_the_check_that_rejected_a_generated_pair(project):
     from tunewiz.dataset import Pair, PairStore
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tunewiz.cli.common import add_project_arg, open_project
+from tunewiz.cli.common import add_project_arg, open_project, project_folder
 from tunewiz.errors import TunewizError, redact_urls
 
 
@@ -95,7 +95,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from tunewiz.project import Project
     from tunewiz.status import project_status
 
-    project = Project.load(Path(args.dir))
+    project = Project.load(project_folder(args.dir))
     for step in project_status(project):
         print(f"{step.title:<16} {step.state:<8} {step.summary}")
     return 0

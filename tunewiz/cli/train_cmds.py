@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 
@@ -153,8 +154,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if backend != "none":
         print(f"Metrics also go to {backend}: `tunewiz runs` says where to look once the run has started.")
     if args.detach:
-        print("It keeps running after this terminal closes. Follow it with `tunewiz logs -f`, "
-              "stop it with `tunewiz stop`.")
+        where = "" if args.project == "." else f" -p {shlex.quote(args.project)}"
+        print(f"It keeps running after this terminal closes. Follow it with `tunewiz logs -f{where}`, "
+              f"stop it with `tunewiz stop{where}`.")
         return 0
     code = follow_with_progress(run)
     from tunewiz.training.tracking import tracking_hints
