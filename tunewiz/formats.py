@@ -530,7 +530,8 @@ def export_records(pairs: Iterable[Pair], fmt: str, default_system: str = "") ->
                        | ({"system": system} if system else {}))
         elif fmt == "sharegpt":
             out.append({"conversations": ([{"from": "system", "value": system}] if system else []) + [
-                {"from": "human" if t["role"] == "user" else "gpt", "value": t["content"]} for t in turns]})
+                {"from": "human" if t["role"] == "user" else "gpt", "value": t["content"]}
+                | ({"weight": 0} if t.get("weight") == 0 else {}) for t in turns]})  # read back on import
         elif fmt == "openai":
             out.append({"messages": ([{"role": "system", "content": system}] if system else []) + [
                 {"role": t["role"], "content": t["content"]} | ({"weight": 0} if t.get("weight") == 0 else {})

@@ -313,7 +313,8 @@ def test_round_trip_keeps_every_sample(project, tmp_path, fmt):
     from tunewiz.dataset import Pair
     from tunewiz.formats import write_pairs
 
-    history = [{"role": "user", "content": CONVERSATION[0][0]}, {"role": "assistant", "content": CONVERSATION[0][1]}]
+    history = [{"role": "user", "content": CONVERSATION[0][0]},
+               {"role": "assistant", "content": CONVERSATION[0][1], "weight": 0}]  # context, not trained on
     pairs = [Pair(question="What is X?", answer="X is 1.", system="Be brief."),
              Pair(question=CONVERSATION[1][0], answer=CONVERSATION[1][1], history=history)]
     out = tmp_path / f"out.{'csv' if fmt == 'csv' else 'json' if fmt == 'alpaca' else 'jsonl'}"
