@@ -322,8 +322,18 @@ def _pairs_of(samples: list, source: str, where: str) -> Iterator[Pair | RowProb
         elif any(not turn["content"].strip() for turn in history):
             yield RowProblem(where, "a turn of the conversation is empty")
         else:
-            yield Pair(question=question.strip(), answer=answer.strip(), system=system.strip(), source=source,
-                       history=[turn | {"content": turn["content"].strip()} for turn in history])
+            yield Pair(question=trim(question), answer=trim(answer), system=trim(system), source=source,
+                       history=[turn | {"content": trim(turn["content"])} for turn in history])
+
+
+def trim(text: str) -> str:
+    """Text without the blank lines and spaces around it; but an indented block of lines keeps its first
+    line's indentation (code: "    x = 1\n    y = 2" must not lose the first line's)."""
+    block = text.rstrip().lstrip("\r\n")
+    lines = block.split("\n")
+    if len(lines) > 1 and all(line[:1] in (" ", "\t") for line in lines if line.strip()):
+        return block
+    return block.strip()
 
 
 def _preference_error(path: Path, where: str) -> FormatError:

@@ -72,6 +72,12 @@ def test_csv_with_another_delimiter(tmp_path, name, text):
         assert problem.where == ("line 4" if name == "excel.csv" else "line 3") and "a semicolon" in problem.reason
 
 
+def test_an_indented_block_keeps_its_first_lines_indentation(tmp_path):
+    code = "    for i in range(3):\n        print(i)"
+    (tmp_path / "code.jsonl").write_text(json.dumps({"question": "  Loop?  ", "answer": f"\n{code}\n\n"}) + "\n")
+    assert [(p.question, p.answer) for p in read_pairs(tmp_path / "code.jsonl").pairs] == [("Loop?", code)]
+
+
 def test_lines_end_only_at_line_ends(tmp_path):
     # U+2028 is a line break to str.splitlines but text to JSON and CSV; an old Mac CSV ends lines in CR.
     (tmp_path / "u.jsonl").write_text(json.dumps({"question": "Two\u2028lines?", "answer": "A\u2028B"},
