@@ -70,6 +70,10 @@ def _type_name(t: Any) -> str:
 
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+KEY_LIKE = re.compile(r"(?:gsk|hf|ghp|gho|github_pat|r8|fw|pplx|nvapi)_\w{16,}"
+                      r"|(?=\w*[a-z])(?=\w*[A-Z])(?=\w*\d)\w{20,}")
+"""A value that is an API key rather than a variable's name: a provider's key prefix (Groq gsk_, Hugging
+Face hf_, ...), or 20 characters or more mixing lower and upper case and digits (names are not)."""
 
 
 @functools.cache
@@ -99,7 +103,8 @@ def check_value(section: str, key: str, value: Any) -> Any:
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"{where} must be a finite number, got {value!r}")
     elif want is str:
-        if spec.metadata.get("env_name") and isinstance(value, str) and value and not ENV_NAME.fullmatch(value):
+        if spec.metadata.get("env_name") and isinstance(value, str) and value and (
+                not ENV_NAME.fullmatch(value) or KEY_LIKE.fullmatch(value)):
             # Never echoed: what was typed here is most likely the key itself.
             raise ConfigError(f"{where} must be the name of an environment variable (letters, digits and _), "
                              "and this looks like a key itself: put the key in an environment variable "

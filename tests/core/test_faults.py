@@ -119,13 +119,16 @@ def test_train_on_a_full_disk_leaves_no_run_folder(capsys, small_disk, fill):
 
 # ---------------------------------------------------------------- secrets
 
-def test_a_key_pasted_as_the_variable_name_is_refused_without_echoing_it(project, capsys):
-    key = "sk-proj-Abc123DEF456ghi789"
+@pytest.mark.parametrize("key", ["sk-proj-Abc123DEF456ghi789",
+                                 "gsk_Ab12Cd34Ef56Gh78Ij90Kl",  # Groq's: letters, digits and _ only
+                                 "hf_abcdefghijklmnopqrstuvwx", "Ab12Cd34Ef56Gh78Ij90Kl12"])
+def test_a_key_pasted_as_the_variable_name_is_refused_without_echoing_it(project, capsys, key):
     assert main(["config", "-p", str(project.root), "generator.api_key_env", key]) == 2
     err = capsys.readouterr().err
     assert "looks like a key itself" in err and key not in err
     assert key not in project.file.read_text()
-    assert main(["config", "-p", str(project.root), "generator.api_key_env", "MY_API_KEY"]) == 0
+    for name in ("MY_API_KEY", "HF_TOKEN", "openai_api_key"):
+        assert main(["config", "-p", str(project.root), "generator.api_key_env", name]) == 0
 
 
 def test_a_project_file_holding_a_key_fails_to_load_naming_the_field_only(project):
