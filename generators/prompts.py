@@ -176,6 +176,8 @@ def parse_json(content: str | None) -> Any:
     if content is None or not content.strip():
         raise ReplyError("empty reply")
     text = _THINK.sub("", content).strip()
+    if "</think>" in text:  # the template opened <think> in the prompt: the reply starts inside it
+        text = text.rpartition("</think>")[2].strip()
     if "<think>" in text:
         raise ReplyError("the reply ended while the model was still thinking (<think> without </think>)")
     if not text:
@@ -189,13 +191,23 @@ def parse_json(content: str | None) -> Any:
             return decoder.decode(candidate)
         except ValueError:
             pass
-    # Prose around the JSON: decode from the first brace or bracket that starts a value.
-    for index, char in enumerate(text):
-        if char in "{[":
+    # Prose around the JSON: the longest value that starts at a brace or bracket ("Here are [3] pairs:
+    # {...}" holds a [3] first, which is not the answer).
+    found: list[tuple[int, Any]] = []
+    index = 0
+    while index < len(text):
+        if text[index] in "{[":
             try:
-                return decoder.raw_decode(text, index)[0]
+                value, end = decoder.raw_decode(text, index)
             except ValueError:
+                pass
+            else:
+                found.append((end - index, value))
+                index = end
                 continue
+        index += 1
+    if found:
+        return max(found, key=lambda item: item[0])[1]
     if text.lstrip().startswith(("{", "[")):
         raise ReplyError(f"truncated or malformed JSON ({len(text)} characters)")
     raise ReplyError("no JSON in the reply")

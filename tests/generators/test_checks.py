@@ -155,3 +155,9 @@ def test_a_reasoning_models_think_part_is_not_the_answer():
     assert parse_pairs(draft + "\n" + final) == [("How tall is the tower?", "31 metres.")]
     with pytest.raises(ReplyError, match="still thinking"):
         parse_pairs('<think>{"pairs": [{"question": "Draft?", "answer": "No."}]} and then')
+    # DeepSeek-R1's template opens <think> in the prompt: the reply holds only its end.
+    pairs = '{"pairs": [{"question": "How tall is the tower?", "answer": "31 metres."}]}'
+    assert parse_pairs("Okay, up to [3] pairs, maybe " + pairs.replace("31", "30") + "</think>" + pairs) == [
+        ("How tall is the tower?", "31 metres.")]
+    # Prose around the JSON: the value that holds the pairs, not a [3] before it.
+    assert parse_pairs(f"Here are [3] pairs:\n{pairs}\nDone.") == [("How tall is the tower?", "31 metres.")]
