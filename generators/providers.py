@@ -196,7 +196,13 @@ def test_connection(project) -> str:
         except openai.APIError as exc:
             raise TunewizError(f"{where} did not answer a chat request for model {model}: "
                                f"{describe_error(exc, endpoint)}") from None
-        answer = " ".join((reply.choices[0].message.content or "").split())[:40]
+        choices = getattr(reply, "choices", None)  # a reply that is not the API's (an HTML page) has none
+        if not choices:
+            raise TunewizError(f"{where} answered a chat request for model {model} with no choices "
+                               f"({type(reply).__name__}): is it an OpenAI-compatible API?")
+        answer = " ".join((choices[0].message.content or "").split())[:40]
+        if "<think>" in answer and "</think>" not in answer:
+            answer += " ... (still thinking at the 5-token limit: a reasoning model; it answers, given more)"
         note = ""
         if served and model not in served and endpoint.preset.name != "embedded":
             note = f" (note: {model} is not among the {len(served)} models it lists)"

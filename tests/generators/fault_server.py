@@ -29,7 +29,10 @@ _FAULTS = re.compile(r"\[\[faults:([a-z0-9,\-]+)\]\]")
 
 class FaultServer:
     def __init__(self, *, latency_s: float = 0.0, hang_s: float = 5.0, retry_after: str = "1",
-                 api_key: str | None = None, json_schema: bool = True, host: str = "127.0.0.1", port: int = 0):
+                 api_key: str | None = None, json_schema: bool = True, host: str = "127.0.0.1", port: int = 0,
+                 no_choices: bool = False):
+        self.no_choices = no_choices
+        """Chat replies with an empty `choices` list (as some proxies send on an upstream error)."""
         self.latency_s = latency_s
         self.hang_s = hang_s
         self.retry_after = retry_after
@@ -171,8 +174,8 @@ class FaultServer:
             content = self._content(fault, user, chunk, response_format)
             reply = {"id": f"chatcmpl-{chunk}", "object": "chat.completion", "created": 0,
                      "model": request.get("model", "fake-model"),
-                     "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                  "finish_reason": "stop"}],
+                     "choices": [] if self.no_choices else [{"index": 0, "message": {
+                         "role": "assistant", "content": content}, "finish_reason": "stop"}],
                      "usage": {"prompt_tokens": len(user) // 4, "completion_tokens": len(content) // 4,
                                "total_tokens": len(user) // 4 + len(content) // 4}}
             # bom: a good reply that starts with a UTF-8 byte-order mark, as some Windows servers send

@@ -236,6 +236,10 @@ def test_the_api_key_never_leaks(tmp_path, monkeypatch):
 
 def test_connection_test(fault_project, fault_server):
     assert "OK, model fake-model answered" in providers.test_connection(fault_project)
+    with FaultServer(no_choices=True) as empty:  # a reply with no choices was an IndexError's traceback
+        fault_project.set("generator.base_url", empty.base_url)
+        with pytest.raises(TunewizError, match="answered a chat request for model fake-model with no choices"):
+            providers.test_connection(fault_project)
     fault_project.set("generator.base_url", "http://127.0.0.1:9/v1")  # nothing listens there
     with pytest.raises(TunewizError, match="cannot reach http://127.0.0.1:9/v1"):
         providers.test_connection(fault_project)
