@@ -73,10 +73,15 @@ def find_servers(base_urls: dict[str, str] | None = None, timeout_s: float = PRO
             for provider, base_url, models in answers for model in models if not EMBEDDING_NAME.search(model)]
 
 
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""Probes of this machine's ports go straight there: through http_proxy (set on many company machines)
+a server on localhost is asked of the proxy, which never finds it."""
+
+
 def _models_at(base_url: str, timeout_s: float) -> list[str]:
     """The model ids a server lists at /models; [] when nothing answers there (or not as an OpenAI API)."""
     try:
-        with urllib.request.urlopen(base_url.rstrip("/") + "/models", timeout=timeout_s) as response:
+        with _DIRECT.open(base_url.rstrip("/") + "/models", timeout=timeout_s) as response:
             listing = json.loads(response.read(1 << 20))
     except (OSError, ValueError):
         return []

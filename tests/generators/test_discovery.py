@@ -54,8 +54,11 @@ def model_server():
     server.shutdown()
 
 
-def test_a_local_server_lists_its_chat_models_and_a_closed_port_nothing(model_server, tmp_path):
+def test_a_local_server_lists_its_chat_models_and_a_closed_port_nothing(model_server, tmp_path, monkeypatch):
     closed = "http://127.0.0.1:9/v1"  # the discard port: nothing listens there
+    # A proxy for the machine's http traffic (company machines): asked through it, localhost was not found.
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("no_proxy", "")
     found = find_servers({"ollama": model_server, "lmstudio": closed})
     assert found == [LocalModel("ollama", "qwen2.5:3b", model_server, base_url=model_server)]  # no embedder
     assert settings_for(found[0]) == {"generator.provider": "ollama", "generator.model": "qwen2.5:3b",
