@@ -11,6 +11,7 @@ import asyncio
 import email.utils
 import json
 import random
+import socket
 import time
 from typing import Any, Callable
 
@@ -69,6 +70,19 @@ def _refuses_response_format(exc: Any) -> bool:
     return any(word in text for word in ("response_format", "json_schema", "response format"))
 
 
+def _cannot_connect(exc: BaseException) -> bool:
+    """Whether a request failed because nothing accepts connections there (refused, or no such host),
+    not because one connection broke: read down the chain of causes to the socket's own error."""
+    for _ in range(8):
+        if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+            return True
+        following = exc.__cause__ or exc.__context__
+        if following is None:
+            return False
+        exc = following
+    return False
+
+
 class Requester:
     """The endpoint of one generation run, asked by all its workers; counts requests, retries and
     tokens in `summary` (a GenerationSummary) and says a structured-mode step-down through `say`."""
@@ -78,6 +92,8 @@ class Requester:
         self.endpoint: Endpoint | None = None
         self.client = None
         self.mode = STRUCTURED_MODES[0]
+        self.reached = False
+        """Whether the server has answered once in this run: until then a refused connection is no blip."""
 
     def connect(self, endpoint: Endpoint) -> None:
         import openai
@@ -157,7 +173,9 @@ class Requester:
             delay = backoff_delay(attempt + 1)
             try:
                 content, finish = await self._request(messages, schema, max_tokens, temperature)
+                self.reached = True
             except openai.APIStatusError as exc:
+                self.reached = True
                 reason = describe_error(exc, self.endpoint)
                 if exc.status_code in (401, 403):
                     raise FatalRequestError(f"the provider refused the request ({reason}); check the "
@@ -177,6 +195,12 @@ class Requester:
                 # Timeouts, dropped connections, bodies that are not an API reply.
                 reason = ("timed out" if isinstance(exc, asyncio.TimeoutError)
                           else describe_error(exc, self.endpoint))
+                if _cannot_connect(exc) and attempt and not self.reached:
+                    # Nothing has answered at all: every chunk would wait out its retries for nothing
+                    # (a run of 1,000 chunks, an hour), and end with advice about models.
+                    raise FatalRequestError(f"cannot connect to {redact_urls(self.endpoint.base_url)} ({reason}): "
+                                            "start the server, or check generator.base_url "
+                                            "(`tunewiz providers --test`)") from None
                 continue
             try:
                 return parse(content)

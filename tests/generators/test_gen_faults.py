@@ -245,6 +245,17 @@ def test_connection_test(fault_project, fault_server):
         providers.test_connection(fault_project)
 
 
+def test_a_server_that_is_not_running_ends_the_run_at_once_naming_it(fault_project):
+    # Every chunk waited out its retries (a run of 1,000 chunks: an hour), then ended with advice
+    # about models and no word of the server.
+    from tunewiz.generators.runner import generate_pairs
+
+    fault_project.set("generator.base_url", "http://127.0.0.1:9/v1")  # nothing listens there
+    write_chunks(fault_project, [_paragraph(i) for i in range(6)])
+    with pytest.raises(TunewizError, match=r"cannot connect to http://127.0.0.1:9/v1 .*start the server"):
+        generate_pairs(fault_project)
+
+
 def test_generate_command(fault_project, fault_server):
     write_chunks(fault_project, [_paragraph(0), _paragraph(1)])
     run = subprocess.run([sys.executable, "-m", "tunewiz", "generate", "-p", str(fault_project.root),
