@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
 from html.parser import HTMLParser
 from pathlib import Path
 
 from tunewiz.errors import TunewizError
+from tunewiz.formats import BOMS
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 
@@ -48,11 +48,16 @@ def read_document(path: Path) -> str:
     if suffix == ".pdf":
         return _read_pdf(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TunewizError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        data = path.read_bytes()
     except OSError as exc:
         raise TunewizError(f"{path}: cannot read it: {exc.strerror}") from None
+    # UTF-16 and UTF-32 by their byte-order mark (Windows Notepad's "Unicode"), else UTF-8.
+    bom, encoding = next(((b, name) for b, name in BOMS if data.startswith(b)), (b"", "utf-8"))
+    try:
+        text = data[len(bom):].decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise TunewizError(f"{path}: not {encoding} text ({exc.reason} at byte {exc.start}); save it as "
+                           "UTF-8") from None
     if suffix in (".html", ".htm"):
         return html_to_text(text)
     return text
@@ -87,7 +92,9 @@ class _TextExtractor(HTMLParser):
         self._skipping = 0
 
     def handle_starttag(self, tag, attrs):
-        if tag in _SKIPPED_TAGS:
+        if tag == "body":
+            self._skipping = 0  # </head> may be left out: the body ends the head all the same
+        elif tag in _SKIPPED_TAGS:
             self._skipping += 1
         elif tag in _BLOCK_TAGS:
             self.parts.append("\n\n")
@@ -108,6 +115,6 @@ def html_to_text(markup: str) -> str:
     parser = _TextExtractor()
     parser.feed(markup)
     parser.close()
-    text = html.unescape("".join(parser.parts))
+    text = "".join(parser.parts)  # entities are read already (convert_charrefs): "&amp;lt;" stays "&lt;"
     paragraphs = (" ".join(block.split()) for block in text.split("\n\n"))
     return "\n\n".join(p for p in paragraphs if p)

@@ -84,7 +84,8 @@ class GenerationSummary:
     failures: dict[str, str] = field(default_factory=dict)
     """Chunk key -> reason, for the chunks that failed in this run."""
     notices: list[str] = field(default_factory=list)
-    """What the pair store did to keep earlier data safe (a torn last line set aside)."""
+    """What the pair store did to keep earlier data safe (a torn last line set aside), and documents
+    left out because they could not be read."""
 
     @property
     def chunks_left(self) -> int:
@@ -199,18 +200,29 @@ class Planner:
     def __init__(self, project, store: PairStore, done_keys: set[str]) -> None:
         self.project, self.g, self.store, self.done_keys = project, project.config.generator, store, done_keys
         self.topic_index = 0
+        self.unreadable: list[str] = []
+        """Documents left out, each with why (document_items)."""
 
     def document_items(self) -> list[WorkItem]:
+        """The chunks of every readable document; one that cannot be read (an old encoding, a damaged
+        PDF) is left out and said in `unreadable`, not the end of the whole run."""
         g = self.g
         items = []
+        self.unreadable = []
         for path in find_documents(self.project):
             source = source_name(self.project, path)
-            for index, text in enumerate(split_text(read_document(path), g.chunk_chars, g.chunk_overlap)):
+            try:
+                text = read_document(path)
+            except TunewizError as exc:
+                self.unreadable.append(str(exc))
+                continue
+            for index, text in enumerate(split_text(text, g.chunk_chars, g.chunk_overlap)):
                 key = _chunk_key(source, index, text)
                 items.append(WorkItem(key, prompts.chunk_messages(g, text, g.pairs_per_chunk), g.pairs_per_chunk,
                                       chunk=text))
         if not items:
-            raise TunewizError("generator.documents: the documents hold no text")
+            raise TunewizError("generator.documents: the documents hold no text"
+                               + "".join(f"; {reason}" for reason in self.unreadable[:3]))
         return items
 
     def again(self, items: list[WorkItem], round_: int) -> list[WorkItem]:
@@ -457,6 +469,8 @@ class _Run:
             raise TunewizError("nothing to generate from: set generator.topic or generator.documents "
                                "(e.g. `tunewiz generate --topic 'photosynthesis'`)")
         items = self.planner.document_items() if g.documents else None
+        for reason in self.planner.unreadable:
+            self.emit("message", f"left out (unreadable): {reason}")
         needed = max(len(items or []), math.ceil(g.num_pairs / g.pairs_per_chunk))
         self.summary.wanted = g.num_pairs
         self.summary.budget = g.request_budget or AUTO_BUDGET_FACTOR * needed
@@ -482,7 +496,8 @@ class _Run:
         self.summary.cost = self.cost()
         self.summary.dropped = dict(self.gate.dropped)
         self.summary.pairs_in_project = len(self.store)
-        self.summary.notices = list(self.store.notices)
+        self.summary.notices = list(self.store.notices) + [f"left out (unreadable): {reason}"
+                                                           for reason in self.planner.unreadable]
         self.emit("finished", summary=self.summary)
         return self.summary
 

@@ -92,12 +92,31 @@ def test_missing_or_unsupported_documents_are_named(project):
         find_documents(project)
     bad = project.root / "latin.txt"
     bad.write_bytes(b"caf\xe9")
-    with pytest.raises(TunewizError, match="latin.txt: not UTF-8"):
+    with pytest.raises(TunewizError, match="latin.txt: not utf-8"):
         read_document(bad)
+    notepad = project.root / "notepad.txt"  # Windows Notepad's "Unicode": UTF-16 with its byte-order mark
+    notepad.write_bytes(b"\xff\xfe" + "Café au lait.".encode("utf-16-le"))
+    assert read_document(notepad) == "Café au lait."
+
+
+def test_an_unreadable_document_is_left_out_and_said_not_the_end_of_the_run(project):
+    from tunewiz.dataset import PairStore
+    from tunewiz.generators.runner import Planner
+
+    docs = project.root / "docs"
+    docs.mkdir()
+    (docs / "good.txt").write_text("Ferns grow in shade. " * 20, encoding="utf-8")
+    (docs / "old.txt").write_bytes(b"caf\xe9 " * 50)
+    project.set("generator.documents", ["docs"])
+    planner = Planner(project, PairStore(project.pairs_path), set())
+    assert planner.document_items() and len(planner.unreadable) == 1 and "old.txt: not utf-8" in planner.unreadable[0]
 
 
 def test_html_text_keeps_blocks_apart():
     assert html_to_text("<p>One</p><p>Two <b>bold</b></p><ul><li>a</li><li>b</li></ul>") == "One\n\nTwo bold\n\na\n\nb"
+    # </head> may be left out; an escaped entity stays escaped once.
+    assert html_to_text("<html><head><title>T</title><body><p>Rivers flow.</p><p>&amp;lt;b&amp;gt;</p>") == \
+        "Rivers flow.\n\n&lt;b&gt;"
 
 
 # ---------------------------------------------------------------- parsing replies
