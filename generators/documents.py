@@ -31,7 +31,9 @@ def find_documents(project) -> list[Path]:
             files.append(path)
         else:
             raise TunewizError(f"generator.documents: {path} does not exist")
-    return files
+    # A file named twice ("docs" and "docs/a.md") is one document: asked twice, it cost twice.
+    unique = {file.resolve(): file for file in reversed(files)}
+    return [file for file in files if unique[file.resolve()] is file]
 
 
 def source_name(project, path: Path) -> str:

@@ -76,6 +76,9 @@ def test_documents_of_every_kind_and_folders(project):
     project.set("generator.documents", ["docs"])
     files = find_documents(project)
     assert [f.name for f in files] == ["a.txt", "c.html", "d.pdf", "b.md"]
+    project.set("generator.documents", ["docs", "docs/a.txt", "./docs/sub/b.md"])  # named twice: once
+    assert [f.name for f in find_documents(project)] == ["a.txt", "c.html", "d.pdf", "b.md"]
+    project.set("generator.documents", ["docs"])
     texts = {f.name: read_document(f) for f in files}
     assert texts["c.html"] == "Algae\n\nAlgae & light."
     assert "Lichens grow on rocks." in texts["d.pdf"]
