@@ -145,9 +145,11 @@ def parse_value(section: str, key: str, text: str) -> Any:
             value = float(raw)
         elif want is str:
             value = text
+        elif raw.startswith("[") and raw.endswith("]"):  # written as in the TOML file: ["docs", "notes.md"]
+            value = tomllib.loads(f"v = {raw}")["v"]
         else:
             value = [part.strip() for part in raw.split(",") if part.strip()]
-    except ValueError:
+    except (ValueError, tomllib.TOMLDecodeError):
         raise ConfigError(f"{section}.{key} must be {_type_name(want)}, got {text!r}") from None
     return check_value(section, key, value)
 

@@ -80,6 +80,10 @@ def test_parse_value_reads_what_people_type():
     assert parse_value("hyperparameters", "learning_rate", "3e-4") == 3e-4
     assert parse_value("hyperparameters", "packing", "no") is False
     assert parse_value("hyperparameters", "target_modules", "q_proj, v_proj") == ["q_proj", "v_proj"]
+    # A list as the TOML file writes it (it was one path named '["docs", "notes.md"]').
+    assert parse_value("generator", "documents", '["docs", "notes.md"]') == ["docs", "notes.md"]
+    with pytest.raises(ValueError, match="must be a list of strings"):
+        parse_value("generator", "documents", '["docs", 3]')
     with pytest.raises(ValueError, match="must be an integer, got 'x'"):
         parse_value("hyperparameters", "lora_r", "x")
 
