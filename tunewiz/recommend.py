@@ -57,6 +57,9 @@ class TrainingPlan:
                + (f", about {_duration(self.expected_seconds)} of training" if self.expected_seconds else "")]
         for key, why in self.chosen.items():
             out.append(f"  {key} = {self.hyperparameters[key]!r}  ({why})")
+        if self.chosen:
+            out.append("  (chosen by preset auto for the values left at their defaults; preset = custom "
+                       "trains with exactly the values written)")
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -257,6 +257,22 @@ def test_a_planned_batch_above_the_proposed_ones_that_fits_stays(make_project, t
     assert hardware_report(project, roomy_cpu)[1].max_batch_size == 8  # what is proposed stays at 8
 
 
+def test_a_gpu_the_machine_does_not_have_is_refused_before_anything_starts(make_project, tmp_path, monkeypatch):
+    from tunewiz import hardware
+    from tunewiz.errors import TunewizError
+    from tunewiz.training.launch import next_run_plan
+
+    project = make_project(tmp_path / "p", "smollm2-135m", [("What is 2+2?", "4.")])
+    monkeypatch.setattr(hardware, "detect", lambda: hardware.Hardware(cpu_cores=2, ram_total_mb=16_000,
+                                                                      ram_available_mb=12_000))
+    project.set("hardware.device", "cuda")
+    with pytest.raises(TunewizError, match="hardware.device = cuda, but this machine has no NVIDIA GPU"):
+        next_run_plan(project)
+    with pytest.raises(TunewizError, match="hardware.device = cuda"):
+        start_run(project)
+    assert not project.runs_dir.exists()
+
+
 def test_one_run_per_project_unless_parallel(tiny_project):
     from tunewiz.errors import TunewizError
 

@@ -201,6 +201,10 @@ def _split_and_plan(project: Project, gpus: int) -> tuple[list, list, TrainingPl
         why += "; dataset.validation_fraction is not used for facts"
     hw = detect()
     device = cfg.hardware.device if cfg.hardware.device != "auto" else ("cuda" if hw.gpus else "mps" if hw.mps else "cpu")
+    if (device == "cuda" and not hw.gpus) or (device == "mps" and not hw.mps):
+        raise TunewizError(f"{project.file}: hardware.device = {device}, but this machine has no "
+                           f"{'NVIDIA GPU that nvidia-smi lists' if device == 'cuda' else 'Apple GPU'}: set "
+                           "hardware.device = auto (or cpu), or train where the GPU is")
     shape = model_shape(cfg.base_model.model, cfg.base_model.gguf_file, project.root)
     cores = cfg.hardware.threads or hw.cpu_cores
     plan = plan_training(project, kind, why, train, validation, device, cores,
