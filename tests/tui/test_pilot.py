@@ -493,6 +493,18 @@ async def test_checkpoints_mark_best_and_overfit_and_pick(qa_project, make_run):
     assert (cfg.pick, cfg.run) == ("20", "20250101-000000")
 
 
+async def test_picking_before_any_run_says_there_is_nothing_to_pick(qa_project):
+    before = Project.load("proj").config.checkpoint
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("7")
+        await pilot.pause()
+        await pilot.press("b")  # it said "Picked checkpoint best of run -."
+        await pilot.pause()
+        assert any("Nothing to pick yet" in str(n.message) for n in app._notifications)
+    assert Project.load("proj").config.checkpoint == before
+
+
 def write_run_config(project, run_dir, base_dir="/nonexistent/base") -> None:
     (run_dir / "run.json").write_text(json.dumps({
         "base_dir": str(base_dir), "template_family": "chatml", "system_prompt": "", "max_seq_len": 256,

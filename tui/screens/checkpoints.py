@@ -100,11 +100,14 @@ class CheckpointsPane(StepPane):
 
     @writes
     def _pick(self, value: str) -> None:
+        if self.report is None or not self.rows:
+            self.notify("Nothing to pick yet: no run has a complete checkpoint (train first, step 6).",
+                        severity="warning")
+            return
         self.project.set("checkpoint.pick", value)
-        if self.report is not None:
-            self.project.set("checkpoint.run", self.report.run.id)
+        self.project.set("checkpoint.run", self.report.run.id)
         self.project.save()
-        self.notify(f"Picked checkpoint {value} of run {self.report.run.id if self.report else '-'}.")
+        self.notify(f"Picked checkpoint {value} of run {self.report.run.id}.")
         self._show(self.report)
         self.project_changed()
 
