@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,22 @@ class ImportReport:
         if self.skipped:
             parts.append(f"skipped {kinds}" if set(by_kind) != {"bad rows"} else f"skipped {len(self.skipped)} bad rows")
         return ", ".join(parts)
+
+
+def typed_path(text: str) -> Path:
+    """The file a person typed or dropped into a field: a terminal's drag and drop and a shell's tab
+    completion write it quoted ('/my data/qa.csv') or with escaped spaces (/my\\ data/qa.csv); ~ is home;
+    a relative path is from the current folder."""
+    text = text.strip()
+    if not Path(text).expanduser().exists():
+        try:
+            words = shlex.split(text)
+        except ValueError:  # an unclosed quote: the text as typed, said missing by the import
+            words = []
+        if len(words) == 1:
+            text = words[0]
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else Path.cwd() / path
 
 
 def import_file(store: PairStore, path: str | Path, status: str = "pending",

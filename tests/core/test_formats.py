@@ -343,3 +343,17 @@ def test_round_trip_keeps_every_sample(project, tmp_path, fmt):
 def test_broken_conversations_name_the_turn(tmp_path, turns, message):
     result = read_pairs(write_jsonl(tmp_path / "bad.jsonl", [{"messages": turns}]))
     assert not result.pairs and message in result.problems[0].reason
+
+
+def test_a_path_typed_quoted_or_with_escaped_spaces_is_the_file(tmp_path, monkeypatch):
+    # What a terminal's drag and drop and a shell's tab completion write into the import field.
+    from tunewiz.imports import typed_path
+
+    f = tmp_path / "my data" / "qa copy.csv"
+    f.parent.mkdir()
+    f.write_text("question,answer\nQ?,A.\n")
+    for typed in (f"'{f}'", f'"{f}"', str(f).replace(" ", "\\ "), f"  {f}  "):
+        assert typed_path(typed) == f, typed
+    monkeypatch.chdir(tmp_path)
+    assert typed_path("'my data/qa copy.csv'") == f
+    assert typed_path("'unclosed") == tmp_path / "'unclosed"  # said missing by the import, as typed

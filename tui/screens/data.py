@@ -63,9 +63,9 @@ class DataPane(StepPane):
         if not text:
             self.notify("Type the path of a file to import.", severity="warning")
             return
-        path = Path(text).expanduser()
-        if not path.is_absolute():
-            path = Path.cwd() / path
+        from tunewiz.imports import typed_path
+
+        path = typed_path(text)
         self.query_one("#import-report", Static).update(f"Importing {path} ...")
         self.import_file(path)
 
