@@ -73,6 +73,9 @@ class WizardScreen(Screen):
         steps.focus()
         self.app.refresh_status()
         self.call_after_refresh(self._shown, self.first_step)
+        # Into the first step at once: with the focus on the sidebar its keys (i imports...) did
+        # nothing until a step key was pressed, and what a newcomer typed was lost.
+        self.call_after_refresh(self.query_one(f"#panes > #{self.first_step}").focus_first)
 
     # -- the sidebar
 
