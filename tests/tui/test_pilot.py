@@ -74,6 +74,20 @@ async def test_welcome_lists_recent_projects_and_opens_one(qa_project):
         assert app.project.root.resolve() == qa_project.root.resolve()
 
 
+async def test_typing_on_the_recent_list_names_a_new_project(qa_project):
+    # With recent projects the list has the focus: a name typed there went nowhere, and Enter then
+    # opened the last project instead of making the new one.
+    from tunewiz.tui.recent import remember
+
+    remember(qa_project.root)
+    app = TunewizApp(None)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.screen.focused is app.screen.query_one("#recent")
+        await pilot.press(*"newproj", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
+        assert app.project.root.name == "newproj"
+
+
 async def test_a_locked_project_opens_read_only_and_refuses_changes(qa_project):
     holder = Project.load(qa_project.root).lock("another tunewiz")
     toml_before = qa_project.file.read_bytes()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -74,6 +74,18 @@ class WelcomeScreen(Screen):
 
     def action_focus_new(self) -> None:
         self.query_one("#new-folder").focus()
+
+    @on(events.Key)
+    def _typing_starts_a_new_project(self, event: events.Key) -> None:
+        """Letters typed on the recent list (which has the focus when there are recent projects) are
+        a new project's folder: they went nowhere, and Enter then opened the last project."""
+        if self.focused is self.query_one("#recent") and event.is_printable and event.character.strip():
+            event.stop()
+            field = self.query_one("#new-folder", Input)
+            selects, field.select_on_focus = field.select_on_focus, False  # or the next key replaces this one
+            field.focus()
+            field.insert_text_at_cursor(event.character)
+            self.call_after_refresh(setattr, field, "select_on_focus", selects)
 
     def action_focus_open(self) -> None:
         self.query_one("#open-folder").focus()
