@@ -154,6 +154,17 @@ def parse_value(section: str, key: str, text: str) -> Any:
     return check_value(section, key, value)
 
 
+def check_dotted_key(dotted: str) -> None:
+    """A key of the project file is `section.key`; a bare key that one section has is answered with it
+    (the wizard's forms label fields by their key alone)."""
+    if "." in dotted or dotted in SECTIONS:  # a whole section is shown too
+        return
+    owners = [f"{name}.{dotted}" for name, cls in SECTIONS.items()
+              if dotted in {f.name for f in dataclasses.fields(cls)}]
+    hint = f" (did you mean {' or '.join(repr(o) for o in owners)}?)" if owners else _suggest(dotted, SECTIONS)
+    raise ConfigError(f"unknown key '{dotted}': keys are written section.key{hint}")
+
+
 def _suggest(word: str, options: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""

@@ -88,6 +88,15 @@ def test_parse_value_reads_what_people_type():
         parse_value("hyperparameters", "lora_r", "x")
 
 
+def test_a_bare_key_is_answered_with_its_section():
+    from tunewiz.project import check_dotted_key
+
+    with pytest.raises(ValueError, match="did you mean 'hyperparameters.lora_r'"):
+        check_dotted_key("lora_r")
+    check_dotted_key("hyperparameters.lora_r")
+    check_dotted_key("generator")  # a whole section
+
+
 def test_create_refuses_an_existing_project(project):
     before = project.file.read_bytes()
     with pytest.raises(ProjectError, match="already exists"):

@@ -106,12 +106,16 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     from tunewiz.presets import mark_edited
 
-    from tunewiz.project import parse_value
+    from tunewiz.project import check_dotted_key, parse_value
 
     if args.key is None:
         project = open_project(args)
         print(redact_urls(tomli_w.dumps(project.config.to_dict())), end="")
         return 0
+    try:
+        check_dotted_key(args.key)
+    except ValueError as exc:
+        raise TunewizError(str(exc)) from None
     section, _, key = args.key.partition(".")
     if args.value is None:
         project = open_project(args)
