@@ -85,7 +85,8 @@ class TrainPane(StepPane):
         with Vertical(id="train-top"):
             yield Static("No run yet: t starts one.", id="train-status", markup=False)
             with Horizontal(classes="row"):
-                yield ProgressBar(id="train-progress", show_eta=False)
+                # A total from the start: without one the bar animates as if a run were going on.
+                yield ProgressBar(total=1, id="train-progress", show_eta=False)
                 yield Static("", id="train-speed", markup=False)
         yield Vertical(id="train-plot-box")
         yield Label("train.log", classes="box-title")
