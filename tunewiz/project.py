@@ -250,6 +250,10 @@ class Project:
             root = root.parent
         file = root / PROJECT_FILE
         if not file.exists():
+            below = sorted(p.parent.name for p in root.glob(f"*/{PROJECT_FILE}"))[:5] if root.is_dir() else []
+            if below:  # the folder that holds projects, not one: name them rather than offer a new one
+                raise ProjectError(f"{file}: no project here; the folders below hold "
+                                   f"{', '.join(below)}: name one with -p (e.g. `-p {below[0]}`)")
             raise ProjectError(f"{file}: no project here (create one with `tunewiz new {root}`)")
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))

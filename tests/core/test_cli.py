@@ -126,6 +126,10 @@ def test_commands_find_the_project_from_its_subfolders(project, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     assert "no project here" in tunewiz("pairs", cwd=elsewhere).stderr
+    # In the folder that holds projects: they are named, not a new one offered.
+    above = tunewiz("pairs", cwd=project.root.parent).stderr
+    assert "the folders below hold proj: name one with -p (e.g. `-p proj`)" in above
+    assert "Data" in tunewiz("status", "-p", "proj", cwd=project.root.parent).stdout
 
 
 def test_pairs_lists_the_check_that_rejected_a_generated_pair(project):

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_new)
 
     p = sub.add_parser("status", help="where a project stands, step by step")
-    p.add_argument("dir", nargs="?", default=".", help="the project folder (default: here)")
+    p.add_argument("dir", nargs="?", default=None, help="the project folder (default: here)")
+    add_project_arg(p)  # -p DIR as every other command takes it
     p.set_defaults(handler=cmd_status)
 
     p = sub.add_parser("config", help="show or change a project setting",
@@ -95,7 +96,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from tunewiz.project import Project
     from tunewiz.status import project_status
 
-    project = Project.load(project_folder(args.dir))
+    project = Project.load(project_folder(args.dir or args.project))
     for step in project_status(project):
         print(f"{step.title:<16} {step.state:<8} {step.summary}")
     return 0
