@@ -223,6 +223,18 @@ def test_tunewiz_hardware_estimates_the_next_run(make_project, tmp_path, capsys)
     assert "Estimate for the project's settings (batch 4," in capsys.readouterr().out
 
 
+def test_train_plan_says_what_the_run_would_train_with_and_starts_nothing(make_project, tmp_path, capsys):
+    from tunewiz.cli import main
+
+    facts = [(f"What is the code of item {i}?", f"The code of item {i} is {i * 37 % 101}.") for i in range(40)]
+    project = make_project(tmp_path / "facts", "smollm2-135m", facts,
+                           **{"hyperparameters.preset": "auto", "dataset.kind": "auto"})
+    assert main(["train", "-p", str(project.root), "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("The next run would train with:\ndata: facts") and "lora_r = 64" in out
+    assert not project.runs_dir.exists()
+
+
 def test_hardware_apply_lowers_only_a_planned_batch_that_does_not_fit(make_project, tmp_path):
     from tunewiz.hardware import Hardware, apply_recommendation, hardware_report
     from tunewiz.project import Project
