@@ -391,12 +391,18 @@ async def test_review_stays_responsive_at_100k_rows(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- format, hardware, hyperparameters
 
+async def shown_in_step(pilot, app, step_key: str, widget: str, text: str):
+    """Go to a step and wait for `text` in one of its widgets (filled by a worker); the widget."""
+    await pilot.press(step_key)
+    found = app.screen.query_one(widget)
+    await wait_for(pilot, lambda: text in str(found.render()))
+    return found
+
+
 async def test_format_renders_a_sample_with_the_answer_highlighted(qa_project):
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
-        sample = app.screen.query_one("#format-sample")
-        await wait_for(pilot, lambda: "<|im_start|>" in str(sample.render()))
+        sample = await shown_in_step(pilot, app, "3", "#format-sample", "<|im_start|>")
         text = sample.render()
         highlighted = [text.plain[s.start:s.end] for s in text.spans if "green" in str(s.style)]
         assert highlighted and highlighted[0].endswith("<|im_end|>")
@@ -423,9 +429,7 @@ async def test_format_shows_real_token_counts_from_the_tokenizer(qa_project):
 async def test_hardware_estimates_the_run_the_plan_would_start(qa_project):
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("4")
-        report = app.screen.query_one("#hardware-report")
-        await wait_for(pilot, lambda: "Estimate for" in str(report.render()))
+        report = await shown_in_step(pilot, app, "4", "#hardware-report", "Estimate for")
         assert "Estimate for the next run (batch 4, LoRA rank 16, max_seq_len" in str(report.render())
 
 
@@ -433,9 +437,7 @@ async def test_hyperparameters_shows_what_the_next_run_trains_with(qa_project):
     # Under preset auto the form holds the schema's values; the run trains with the plan's.
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("5")
-        plan = app.screen.query_one("#hp-plan")
-        await wait_for(pilot, lambda: "pairs:" in str(plan.render()))
+        plan = await shown_in_step(pilot, app, "5", "#hp-plan", "pairs:")
         assert "learning_rate = 0.001" in str(plan.render()) and "steps" in str(plan.render())
         app.screen.query_one("#hyperparameters-learning_rate").value = "0.0005"  # the user's now
         await wait_for(pilot, lambda: "learning_rate = " not in str(plan.render()))
