@@ -62,6 +62,13 @@ class TrainingPlan:
                        "trains with exactly the values written)")
         return out
 
+    def summary(self) -> str:
+        """lines() in a few lines, for a pane that must leave room for the form below it."""
+        head = (f"{self.kind}: {self.train_pairs} pairs train, {self.steps} steps"
+                + (f", about {_duration(self.expected_seconds)}" if self.expected_seconds else ""))
+        chosen = ", ".join(f"{key} {self.hyperparameters[key]}" for key in self.chosen)
+        return head + (f"; preset auto chose {chosen} (`tunewiz train --plan` says why)" if chosen else "")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -136,6 +136,7 @@ def journey(term: Terminal, tmp_path: Path) -> None:
     assert not [p for p in pairs() if p.question.endswith(" (edited)")]
     assert sorted(p.status for p in pairs()) == ["accepted"] + ["pending"] * 10 + ["rejected"]
     term.keys("Escape", "5")              # Hyperparameters: the preset select has the focus
+    term.wait_for("pairs train")          # the step is built (its form after the first frame): as a user waits
     term.keys("Enter", "Down", "Enter")   # auto -> quick-test
     term.wait_for("Applied the quick-test preset")
     assert Project.load(tmp_path / "proj").config.hyperparameters.max_steps == 20

@@ -437,10 +437,11 @@ async def test_hyperparameters_shows_what_the_next_run_trains_with(qa_project):
     # Under preset auto the form holds the schema's values; the run trains with the plan's.
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
-        plan = await shown_in_step(pilot, app, "5", "#hp-plan", "pairs:")
-        assert "learning_rate = 0.001" in str(plan.render()) and "steps" in str(plan.render())
+        plan = await shown_in_step(pilot, app, "5", "#hp-plan", "pairs train")
+        assert "preset auto chose learning_rate 0.001" in str(plan.render()) and "steps" in str(plan.render())
+        assert app.screen.query_one("#hyperparameters-preset").region.bottom <= SIZE[1]  # in view at 80x24
         app.screen.query_one("#hyperparameters-learning_rate").value = "0.0005"  # the user's now
-        await wait_for(pilot, lambda: "learning_rate = " not in str(plan.render()))
+        await wait_for(pilot, lambda: "learning_rate" not in str(plan.render()))
     assert Project.load("proj").config.hyperparameters.learning_rate == 0.0005
 
 

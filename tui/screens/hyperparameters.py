@@ -34,7 +34,7 @@ class HyperparametersPane(StepPane):
         from tunewiz.training.launch import next_run_plan
 
         try:
-            text = "\n".join(next_run_plan(self.project).lines())
+            text = next_run_plan(self.project).summary()  # short: the preset select stays in view at 80x24
         except TunewizError as exc:  # no pairs yet, an unreadable base model
             text = f"Not planned yet: {exc}"
         except Exception as exc:  # a bug: said on the step (never taking the UI down), with its type
