@@ -92,7 +92,8 @@ class CheckpointsPane(StepPane):
             notes += [report.overfit.describe(report.patience)] if report.overfit else []
             notes += [report.note] if report.note else []
             notes += [report.caveat] if report.caveat else []
-            notes += [f"Note: {newer_run_note(self.project)}"] if newer_run_note(self.project) else []
+            newer = newer_run_note(self.project)
+            notes += [f"Note: {newer}"] if newer else []
             summary.update(f"run {report.run.id}: {len(self.rows)} complete checkpoints · pick: {pick} "
                            "(enter picks the row, b picks the best)" + "".join(f"\n{n}" for n in notes))
         self.query_one("#ckpt-bars", Static).update(loss_bars(self.rows))

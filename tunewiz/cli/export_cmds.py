@@ -114,8 +114,9 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     header = ["", "step", "epoch", "train loss"] + (["val loss"] if with_val else [])
     header += ["trained", "reworded", "everyday"] if with_checks else []
     print(f"Run {run.id} ({run.state()}); data: {report.kind}")
-    if not args.run and newer_run_note(project):
-        print(f"Note: {newer_run_note(project)}")
+    note = "" if args.run else newer_run_note(project)
+    if note:
+        print(f"Note: {note}")
     print(table(rows, header + [""]))
     print("* best   > picked (`tunewiz pick STEP|best`)   trained/reworded: questions recalled   "
           "everyday: prompts answered without breaking" if with_checks else "* best   > picked")
@@ -164,8 +165,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from tunewiz.runs import newer_run_note
 
     project = open_project(args, write=True, holder="tunewiz export")
-    if newer_run_note(project):  # said before the minutes of merging, not after
-        print(f"Note: {newer_run_note(project)}")
+    note = newer_run_note(project)
+    if note:  # said before the minutes of merging, not after
+        print(f"Note: {note}")
     types = [t for t in args.types.split(",") if t.strip()] if args.types else None
     try:
         result = export_model(project, on_progress=print, force=args.force, types=types, name=args.name,
