@@ -12,7 +12,7 @@ from tracking_helpers import mlflow_history, tensorboard_scalars, wandb_history
 
 from tunewiz.errors import TunewizError
 from tunewiz.training.launch import start_run, wait_for_end
-from tunewiz.training.tracking import read_tracking, scalars, tracking_hints
+from tunewiz.training.tracking import MlflowTracker, read_tracking, scalars, tracking_hints
 
 pytestmark = pytest.mark.slow
 
@@ -74,6 +74,25 @@ def test_a_resumed_run_is_one_tracker_run_with_each_step_once(tiny_project, back
         assert second == list(range(resumed_from + 1, 121))
     hints = " ".join(tracking_hints(run.dir))
     assert {"tensorboard": "ssh -L 6006:localhost:6006", "mlflow": "mlflow ui", "wandb": "wandb sync"}[backend] in hints
+
+
+def test_a_resumed_mlflow_run_gets_the_steps_mlflow_lacks_even_those_metrics_jsonl_has(tmp_path, monkeypatch):
+    # kill -9 between the metrics.jsonl line and MLflow's write: MLflow, not the file, says what it has
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    first = MlflowTracker("r1", "proj", {"lr": 1}, "")
+    for step in range(1, 31):
+        first.log({"type": "train", "step": step, "loss": 1.0})
+    first.close()
+    resumed = MlflowTracker("r1", "proj", {"lr": 1}, first.run_id)
+    assert resumed.sent_through == 30
+    for step in range(21, 41):  # from checkpoint-20 again
+        resumed.log({"type": "train", "step": step, "loss": 0.5})
+    resumed.close()
+    logged = mlflow_history(uri, first.run_id, "train_loss")
+    assert [s for s, _ in logged] == list(range(1, 41))
+    assert {v for s, v in logged if s > 30} == {0.5}
 
 
 def test_a_missing_tracker_or_key_is_said_before_the_run_starts(tiny_project, monkeypatch):

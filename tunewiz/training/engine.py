@@ -303,7 +303,6 @@ class Trainer:
         self.cfg = run.read_spec()
         self.hp = self.cfg.hyperparameters
         self.start_step = 0
-        self.sent_through = 0  # the last step a tracker already has (a resume's metrics)
         self.guard = DivergenceGuard()
         self.checker = None
         self.last_val: float | None = None
@@ -319,7 +318,7 @@ class Trainer:
         if resume:
             self.resume()
         if self.dist.main:
-            self.report.tracker = _open_tracker(self.run, self.cfg, self.start_step, self.sent_through)
+            self.report.tracker = _open_tracker(self.run, self.cfg, self.start_step)
         self.prepare_checks()
         self.wrap_for_processes()
         self.plan_batches()
@@ -429,7 +428,6 @@ class Trainer:
             self.guard.reference = state.get("loss_reference")  # absent in older checkpoints: measured again
             report.log(f"resuming from {path.name}")
         if dist.main:
-            self.sent_through = max((r.get("step", 0) for r in read_jsonl(run.metrics_path)), default=0)
             _truncate_metrics(run, self.start_step)
 
     def prepare_checks(self) -> None:
@@ -765,13 +763,13 @@ def _stop_requested(run: Run, stop: dict[str, bool], dist: Dist, target) -> bool
     return dist.sum([1.0 if asked else 0.0], target)[0] > 0
 
 
-def _open_tracker(run: Run, cfg, start_step: int, sent_through: int):
+def _open_tracker(run: Run, cfg, start_step: int):
     from tunewiz.training.tracking import open_tracker
 
     try:
         return open_tracker(run.dir, run.id, cfg.tracking, {"hyperparameters": cfg.hyperparameters, "lora": cfg.lora,
                                                             "kind": cfg.kind, "base_model": cfg.model_name},
-                            start_step, sent_through)
+                            start_step)
     except TunewizError as exc:
         raise TrainingFailed(str(exc)) from None
     except Exception as exc:  # the tracker's own failure (no network, a bad key): say which

@@ -8,8 +8,8 @@ Resume continues the same tracker run (TensorBoard: the same folder; W&B: the ru
 MLflow: the run id kept in `tracking.json`) without a step twice: TensorBoard drops
 its events past the resumed checkpoint (purge_step) and gets those steps again; W&B
 gets them again and keeps only steps past the last one it has (its rule: steps only
-increase); MLflow would keep both, so it is sent only steps past the last one the
-killed process wrote to metrics.jsonl.
+increase); MLflow would keep both, so it is sent only steps past the last one it has
+(asked of MLflow itself: kill -9 can fall between metrics.jsonl and the tracker).
 
 Keys and servers come from each tool's own environment variables (WANDB_API_KEY,
 WANDB_MODE, MLFLOW_TRACKING_URI, ...): tunewiz never stores them.
@@ -133,8 +133,8 @@ class WandbTracker(Tracker):
 
 
 class MlflowTracker(Tracker):
-    def __init__(self, run_id: str, project: str, config: dict, sent_through: int, mlflow_run_id: str) -> None:
-        super().__init__(sent_through)
+    def __init__(self, run_id: str, project: str, config: dict, mlflow_run_id: str) -> None:
+        super().__init__(0)
         import mlflow  # heavy: only in the engine
 
         self.mlflow = mlflow
@@ -143,6 +143,13 @@ class MlflowTracker(Tracker):
         if not mlflow_run_id:
             mlflow.log_params({k: str(v)[:250] for k, v in _flat(config).items()})
         self.run_id = self.active.info.run_id
+        self.sent_through = self._last_step() if mlflow_run_id else 0
+
+    def _last_step(self) -> int:
+        """The last step MLflow has for this run, over all its metrics."""
+        client = self.mlflow.tracking.MlflowClient()
+        names = client.get_run(self.run_id).data.metrics
+        return max((m.step for name in names for m in client.get_metric_history(self.run_id, name)), default=0)
 
     def _send(self, values: dict[str, float], step: int) -> None:
         self.mlflow.log_metrics({k.replace("/", "_"): v for k, v in values.items()}, step=step)
@@ -161,9 +168,9 @@ def _flat(config: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def open_tracker(run_dir: Path, run_id: str, tracking: dict[str, str], config: dict, resume_step: int,
-                 sent_through: int) -> Tracker | None:
-    """The run's tracker (None for 'none'); `sent_through`: the last step metrics.jsonl had before a resume."""
+def open_tracker(run_dir: Path, run_id: str, tracking: dict[str, str], config: dict,
+                 resume_step: int) -> Tracker | None:
+    """The run's tracker (None for 'none'); `resume_step`: the checkpoint's step a resume starts from."""
     backend = tracking.get("backend", "none")
     if backend == "none":
         return None
@@ -179,7 +186,7 @@ def open_tracker(run_dir: Path, run_id: str, tracking: dict[str, str], config: d
         info["url"] = "" if tracker.run.offline else (tracker.run.url or "")
         info["dir"] = str(tracker.run.dir or "")
     else:
-        tracker = MlflowTracker(run_id, project, config, sent_through, saved.get("run_id", ""))
+        tracker = MlflowTracker(run_id, project, config, saved.get("run_id", ""))
         info["run_id"] = tracker.run_id
         info["tracking_uri"] = tracker.mlflow.get_tracking_uri()
     (run_dir / TRACKING_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
