@@ -59,7 +59,8 @@ def test_chat_picks_the_newest_exports_model(tmp_path, project):
 def test_the_newest_export_is_the_last_finished_not_the_last_touched(tmp_path, project):
     import os
 
-    old, new = write_export(project.exports_dir / "old"), write_export(project.exports_dir / "new")
+    old = write_export(project.exports_dir / "old")
+    write_export(project.exports_dir / "new")
     os.utime(old / "export.json", (1_000_000, 1_000_000))
     (old / "notes.txt").write_text("the folder's time moves; the export did not change")
     assert [m.folder.name for m in list_exports(project.exports_dir)] == ["new", "old"]
