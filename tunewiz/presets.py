@@ -21,14 +21,13 @@ class Preset:
     advice: dict[str, str]
 
 
-def _schema_defaults() -> dict[str, object]:
-    import dataclasses
+def _auto_values() -> dict[str, object]:
+    """Every hyperparameter at its default (none set by the user)."""
+    from tunewiz.schema import defaults
 
-    from tunewiz.schema import HyperparametersSection
-
-    skip = ("preset",)
-    return {f.name: (f.default_factory() if f.default is dataclasses.MISSING else f.default)  # type: ignore[misc]
-            for f in dataclasses.fields(HyperparametersSection) if f.name not in skip}
+    values = defaults("hyperparameters")
+    del values["preset"]
+    return values
 
 
 PRESETS: dict[str, Preset] = {
@@ -36,7 +35,7 @@ PRESETS: dict[str, Preset] = {
         "auto",
         "Every value at its default is chosen when training starts, from the kind of data (facts or skill), "
         "its size and the hardware; a value you change stays yours. `tunewiz train` shows what it chose.",
-        _schema_defaults(),
+        _auto_values(),
         {"learning_rate": "facts: 1e-3 on small models so facts stick in a few epochs; skill: 2e-4",
          "epochs": "facts: enough passes for each fact to be recalled; skill: 3 passes",
          "save_steps": "about five checkpoints a run, each checked for recall and drift"}),
@@ -99,13 +98,19 @@ def advice(name: str, key: str) -> str:
     return preset.advice.get(key, "") if preset else ""
 
 
-def mark_edited(project: Project, dotted_key: str) -> bool:
-    """After the user changed `dotted_key`: a hyperparameter edited under a named preset makes the preset
-    'custom' (under auto the edit stays the user's and the rest is still resolved). True when it did."""
+def mark_edited(project: Project, dotted_key: str) -> str:
+    """After the user set `dotted_key` (in memory; call project.save()): under preset auto the key is
+    recorded as the user's (`set_by_user`, so auto never replaces it, even by a value equal to the
+    default); under a named preset, the preset becomes 'custom'. Returns a line saying so, or ''."""
     section, _, key = dotted_key.partition(".")
     hp = project.config.hyperparameters
-    if section != "hyperparameters" or key == "preset" or hp.preset in ("custom", "auto"):
-        return False
+    if section != "hyperparameters" or key in ("preset", "set_by_user") or hp.preset == "custom":
+        return ""
+    if hp.preset == "auto":
+        if key in hp.set_by_user:
+            return ""
+        hp.set_by_user = [*hp.set_by_user, key]
+        return f"kept as you set it: preset auto chooses only the values you have not set ({key} is now in " \
+               "hyperparameters.set_by_user)"
     hp.preset = "custom"
-    return True
-
+    return "hyperparameters.preset = 'custom' (a value of the preset was changed)"

@@ -114,6 +114,11 @@ def check_value(section: str, key: str, value: Any) -> Any:
     else:  # list[str]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+        if where == "hyperparameters.set_by_user":
+            names = [f.name for f in dataclasses.fields(SECTIONS[section]) if f.name not in ("preset", key)]
+            for name in value:
+                if name not in names:
+                    raise ConfigError(f"{where}: {name!r} is not a hyperparameter{_suggest(name, names)}")
     meta = spec.metadata
     lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
     if lo is not None and value < lo or hi is not None and value > hi:

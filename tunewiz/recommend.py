@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunewiz.schema import HyperparametersSection
+from tunewiz import schema
 
 FACT_EPOCHS = 8.0
 """Passes over a set of facts (a few dozen to a few hundred); bigger sets need fewer."""
@@ -57,6 +57,9 @@ class TrainingPlan:
                + (f", about {_duration(self.expected_seconds)} of training" if self.expected_seconds else "")]
         for key, why in self.chosen.items():
             out.append(f"  {key} = {self.hyperparameters[key]!r}  ({why})")
+        kept = [k for k in self.hyperparameters.get("set_by_user", []) if k in self.hyperparameters]
+        if self.hyperparameters.get("preset") == "auto" and kept:
+            out.append("  kept as you set them: " + ", ".join(f"{k} = {self.hyperparameters[k]!r}" for k in kept))
         if self.chosen:
             out.append("  (chosen by preset auto for the values left at their defaults; preset = custom "
                        "trains with exactly the values written)")
@@ -84,11 +87,9 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
-def schema_defaults() -> dict[str, Any]:
-    out = {}
-    for spec in dataclasses.fields(HyperparametersSection):
-        out[spec.name] = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default  # type: ignore[misc]
-    return out
+def _left_to_plan(current: dict[str, Any], defaults: dict[str, Any], key: str) -> bool:
+    """Under preset auto: the user has not set this value (it is at its default and not in set_by_user)."""
+    return current[key] == defaults[key] and key not in current["set_by_user"]
 
 
 def plan_training(project, kind: str, kind_reason: str, train: list, validation: list,
@@ -97,19 +98,20 @@ def plan_training(project, kind: str, kind_reason: str, train: list, validation:
     current = dataclasses.asdict(project.config.hyperparameters)
     plan = TrainingPlan(kind=kind, kind_reason=kind_reason, hyperparameters=dict(current),
                         train_pairs=len(train), validation_pairs=len(validation))
+    defaults = schema.defaults("hyperparameters")
     if current["preset"] == "auto":
-        defaults = schema_defaults()
         for key, (value, why) in _recommended(kind, len(train), device, params_b).items():
-            if current[key] == defaults[key] and value != current[key]:
+            if _left_to_plan(current, defaults, key) and value != current[key]:
                 plan.hyperparameters[key] = value
                 plan.chosen[key] = why
-        for key in ("lora_r", "lora_alpha"):  # a pair: the scale is alpha / rank, so both change or neither
-            if current["lora_r"] != defaults["lora_r"] or current["lora_alpha"] != defaults["lora_alpha"]:
+        # a pair: the scale is alpha / rank, so both change or neither
+        if not (_left_to_plan(current, defaults, "lora_r") and _left_to_plan(current, defaults, "lora_alpha")):
+            for key in ("lora_r", "lora_alpha"):
                 plan.hyperparameters[key] = current[key]
                 plan.chosen.pop(key, None)
     if "epochs" in plan.chosen and kind == "facts":
         _at_least_steps(plan, gpus, MIN_FACT_STEPS)
-    _fill_schedule(plan, gpus, current["preset"] == "auto", schema_defaults())
+    _fill_schedule(plan, gpus, current, defaults)
     tokens_per_pair = TEMPLATE_TOKENS + sum(len(p.question) + len(p.answer) for p in train) / max(len(train), 1) / 4
     speed = _tokens_per_s(device, cores, params_b, gpus)
     if speed:
@@ -161,16 +163,16 @@ def _at_least_steps(plan: TrainingPlan, gpus: int, steps: int) -> None:
         plan.chosen["epochs"] = f"a small set: {steps} updates at least"
 
 
-def _fill_schedule(plan: TrainingPlan, gpus: int, auto: bool, defaults: dict[str, Any]) -> None:
+def _fill_schedule(plan: TrainingPlan, gpus: int, current: dict[str, Any], defaults: dict[str, Any]) -> None:
     """Steps from epochs; under auto, checkpoints (each one checked) spread over the run."""
     hp = plan.hyperparameters
     steps_per_epoch = _steps_per_epoch(plan, gpus)
     plan.steps = hp["max_steps"] or max(1, math.ceil(hp["epochs"] * steps_per_epoch))
-    if not auto:
+    if current["preset"] != "auto":
         return
     every = max(1, math.ceil(plan.steps / CHECKPOINTS_PER_RUN))
     for key in ("save_steps", "eval_steps"):
-        if hp[key] == defaults[key] and every != hp[key]:
+        if _left_to_plan(current, defaults, key) and every != hp[key]:
             hp[key] = every
             plan.chosen[key] = f"about {CHECKPOINTS_PER_RUN} checkpoints, each checked"
 

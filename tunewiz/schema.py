@@ -156,6 +156,9 @@ class HyperparametersSection:
     logging_steps: int = setting(1, "Write a metrics line every N steps.", min=1, max=100_000)
     eval_steps: int = setting(10, "Compute validation loss every N steps.", min=1, max=1_000_000)
     save_steps: int = setting(10, "Write a checkpoint every N steps.", min=1, max=1_000_000)
+    set_by_user: list[str] = setting(
+        [], "Under preset auto: the values you set, kept as written even where they equal the default "
+        "(`tunewiz config` and the wizard add a name when you set it; remove it to let auto choose again).")
 
 
 @dataclass
@@ -209,6 +212,12 @@ SECTIONS: dict[str, type] = {
     "checkpoint": CheckpointSection,
     "export": ExportSection,
 }
+
+
+def defaults(section: str) -> dict[str, Any]:
+    """Every key of one section at its schema default."""
+    return {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+            for f in dataclasses.fields(SECTIONS[section])}
 
 
 def field_specs(section: str) -> list[dataclasses.Field]:

@@ -11,7 +11,7 @@ from tunewiz.dataset import Pair, PairStore
 from tunewiz.dataset import detect_kind
 from tunewiz.evalsets import (REWORDINGS_FILE, RewordingStore, is_good_rewording, live_rewordings,
                               make_rule_rewordings, rule_rewording)
-from tunewiz.project import create_project
+from tunewiz.project import Project, create_project
 from tunewiz.recommend import plan_training
 from tunewiz.scoring import broken_reasons, check_general, is_recalled, key_tokens
 
@@ -134,6 +134,25 @@ def test_the_plan_resolves_defaults_from_the_kind_and_keeps_what_the_user_set(tm
     project.set("hyperparameters.preset", "custom")
     fixed = plan_training(project, "facts", "test", _pairs(40), [], "cpu", 2, 0.135)
     assert fixed.chosen == {} and fixed.hyperparameters["learning_rate"] == 2e-4
+
+
+def test_a_value_the_user_set_equal_to_its_default_is_kept_under_auto(tmp_path, capsys):
+    project = create_project(tmp_path / "p")
+    assert main(["config", "-p", str(project.root), "hyperparameters.learning_rate", "2e-4"]) == 0
+    assert "kept as you set it" in capsys.readouterr().out
+    project = Project.load(project.root)
+    assert project.config.hyperparameters.set_by_user == ["learning_rate"]
+    plan = plan_training(project, "facts", "test", _pairs(40), [], "cpu", 2, 0.135)
+    assert plan.hyperparameters["learning_rate"] == 2e-4 and "learning_rate" not in plan.chosen
+    assert plan.hyperparameters["lora_dropout"] == 0.0  # the others are still chosen
+    assert "  kept as you set them: learning_rate = 0.0002" in plan.lines()
+    project.set("hyperparameters.set_by_user", ["lora_alpha"])  # one of the pair: the pair is the user's
+    plan = plan_training(project, "facts", "test", _pairs(40), [], "cpu", 2, 0.135)
+    assert (plan.hyperparameters["lora_r"], plan.hyperparameters["lora_alpha"]) == (16, 32)
+    assert main(["config", "-p", str(project.root), "hyperparameters.set_by_user", "[\"learnig_rate\"]"]) == 2
+    assert "'learnig_rate' is not a hyperparameter (did you mean 'learning_rate'?)" in capsys.readouterr().err
+    assert main(["presets", "-p", str(project.root), "auto", "--apply"]) == 0  # auto again: every value left to it
+    assert Project.load(project.root).config.hyperparameters.set_by_user == []
 
 
 def test_a_facts_run_trains_every_pair_and_never_its_rewordings(tmp_path, monkeypatch):

@@ -474,6 +474,24 @@ async def test_under_auto_an_edited_value_is_kept_and_the_preset_stays_auto(qa_p
     assert saved.lora_r == 8 and saved.preset == "auto"
 
 
+async def test_under_auto_retyping_the_default_keeps_it_as_the_users(qa_project):
+    # The form shows 0.0002 while auto plans 0.001 for facts: typing 0.0002 means "this value".
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        plan = await shown_in_step(pilot, app, "5", "#hp-plan", "pairs train")
+        assert "learning_rate 0.001" in str(plan.render())
+        assert Project.load("proj").config.hyperparameters.set_by_user == []  # showing the form sets nothing
+        field = app.screen.query_one("#hyperparameters-learning_rate")
+        field.focus()
+        await pilot.pause()
+        field.value = "0.000"  # out of range while typing: nothing saved
+        field.value = "0.0002"
+        await wait_for(pilot, lambda: "learning_rate" not in str(plan.render()))
+        assert app.screen.query_one("#hyperparameters-set_by_user").value == "learning_rate"
+    saved = Project.load("proj").config.hyperparameters
+    assert saved.set_by_user == ["learning_rate"] and saved.learning_rate == 2e-4 and saved.preset == "auto"
+
+
 # ---------------------------------------------------------------- train, checkpoints, export
 
 async def test_train_follows_a_run_folder(qa_project, make_run):

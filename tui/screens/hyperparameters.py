@@ -48,12 +48,37 @@ class HyperparametersPane(StepPane):
             if event.value != "custom":
                 self.apply_preset(event.value)
                 form.reload()
-        elif mark_edited(self.project, f"hyperparameters.{event.key}"):
-            self.project.save()
-            self.notify("The preset is now custom: a value of it was changed.")
-            form.reload()  # the preset's advice goes with it
+        else:
+            self._mark_edited(event.key)
         self.project_changed()
         self.show_plan()
+
+    @on(SettingsForm.Retyped)
+    def _retyped(self, event: SettingsForm.Retyped) -> None:
+        """Typing the value already there still makes it the user's under preset auto (even the default)."""
+        if event.key != "preset" and self._mark_edited(event.key):
+            self.project_changed()
+            self.show_plan()
+
+    def _mark_edited(self, key: str) -> bool:
+        """Record the edit (set_by_user under auto; the preset becomes custom under a named one)."""
+        hp = self.project.config.hyperparameters
+        preset, set_by_user = hp.preset, hp.set_by_user
+        if not mark_edited(self.project, f"hyperparameters.{key}"):
+            return False
+        try:
+            self.project.save()
+        except TunewizError as exc:  # the file is unchanged: so is what the wizard holds
+            hp.preset, hp.set_by_user = preset, set_by_user
+            self.notify(str(exc), severity="error", timeout=10)
+            return False
+        form = self.query_one("#hp-form", SettingsForm)
+        if preset == "auto":
+            form.reload(["set_by_user"])
+        else:
+            self.notify("The preset is now custom: a value of it was changed.")
+            form.reload()  # the preset's advice goes with it
+        return True
 
     def apply_preset(self, name: str) -> None:
         from tunewiz.presets import apply_preset

@@ -40,6 +40,13 @@ class SettingsForm(Vertical):
             super().__init__()
             self.section, self.key, self.value = section, key, value
 
+    class Retyped(Message):
+        """The user typed or chose the value the project already holds (nothing to write)."""
+
+        def __init__(self, section: str, key: str) -> None:
+            super().__init__()
+            self.section, self.key = section, key
+
     def __init__(self, project: Project, section: str, keys: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.project = project
@@ -103,20 +110,21 @@ class SettingsForm(Vertical):
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        self._save(event.input.id, event.value)
+        # An input posts Changed when it is mounted too: only one with focus is the user typing.
+        self._save(event.input.id, event.value, typed=event.input.has_focus)
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
         event.stop()
         if event.value is not Select.BLANK:
-            self._save(event.select.id, str(event.value))
+            self._save(event.select.id, str(event.value), typed=event.select.has_focus)
 
     @on(Switch.Changed)
     def _switch_changed(self, event: Switch.Changed) -> None:
         event.stop()
-        self._save(event.switch.id, "true" if event.value else "false")
+        self._save(event.switch.id, "true" if event.value else "false", typed=event.switch.has_focus)
 
-    def _save(self, widget_id: str | None, text: str) -> None:
+    def _save(self, widget_id: str | None, text: str, typed: bool = True) -> None:
         key = self._key_of(widget_id)
         if key is None:
             return
@@ -130,6 +138,8 @@ class SettingsForm(Vertical):
         error.display = False
         before = self.project.get(f"{self.section}.{key}")
         if before == value:
+            if typed:
+                self.post_message(self.Retyped(self.section, key))
             return
         self.project.set(f"{self.section}.{key}", value)
         try:

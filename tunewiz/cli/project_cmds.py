@@ -132,12 +132,13 @@ def cmd_config(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise TunewizError(f"{project.file}: {exc}") from None
         project.set(args.key, value)
-        if mark_edited(project, args.key):
-            print("hyperparameters.preset = 'custom' (a value of the preset was changed)")
+        also = mark_edited(project, args.key)
         project.save()
     finally:
         project.unlock()
     print(redact_urls(f"{args.key} = {value!r}"))
+    if also:
+        print(also)
     return 0
 
 

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("presets", help="list hyperparameter presets, or apply one")
     add_project_arg(p)
-    p.add_argument("name", nargs="?", help="quick-test, balanced or memorize-facts")
+    p.add_argument("name", nargs="?", help="auto, quick-test, balanced or memorize-facts")
     p.add_argument("--apply", action="store_true", help="write the preset's values into the project")
     p.set_defaults(handler=cmd_presets)
 
