@@ -76,6 +76,27 @@ KEY_LIKE = re.compile(r"(?:gsk|hf|ghp|gho|github_pat|r8|fw|pplx|nvapi)_\w{16,}"
 Face hf_, ...), or 20 characters or more mixing lower and upper case and digits (names are not)."""
 
 
+SECRET_QUERY_NAME = re.compile(r"key|token|secret|password|passwd|pwd|auth|signature|sig|credential", re.I)
+
+
+def secret_in_url(url: str) -> str:
+    """What in `url` is a secret ('a password', 'a key in its query'), or '' for none."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return ""
+    if parts.password:
+        return "a password (user:password@)"
+    if parts.username and (KEY_LIKE.fullmatch(parts.username) or parts.username.startswith("sk-")):
+        return "a key as its user name (key@)"
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if value and (SECRET_QUERY_NAME.search(name) or KEY_LIKE.fullmatch(value) or value.startswith("sk-")):
+            return f"a key in its query ({name}=...)"
+    return ""
+
+
 @functools.cache
 def _field(section: str, key: str) -> tuple[dataclasses.Field, Any]:
     """A schema field and its type (resolving the annotations costs ~0.4 ms: once per field)."""
@@ -111,6 +132,11 @@ def check_value(section: str, key: str, value: Any) -> Any:
                              "(`export MY_API_KEY=...`) and name the variable here")
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, got {value!r}")
+        secret = spec.metadata.get("url") and secret_in_url(value)
+        if secret:  # never echoed
+            raise ConfigError(f"{where} holds {secret}; secrets never go into the project file: put the key in "
+                              "an environment variable (`export MY_API_KEY=...`) and name it in "
+                              "generator.api_key_env (sent as the bearer token)")
     else:  # list[str]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} must be a list of strings, got {value!r}")

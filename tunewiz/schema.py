@@ -16,11 +16,12 @@ SCHEMA_VERSION = 1
 
 
 def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-            choices: tuple[str, ...] | None = None, env_name: bool = False) -> Any:
+            choices: tuple[str, ...] | None = None, env_name: bool = False, url: bool = False) -> Any:
     """A dataclass field with its help text and its allowed values.
 
-    `env_name`: the value names an environment variable (and so must never be a secret itself)."""
-    meta = {"help": help, "min": min, "max": max, "choices": choices, "env_name": env_name}
+    `env_name`: the value names an environment variable (and so must never be a secret itself).
+    `url`: the value is a URL, which must not carry a password or a key."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "env_name": env_name, "url": url}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -46,7 +47,8 @@ class GeneratorSection:
     provider: str = setting(
         "embedded", "Where questions and answers come from.",
         choices=("embedded", "openai", "ollama", "vllm", "llamacpp", "lmstudio", "custom"))
-    base_url: str = setting("", "OpenAI-compatible base URL, e.g. http://localhost:11434/v1. Empty: the provider's preset.")
+    base_url: str = setting("", "OpenAI-compatible base URL, e.g. http://localhost:11434/v1. Empty: the provider's "
+                            "preset. No key or password in it: name the key's variable in api_key_env.", url=True)
     model: str = setting("", "Model name at the provider. Empty: the provider's preset.")
     api_key_env: str = setting("", "Name of the environment variable that holds the API key. The key itself is never stored.",
                                env_name=True)
