@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
 
-from tunewiz.dataset import Pair, check_history
+from tunewiz.dataset import STATUSES, Pair, check_history
 from tunewiz.errors import FormatError
 
 EXPORT_FORMATS = ("csv", "jsonl", "alpaca", "sharegpt", "openai")
@@ -311,7 +311,24 @@ def physical_lines(text: str) -> list[str]:
     return _PHYSICAL_LINE.findall(text)
 
 
-def _pairs_of(samples: list, source: str, where: str) -> Iterator[Pair | RowProblem]:
+def review_of(status: Any, reason: Any = "") -> tuple[str, str]:
+    """A record's own review (tunewiz's exports carry it): its status when it is one tunewiz knows
+    (else pending) and, for a rejected pair, why."""
+    status = status.strip().lower() if isinstance(status, str) else ""
+    if status not in STATUSES:
+        return "pending", ""
+    return status, reason.strip() if isinstance(reason, str) and status == "rejected" else ""
+
+
+def _record_review(record: Any) -> tuple[str, str]:
+    if not isinstance(record, dict):
+        return "pending", ""
+    lowered = {str(k).strip().lower(): v for k, v in record.items()}
+    return review_of(lowered.get("status"), lowered.get("reason"))
+
+
+def _pairs_of(samples: list, source: str, where: str,
+              review: tuple[str, str] = ("pending", "")) -> Iterator[Pair | RowProblem]:
     for sample in samples:
         system, question, answer = sample[:3]
         history = sample[3] if len(sample) > 3 else []
@@ -323,7 +340,8 @@ def _pairs_of(samples: list, source: str, where: str) -> Iterator[Pair | RowProb
             yield RowProblem(where, "a turn of the conversation is empty")
         else:
             yield Pair(question=trim(question), answer=trim(answer), system=trim(system), source=source,
-                       history=[turn | {"content": trim(turn["content"])} for turn in history])
+                       history=[turn | {"content": trim(turn["content"])} for turn in history],
+                       status=review[0], reason=review[1])
 
 
 def trim(text: str) -> str:
@@ -358,6 +376,7 @@ def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> I
         raise FormatError(f"{path}: line {base + 1}: expected a Question and an Answer column "
                           f"(or instruction/output, prompt/response); found {', '.join(header)}")
     s_col = columns.index("system") if "system" in columns else None
+    st_col = columns.index("status") if "status" in columns else None  # tunewiz's own CSV export
     in_col = columns.index("input") if "input" in columns and columns[q_col] == "instruction" else None
     line = base + reader.line_num  # physical lines consumed so far
     while line < len(lines):
@@ -389,7 +408,8 @@ def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> I
         if in_col is not None and in_col < len(row) and row[in_col].strip():
             question = f"{question}\n\n{row[in_col]}"
         system = row[s_col] if s_col is not None and s_col < len(row) else ""
-        yield from _pairs_of([(system, question, row[a_col])], f"{path.name}:{start}", where)
+        review = review_of(row[st_col] if st_col is not None and st_col < len(row) else "")
+        yield from _pairs_of([(system, question, row[a_col])], f"{path.name}:{start}", where, review)
 
 
 def _csv_dialect(path: Path, lines: list[str]) -> tuple[int, str]:
@@ -426,7 +446,7 @@ def iter_jsonl(path: Path, encoding: str | None = None, chosen: bool = False) ->
         except ValueError as exc:
             yield RowProblem(where, str(exc), getattr(exc, "kind", "bad rows"))
             continue
-        yield from _pairs_of(samples, f"{path.name}:{number}", where)
+        yield from _pairs_of(samples, f"{path.name}:{number}", where, _record_review(record))
 
 
 def iter_json(path: Path, encoding: str | None = None, chosen: bool = False) -> Iterator[Pair | RowProblem]:
@@ -450,7 +470,7 @@ def iter_json(path: Path, encoding: str | None = None, chosen: bool = False) -> 
         except ValueError as exc:
             yield RowProblem(where, str(exc), getattr(exc, "kind", "bad rows"))
             continue
-        yield from _pairs_of(samples, f"{path.name}#{number}", where)
+        yield from _pairs_of(samples, f"{path.name}#{number}", where, _record_review(record))
 
 
 def _records_of_object(path: Path, document: dict) -> list:
@@ -534,6 +554,7 @@ def export_records(pairs: Iterable[Pair], fmt: str, default_system: str = "") ->
         if fmt == "jsonl":
             out.append({"id": p.id, "question": p.question, "answer": p.answer, "system": p.system,
                         "source": p.source, "status": p.status, "scores": p.scores}
+                       | ({"reason": p.reason} if p.reason else {})
                        | ({"history": p.history} if p.history else {}))
         elif fmt == "alpaca":
             out.append({"instruction": p.question, "input": "", "output": p.answer}

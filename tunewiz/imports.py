@@ -26,6 +26,8 @@ class ImportReport:
     turns: int = 0
     notices: list[str] = field(default_factory=list)
     """What the store had to do to keep earlier data safe (a torn last line set aside)."""
+    statuses: Counter = field(default_factory=Counter)
+    """The added pairs by status (the file's own, unless the import set one)."""
 
     @property
     def skipped(self) -> list[RowProblem]:
@@ -40,6 +42,9 @@ class ImportReport:
         parts = [f"{self.file}: added {self.added} pairs" if not self.conversations else
                  f"{self.file}: added {self.added} samples ({self.added - self.conversations} QA pairs, "
                  f"{self.conversations} conversations of {self.turns} turns)"]
+        if set(self.statuses) - {"pending"}:
+            parts[0] += " (" + ", ".join(f"{n} {status}" for status, n in sorted(self.statuses.items())) \
+                + ", as the file says)"
         if self.duplicates:
             parts.append(f"skipped {self.duplicates} duplicates")
         if self.skipped:
@@ -63,9 +68,12 @@ def typed_path(text: str) -> Path:
     return path if path.is_absolute() else Path.cwd() / path
 
 
-def import_file(store: PairStore, path: str | Path, status: str = "pending",
+def import_file(store: PairStore, path: str | Path, status: str | None = None,
                 encoding: str | None = None, chosen: bool = False) -> ImportReport:
     """Add the pairs of `path` to `store`; bad rows are reported, duplicates counted, nothing removed.
+
+    Each pair gets `status`, or when that is None the status its record carries (tunewiz's own
+    JSONL and CSV exports: a rejected pair stays rejected, and untrained), else pending.
 
     The file streams into the journal (no list of all its pairs is held), all or nothing: an
     unreadable file, a failed write or Ctrl-C leave the store's journal as it was."""
@@ -80,7 +88,9 @@ def import_file(store: PairStore, path: str | Path, status: str = "pending",
             elif not seen.add_if_new(prompt_text(item), item.answer):
                 report.duplicates += 1
             else:
-                item.status = status
+                if status is not None:
+                    item.status, item.reason = status, ""
+                report.statuses[item.status] += 1
                 if item.history:
                     report.conversations += 1
                     report.turns += item.turns

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from tunewiz.dataset import PairStore
+from tunewiz.dataset import Pair, PairStore
 from tunewiz.dedup import near_duplicate_groups, normalize
-from tunewiz.formats import EXPORT_FORMATS, FormatError, read_pairs, write_pairs
+from tunewiz.formats import EXPORT_FORMATS, FormatError, iter_pairs, read_pairs, write_pairs
 from tunewiz.imports import import_file
 
 
@@ -357,3 +357,36 @@ def test_a_path_typed_quoted_or_with_escaped_spaces_is_the_file(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     assert typed_path("'my data/qa copy.csv'") == f
     assert typed_path("'unclosed") == tmp_path / "'unclosed"  # said missing by the import, as typed
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_review_survives_export_data_then_import(tmp_path, capsys, fmt):
+    # A rejected pair imported back as pending would be trained: tunewiz's own exports keep the review.
+    from tunewiz.cli import main
+    from tunewiz.project import create_project
+
+    source = create_project(tmp_path / "a")
+    store = PairStore(source.pairs_path)
+    store.add([Pair("What is A?", "A is one.", status="accepted"),
+               Pair("What is B?", "B is two.", status="rejected", reason="unsupported"),
+               Pair("What is C?", "C is three.")])
+    out = tmp_path / f"all.{fmt}"
+    assert main(["export-data", "-p", str(source.root), "--format", fmt, "--status",
+                 "accepted,pending,rejected", str(out)]) == 0
+    target = create_project(tmp_path / "b")
+    assert main(["import", "-p", str(target.root), str(out)]) == 0
+    assert "added 3 pairs (1 accepted, 1 pending, 1 rejected, as the file says)" in capsys.readouterr().out
+    got = {p.question: (p.status, p.reason) for p in PairStore(target.pairs_path)}
+    assert got == {"What is A?": ("accepted", ""), "What is C?": ("pending", ""),
+                   "What is B?": ("rejected", "unsupported" if fmt == "jsonl" else "")}
+
+    again = create_project(tmp_path / "c")  # --status says it for every pair
+    assert main(["import", "-p", str(again.root), "--status", "pending", str(out)]) == 0
+    assert {p.status for p in PairStore(again.pairs_path)} == {"pending"}
+
+
+def test_a_status_tunewiz_does_not_know_imports_as_pending(tmp_path):
+    f = tmp_path / "other.csv"
+    f.write_text("question,answer,status\nWhat is A?,A is one.,approved\nWhat is B?,B is two., Rejected \n")
+    pairs = [p for p in iter_pairs(f) if isinstance(p, Pair)]
+    assert [p.status for p in pairs] == ["pending", "rejected"]

@@ -16,8 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "skipped; duplicates of pairs already in the project are skipped.")
     add_project_arg(p)
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--status", default="pending", choices=("pending", "accepted"),
-                   help="status of the imported pairs (default: pending)")
+    p.add_argument("--status", choices=("pending", "accepted"),
+                   help="status of every imported pair (default: the status each record carries, as in "
+                        "tunewiz's own exports, else pending)")
     p.add_argument("--encoding", metavar="NAME",
                    help="the files' text encoding when it is not UTF-8 and has no byte-order mark "
                         "(e.g. cp1252, latin-1, utf-16-le)")
