@@ -50,6 +50,16 @@ def test_new_import_status_and_export(tmp_path):
     assert out.read_text().count('"role": "assistant"') == 2
 
 
+def test_a_project_named_without_p_is_answered_with_the_command_that_works(project):
+    done = tunewiz("pairs", str(project.root), "--status", "accepted")
+    assert done.returncode == 2
+    assert f"{project.root} is a project folder: name it with -p, as in tunewiz pairs -p {project.root} " \
+           "--status accepted" in done.stderr
+    done = tunewiz("pairs", "no-such-folder")
+    assert done.returncode == 2 and "unrecognized arguments: no-such-folder" in done.stderr
+    assert "is a project folder" not in done.stderr
+
+
 def test_new_refuses_an_existing_project_and_changes_nothing(project):
     before = project.file.read_bytes()
     done = tunewiz("new", str(project.root), "-y")

@@ -41,10 +41,28 @@ def build_parser(modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.Argumen
     return parser
 
 
+def _unrecognized(args: argparse.Namespace, words: list[str], extra: list[str]) -> str:
+    """argparse's message, and when the one word left over is a project folder, how to name it
+    (`tunewiz pairs myproj` reads as naturally as `tunewiz status myproj`)."""
+    import shlex
+    from pathlib import Path
+
+    from tunewiz.project import PROJECT_FILE
+
+    message = f"unrecognized arguments: {' '.join(extra)}"
+    if len(extra) == 1 and hasattr(args, "project") and (Path(extra[0]).expanduser() / PROJECT_FILE).is_file():
+        rest = [w for w in words if w != extra[0]]
+        message += (f"\n{extra[0]} is a project folder: name it with -p, as in "
+                    f"tunewiz {shlex.join(rest[:1] + ['-p', extra[0]] + rest[1:])}")
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(WIZARD_MODULES if words[:1] in ([], ["open"]) else COMMAND_MODULES)
-    args = parser.parse_args(words)
+    args, extra = parser.parse_known_args(words)
+    if extra:
+        parser.error(_unrecognized(args, words, extra))
     if args.command is None:
         args = parser.parse_args(["open", *words])
     try:
