@@ -502,6 +502,10 @@ def read_pairs(path: str | Path, encoding: str | None = None, chosen: bool = Fal
     return result
 
 
+PAIR_FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")
+"""The files `iter_pairs` reads."""
+
+
 def iter_pairs(path: str | Path, encoding: str | None = None, chosen: bool = False) -> Iterator[Pair | RowProblem]:
     """The pairs and bad rows of a file one by one, in file order (imports stream through this).
 

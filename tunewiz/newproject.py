@@ -37,6 +37,24 @@ def project_values(*, name: str = "", base_model: str = "", kind: str = "", topi
     return values
 
 
+def guess_source(value: str) -> tuple[str, str]:
+    """Where pairs come from when the user typed `value` without saying what it is: ('file', path) for a
+    file of pairs, ('documents', path) for a folder or another file, ('topic', text) for anything else
+    that does not look like a path; a path that is not there is an error, not a topic."""
+    from tunewiz.formats import PAIR_FILE_SUFFIXES
+    from tunewiz.imports import typed_path
+
+    path = typed_path(value)
+    if path.is_dir():
+        return "documents", str(path)
+    if path.is_file():
+        return ("file" if path.suffix.lower() in PAIR_FILE_SUFFIXES else "documents"), str(path)
+    text = value.strip()
+    if "/" in text or "\\" in text or Path(text).suffix.lower() in PAIR_FILE_SUFFIXES:
+        raise TunewizError(f"{path}: no such file or folder (a topic is words, not a path)")
+    return "topic", text
+
+
 def refuse_existing(root: Path) -> None:
     if (root / PROJECT_FILE).exists():
         raise ProjectError(f"{root / PROJECT_FILE}: a project already exists here; nothing was changed")

@@ -7,6 +7,7 @@ import pytest
 from tunewiz.dataset import PairStore
 from tunewiz.errors import TunewizError
 from tunewiz.newproject import new_project, project_values
+from tunewiz.project import Project
 from tunewiz.tui.screens.welcome import create_new_project
 
 
@@ -45,3 +46,22 @@ def test_the_welcome_screen_makes_the_same_project_as_tunewiz_new(tmp_path):
     cli = (made.project.root / "tunewiz.toml").read_text(encoding="utf-8").splitlines()
     assert [line for line in wizard if not line.startswith("created")] == \
         [line for line in cli if not line.startswith("created")]
+
+
+def test_what_is_typed_without_saying_what_it_is_is_used_not_dropped(tmp_path, monkeypatch):
+    # The welcome screen's source stays "Decide later" unless changed: what the user typed still counts.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "facts.csv").write_text("question,answer\nWhat is 2+2?,4\n", encoding="utf-8")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "guide.md").write_text("# Guide\n", encoding="utf-8")
+    root, report = create_new_project("a", "", "", "later", "facts.csv")
+    assert "added 1 pairs" in report and len(list(PairStore(root / "data" / "pairs.jsonl"))) == 1
+    root, _ = create_new_project("b", "", "", "later", "'docs'")  # as a terminal's drag and drop writes it
+    assert Project.load(root).config.generator.documents == [str(tmp_path / "docs")]
+    root, _ = create_new_project("c", "", "", "later", "guide.md")
+    assert Project.load(root).config.generator.documents == [str(tmp_path / "guide.md")]
+    root, _ = create_new_project("d", "", "", "later", "lighthouses of Brittany")
+    assert Project.load(root).config.generator.topic == "lighthouses of Brittany"
+    with pytest.raises(TunewizError, match="fatcs.csv: no such file or folder"):
+        create_new_project("e", "", "", "later", "fatcs.csv")
+    assert not (tmp_path / "e").exists()

@@ -25,6 +25,10 @@ def create_new_project(folder: str, name: str, base_model: str, source: str, val
 
     if not folder.strip():
         raise TunewizError("give the new project a folder")
+    if source == "later" and value.strip():  # typed without choosing what it is: a file, documents or a topic
+        from tunewiz.newproject import guess_source
+
+        source, value = guess_source(value)
     values = project_values(name=name, base_model=base_model, topic=value if source == "topic" else "",
                             documents=[value] if source == "documents" and value.strip() else None)
     made = new_project(folder.strip(), values, value.strip() if source == "file" and value.strip() else None)
