@@ -333,6 +333,19 @@ async def test_review_search_filter_and_duplicates(qa_project):
         assert [p.id for p in pane.table.rows] == ["p000"]
 
 
+async def test_escape_in_the_review_search_clears_it_then_goes_back_to_the_steps(qa_project):
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await review_app(pilot, app)
+        await pilot.press("slash", *"capital")
+        assert [p.id for p in pane.table.rows] == ["p000", "p001"]
+        await pilot.press("escape")  # the search is gone: every pair again, the list focused
+        assert pane.query_one("#review-search").value == "" and len(pane.table.rows) == 5
+        assert app.focused is pane.table
+        await pilot.press("slash", "escape")  # nothing to clear: Escape goes back to the steps, as elsewhere
+        assert app.focused is app.screen.query_one("#steps")
+
+
 async def test_review_bulk_actions_on_marked_rows(qa_project):
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:

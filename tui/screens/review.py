@@ -11,6 +11,7 @@ import dataclasses
 import os
 
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
@@ -23,6 +24,19 @@ from tunewiz.tui.widgets.pair_table import PairTable, pair_score
 from tunewiz.words import counted
 
 STATUS_CYCLE = (None, "pending", "accepted", "rejected")
+
+
+class SearchInput(Input):
+    """The search field: Escape clears a search (every pair shown again, the list focused), as in a
+    browser's find bar; on an empty field it does what Escape does elsewhere (back to the steps)."""
+
+    BINDINGS = [Binding("escape", "clear_search", "Clear search", show=False)]
+
+    def action_clear_search(self) -> None:
+        if not self.value:
+            raise SkipAction()
+        self.value = ""
+        self.screen.query_one(PairTable).focus()
 
 
 def snapshot(pair: Pair) -> Pair:
@@ -59,7 +73,8 @@ class ReviewPane(StepPane):
         self.query_text = ""
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="/ search · status:pending source:x score>=7 is:dup is:marked", id="review-search")
+        yield SearchInput(placeholder="/ search · status:pending source:x score>=7 is:dup is:marked",
+                          id="review-search")
         yield Static("Loading pairs ...", id="review-stats", markup=False)
         yield PairTable(id="pair-table")
         yield Static("", id="review-preview", markup=False)
