@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from tunewiz.pairstats import pair_summary
 from tunewiz.project import Project
 from tunewiz.runs import list_runs
+from tunewiz.words import counted
 
 STEPS = ("data", "review", "format", "hardware", "hyperparameters", "train", "checkpoints", "export")
 
@@ -54,7 +55,7 @@ def project_status(project: Project) -> list[StepState]:
         status = last.read_status()
         state = last.state()
         steps.append(StepState("train", "Train", "active" if state in ("starting", "running", "stopping") else "done",
-                               f"{len(runs)} runs; latest {last.id}: {state}, step {status.step}/{status.max_steps}"
+                               f"{counted(len(runs), 'run')}; latest {last.id}: {state}, step {status.step}/{status.max_steps}"
                                + (f" ({status.message})" if status.message else "")))
         complete = last.complete_checkpoints()
         pick = cfg.checkpoint.pick

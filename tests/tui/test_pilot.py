@@ -507,6 +507,21 @@ async def test_under_auto_retyping_the_default_keeps_it_as_the_users(qa_project)
 
 # ---------------------------------------------------------------- train, checkpoints, export
 
+async def test_the_train_header_follows_the_runs_state(qa_project, make_run):
+    import os
+
+    run = make_run(qa_project, state="starting", steps=0)
+    status = json.loads((run / "status.json").read_text())
+    status["pid"] = os.getpid()  # alive: the run is active
+    (run / "status.json").write_text(json.dumps(status))
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        header = await shown_in_step(pilot, app, "6", "#step-summary", "starting")
+        assert "1 run; latest" in str(header.render())
+        (run / "status.json").write_text(json.dumps(status | {"state": "running", "step": 3, "max_steps": 40}))
+        await wait_for(pilot, lambda: "running, step 3/40" in str(header.render()))
+
+
 async def test_train_follows_a_run_folder(qa_project, make_run):
     make_run(qa_project)
     app = TunewizApp("proj")

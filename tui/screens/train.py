@@ -79,6 +79,8 @@ class TrainPane(StepPane):
         super().__init__(**kwargs)
         self.run: Run | None = None
         self.view = RunView()
+        self.shown_state = ""
+        """The run state the header was last refreshed for."""
         self.plot = None
 
     def compose(self) -> ComposeResult:
@@ -110,6 +112,7 @@ class TrainPane(StepPane):
         """Start (or restart) following a run's files from their beginning."""
         self.run = run
         self.view = RunView()
+        self.shown_state = ""
         self.query_one("#train-log", RichLog).clear()
         self.tail(run)
 
@@ -152,7 +155,12 @@ class TrainPane(StepPane):
             + (f" · {mem:,.0f} MB" if isinstance(mem, (int, float)) else ""))
         if records:
             self.draw_plot()
-        if state not in ACTIVE_STATES and records == [] and lines == []:
+        # The step's header and the sidebar say the run's state and its checkpoints: refresh them when
+        # either changes (a header still saying "starting" under a running run reads as stuck).
+        if state != self.shown_state or any(r.get("type") == "recall" for r in records):
+            self.shown_state = state
+            self.project_changed()
+        elif state not in ACTIVE_STATES and records == [] and lines == []:
             self.project_changed()
 
     def draw_plot(self) -> None:
