@@ -93,7 +93,7 @@ class CheckpointInfo:
     """Questions not recalled: set, question, reference, answer."""
     best: bool = False
     overfit: bool = False
-    """Saved after overfitting (or drift) began."""
+    """Saved after overfitting began, or drifted itself."""
 
 
 @dataclass
@@ -103,6 +103,11 @@ class Overfit:
     detected_at: int
     """Step where the rule saw it."""
     reason: str = ""
+    steps: list[int] | None = None
+    """The checkpoints it concerns (drift: the drifted ones); None: every one from `began_at` on."""
+
+    def concerns(self, step: int) -> bool:
+        return step in self.steps if self.steps is not None else step >= self.began_at
 
     def describe(self, patience: int) -> str:
         if self.reason:
@@ -217,10 +222,14 @@ def detect_fact_overfit(checkpoints: list[CheckpointInfo]) -> Overfit | None:
 
     A fall counts when it is at least two questions and a tenth of the set below the best so far."""
     best: CheckpointInfo | None = None
-    for info in checkpoints:
+    for index, info in enumerate(checkpoints):
         if info.drift and info.drift.drifted:
-            return Overfit(info.step, info.step, f"drift: from step {info.step} the model breaks on everyday "
-                                                 f"prompts ({info.drift.broken}/{info.drift.total} broken)")
+            # Each drifted checkpoint by name: a later one may have recovered (and be the pick).
+            drifted = [c for c in checkpoints[index:] if c.drift and c.drift.drifted]
+            named = ", ".join(f"{c.step} ({c.drift.broken}/{c.drift.total} broken)" for c in drifted)
+            return Overfit(info.step, info.step, "drift: the model breaks on everyday prompts at "
+                                                 f"step{'s' if len(drifted) > 1 else ''} {named}",
+                           steps=[c.step for c in drifted])
         if info.reworded is None:
             continue
         if best is not None and best.reworded is not None:
@@ -275,7 +284,7 @@ def rank_checkpoints(run: Run, patience: int = DEFAULT_PATIENCE) -> CheckpointRe
         best, reason, note = _pick_skill(checkpoints)
     if overfit:
         for info in checkpoints:
-            info.overfit = info.step >= overfit.began_at
+            info.overfit = overfit.concerns(info.step)
     if best:
         best.best = True
     return CheckpointReport(run=run, checkpoints=checkpoints, best=best, overfit=overfit, patience=patience,
@@ -283,10 +292,9 @@ def rank_checkpoints(run: Run, patience: int = DEFAULT_PATIENCE) -> CheckpointRe
                             caveat=_rewording_caveat(run) if kind == "facts" else "")
 
 
-RULES_CAVEAT = ("{rules} of the {total} reworded questions were made by rules, which keep the question's "
-                "words: questions in new words are recalled less (a 40-fact benchmark: 55-70 % where rule "
-                "rewordings read 90-100 %). For a truer figure: `tunewiz rewordings --generate` (a model "
-                "rewords them) or `--import FILE` (your own), then train again.")
+RULES_CAVEAT = ("{rules} of {total} reworded questions were made by rules and keep the question's words; "
+                "new words are recalled less (a benchmark: 55-70 % where rules read 90-100 %). Truer: "
+                "`tunewiz rewordings --generate` or `--import FILE`, then train again.")
 
 
 def _rewording_caveat(run: Run) -> str:

@@ -59,6 +59,18 @@ def test_facts_drift_is_flagged(project):
     assert report.best.step == 30  # same reworded recall as 40-60, less drift
     assert report.overfit.began_at == 40 and "drift" in report.overfit.reason
     assert report.by_step(40).drift.drifted and not report.by_step(30).drift.drifted
+    total = report.by_step(40).drift.total
+    assert report.overfit.reason == ("drift: the model breaks on everyday prompts at steps "
+                                     f"40 (5/{total} broken), 50 (7/{total} broken), 60 (8/{total} broken)")
+
+
+def test_a_drifted_checkpoint_is_named_alone_when_a_later_one_recovered(project):
+    # Seen in a run: step 64 broke 2 of 8, step 80 1 of 8 and was picked; "from step 64" read as if 80 broke too.
+    checks = {10: (8, 6, 1), 20: (13, 12, 1), 30: (14, 12, 2), 40: (16, 16, 1), 50: (16, 15, 1), 60: (16, 15, 1)}
+    report = rank_checkpoints(with_checks(make_run(project), "facts", checks, total=16))
+    assert report.best.step == 40
+    assert report.overfit.reason == "drift: the model breaks on everyday prompts at step 30 (2/8 broken)"
+    assert [c.step for c in report.checkpoints if c.overfit] == [30]  # the pick is not flagged
 
 
 def test_facts_skip_a_drifted_checkpoint_that_recalls_more(project):
@@ -121,7 +133,7 @@ def test_rule_rewordings_come_with_a_caveat(project, capsys):
     run.config_path.write_text(json.dumps(config))
     assert main(["checkpoints", "-p", str(project.root)]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "Note: 8 of the 10 reworded questions were made by rules" in out
+    assert "Note: 8 of 10 reworded questions were made by rules" in out
     assert "`tunewiz rewordings --generate`" in out
     config["evaluation"]["reworded_sources"] = {"rules": 2, "generator": 5, "file": 3}
     run.config_path.write_text(json.dumps(config))

@@ -40,13 +40,17 @@ class CheckpointsPane(StepPane):
         return self.report.checkpoints if self.report else []
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="ckpt-summary", markup=False)
-        yield DataTable(id="ckpt-table", cursor_type="row", zebra_stripes=True)
-        yield Label(f"{GLYPHS['best']} best · ! overfit/drift · daily: everyday prompts answered", classes="box-title")
-        yield Static("", id="ckpt-bars", markup=False)
-        yield Label("Sample answers", classes="box-title")
-        with VerticalScroll(id="ckpt-samples-box"):
-            yield Static(SAMPLES_HINT, id="ckpt-samples", markup=False)
+        # One scroll for the whole step: at 80x24 the summary (why this pick, drift, caveats) left the
+        # table no rows when the table took what was left.
+        with VerticalScroll(id="ckpt-scroll"):
+            yield Static("", id="ckpt-summary", markup=False)
+            yield DataTable(id="ckpt-table", cursor_type="row", zebra_stripes=True)
+            yield Label(f"{GLYPHS['best']} best · ! overfit/drift · daily: everyday prompts answered",
+                        classes="box-title")
+            yield Static("", id="ckpt-bars", markup=False)
+            yield Label("Sample answers", classes="box-title")
+            with VerticalScroll(id="ckpt-samples-box"):
+                yield Static(SAMPLES_HINT, id="ckpt-samples", markup=False)
 
     def focus_first(self) -> None:
         self.query_one("#ckpt-table").focus()
