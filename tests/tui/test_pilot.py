@@ -522,6 +522,21 @@ async def test_the_train_header_follows_the_runs_state(qa_project, make_run):
         await wait_for(pilot, lambda: "running, step 3/40" in str(header.render()))
 
 
+async def test_long_log_lines_wrap_to_the_pane_at_80_columns(qa_project, make_run):
+    # RichLog renders at least 78 columns wide unless told otherwise: in a 60-column pane the end of
+    # each line (an answer, a traceback, the loss) was cut off.
+    run = make_run(qa_project)
+    with (run / "train.log").open("a") as log:
+        log.write("Traceback: " + "a long message that goes on " * 6 + "END\n")
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6")
+        log = app.screen.query_one("#train-log")
+        await wait_for(pilot, lambda: any("END" in line.text for line in log.lines))
+        width = log.scrollable_content_region.width
+        assert 0 < width < 78 and max(line.cell_length for line in log.lines) <= width
+
+
 async def test_train_follows_a_run_folder(qa_project, make_run):
     make_run(qa_project)
     app = TunewizApp("proj")

@@ -60,7 +60,7 @@ class ExportPane(StepPane):
             yield Static("", id="export-summary", markup=False)
             yield SettingsForm(self.project, "export", id="export-form")
             yield Label("Progress", classes="box-title")
-            yield RichLog(id="export-log", max_lines=200, markup=False, wrap=True)
+            yield RichLog(id="export-log", max_lines=200, markup=False, wrap=True, min_width=1)
             yield Label("Run it (copy these)", classes="box-title")
             yield Static("", id="export-commands", markup=False)
             yield Label("Push to the Hugging Face Hub (ctrl+u; private; token: HF_TOKEN or `hf auth login`)",
@@ -70,7 +70,7 @@ class ExportPane(StepPane):
             yield Static("", id="export-smoke", markup=False)
             yield Label("Chat: base model beside fine-tuned (ctrl+t; Esc stops an answer)", classes="box-title")
             yield Input(placeholder="a question, then enter", id="chat-question")
-            yield RichLog(id="chat-log", max_lines=500, markup=False, wrap=True)
+            yield RichLog(id="chat-log", max_lines=500, markup=False, wrap=True, min_width=1)
             yield Static("", id="chat-answer", markup=False)
 
     @property

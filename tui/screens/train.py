@@ -92,7 +92,7 @@ class TrainPane(StepPane):
                 yield Static("", id="train-speed", markup=False)
         yield Vertical(id="train-plot-box")
         yield Label("train.log", classes="box-title")
-        yield RichLog(id="train-log", max_lines=300, wrap=False, markup=False)
+        yield RichLog(id="train-log", max_lines=300, wrap=True, min_width=1, markup=False)
 
     def focus_first(self) -> None:
         self.query_one("#train-log").focus()
