@@ -19,6 +19,7 @@ import math
 import re
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -189,6 +190,10 @@ def chunk_key_of(source: str) -> str:
     return _ROUND_SUFFIX.sub("", source)
 
 
+_CHUNK_SOURCE = re.compile(r"(?P<document>.+)#\d+:[0-9a-f]{8}(?:\+r\d+)?")
+"""The source of a pair generated from a document's chunk (see _chunk_key)."""
+
+
 def _topic_key(topic: str, index: int) -> str:
     return f"topic:{topic}#{index}"
 
@@ -245,6 +250,17 @@ class Planner:
                 asked += n
                 yield WorkItem(key, prompts.topic_messages(g, topic, sub, n, round_), n)
             self.topic_index += 1
+
+    def outdated(self, items: list[WorkItem]) -> Counter:
+        """Pairs kept (not rejected) from document text that is no longer one of `items`' chunks (the
+        document was edited or left generator.documents, or chunk_chars changed), by document."""
+        keys = {item.key for item in items}
+        found: Counter = Counter()
+        for pair in self.store:
+            match = _CHUNK_SOURCE.fullmatch(pair.source)
+            if match and pair.status != "rejected" and chunk_key_of(pair.source) not in keys:
+                found[match["document"]] += 1
+        return found
 
     def kept(self, keys: set[str], prefix: str = "") -> int:
         """Pairs the project holds (not rejected) from these work items (a later round's key is `key+rN`)."""
@@ -498,6 +514,11 @@ class _Run:
         self.summary.pairs_in_project = len(self.store)
         self.summary.notices = list(self.store.notices) + [f"left out (unreadable): {reason}"
                                                            for reason in self.planner.unreadable]
+        if items is not None:
+            self.summary.notices += [
+                f"{counted(n, 'pair')} came from text of {document} that is no longer in the documents (edited "
+                f"or removed since, or generator.chunk_chars changed): Review shows them with source:{document}; "
+                "reject those that no longer hold" for document, n in sorted(self.planner.outdated(items).items())]
         self.emit("finished", summary=self.summary)
         return self.summary
 

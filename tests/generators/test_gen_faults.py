@@ -308,3 +308,18 @@ def test_documents_are_read_again_until_enough_pairs_within_the_budget(fault_pro
     assert "The request budget is spent (3 requests for pairs) with 14 of the 20 pairs wanted" in text
     summary = generate_pairs(fault_project)  # again: a new budget, on from where it stopped
     assert summary.chunks_resumed >= 7 and summary.kept > 14
+
+
+def test_pairs_from_text_that_changed_since_are_said_not_dropped(fault_project, fault_server):
+    doc = write_chunks(fault_project, [_paragraph(0), _paragraph(1)])
+    generate_pairs(fault_project)
+    before = len(PairStore(fault_project.pairs_path))
+    doc.write_text(doc.read_text(encoding="utf-8").replace("Paragraph 1 tells", "Paragraph 1 shows"),
+                   encoding="utf-8")
+    summary = generate_pairs(fault_project)
+    assert summary.chunks_done - summary.chunks_resumed == 1  # only the edited chunk is asked again
+    pairs = list(PairStore(fault_project.pairs_path))
+    assert len(pairs) == before + 2  # the old chunk's pairs are kept: they are the user's to judge
+    text = "\n".join(summary.lines())
+    assert ("Note: 2 pairs came from text of doc.md that is no longer in the documents (edited or removed "
+            "since, or generator.chunk_chars changed): Review shows them with source:doc.md") in text
