@@ -439,6 +439,23 @@ class _Run:
                 idle_rounds = idle_rounds + 1 if self.summary.pairs_added == added_before else 0
         self.summary.kept = self.planner.kept(keys)
 
+    async def stoppable(self, work, stopped):
+        """`work` (a coroutine), cancelled when the run is stopped; then `stopped` is returned. For what runs
+        before the workers exist (the subtopics request), which a stop must not wait out with its retries."""
+        if self.stopping:
+            work.close()
+            return stopped
+        task = asyncio.ensure_future(work)
+        self._workers = [task]  # watch_stop cancels these
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+            return stopped
+        finally:
+            self._workers = []
+
     async def subtopics(self, topic: str, count: int) -> list[str]:
         if topic in self.committer.journal.subtopics:
             return self.committer.journal.subtopics[topic]
@@ -457,7 +474,8 @@ class _Run:
         g = self.g
         topic = g.topic.strip()
         prefix = _topic_key(topic, 0)[:-1]
-        subtopics = await self.subtopics(topic, math.ceil(g.num_pairs / g.pairs_per_chunk)) if g.subtopics else []
+        subtopics = await self.stoppable(self.subtopics(topic, math.ceil(g.num_pairs / g.pairs_per_chunk)), []) \
+            if g.subtopics else []
         done_before = sorted(key for key in self.done_keys if key.startswith(prefix))
         self.committer.journal_recovered(done_before)
         self.summary.chunks_total = self.summary.chunks_done = self.summary.chunks_resumed = len(done_before)

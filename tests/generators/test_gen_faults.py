@@ -323,3 +323,18 @@ def test_pairs_from_text_that_changed_since_are_said_not_dropped(fault_project, 
     text = "\n".join(summary.lines())
     assert ("Note: 2 pairs came from text of doc.md that is no longer in the documents (edited or removed "
             "since, or generator.chunk_chars changed): Review shows them with source:doc.md") in text
+
+
+def test_a_stop_while_subtopics_are_asked_ends_the_run_at_once(fault_project, fault_server):
+    # The subtopics request comes before any worker: a stop used to wait out its timeouts and retries.
+    fault_project.set("generator.topic", "mountain plants [[faults:hang,hang,hang,hang,hang]]")
+    fault_project.set("generator.subtopics", True)
+    fault_project.set("generator.timeout_s", 3.0)
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    summary = generate_pairs(fault_project, stop=stop)
+    assert time.monotonic() - started < 3.0  # one timeout would be 3 s, the retries over 15 s
+    assert summary.stopped and summary.pairs_added == 0
+    assert "mountain plants [[faults:hang,hang,hang,hang,hang]]" not in GenerationJournal(
+        journal_path(fault_project)).subtopics
