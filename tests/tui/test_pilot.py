@@ -657,6 +657,19 @@ async def test_export_shows_the_commands_to_run_it(qa_project):
         assert "-m proj/exports/demo/demo-lora" not in commands  # the adapter is never run as a model
 
 
+async def test_an_export_brings_its_progress_into_view_at_80x24(qa_project):
+    # The progress log is below the form: the export ran (and here failed) out of sight.
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("8")
+        log = app.screen.query_one("#export-log")
+        assert log.region.y >= SIZE[1] or log.region.height == 0  # below the fold before
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: any("export failed" in line.text for line in log.lines))
+        title = app.screen.query_one("#export-progress-title")
+        assert 0 < title.region.y < SIZE[1] - 2 and log.region.height > 0
+
+
 async def test_export_shows_the_smoke_test_report(qa_project):
     folder = qa_project.exports_dir / "demo"
     folder.mkdir(parents=True)

@@ -59,9 +59,9 @@ class ExportPane(StepPane):
         with VerticalScroll():
             yield Static("", id="export-summary", markup=False)
             yield SettingsForm(self.project, "export", id="export-form")
-            yield Label("Progress", classes="box-title")
+            yield Label("Progress", classes="box-title", id="export-progress-title")
             yield RichLog(id="export-log", max_lines=200, markup=False, wrap=True, min_width=1)
-            yield Label("Run it (copy these)", classes="box-title")
+            yield Label("Run it (copy these)", classes="box-title", id="export-run-title")
             yield Static("", id="export-commands", markup=False)
             yield Label("Push to the Hugging Face Hub (ctrl+u; private; token: HF_TOKEN or `hf auth login`)",
                         classes="box-title")
@@ -95,6 +95,8 @@ class ExportPane(StepPane):
         self.query_one("#export-log", RichLog).write(
             "Starting the export (it runs inside the wizard: closing it or the terminal stops it; "
             "`tunewiz export` in tmux or under nohup does not stop) ...")
+        # The progress and the result are below the form: at 80x24 out of sight unless scrolled to.
+        self.query_one("#export-progress-title").scroll_visible(top=True)
         self.export()
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
@@ -102,8 +104,10 @@ class ExportPane(StepPane):
         from tunewiz.tui.background import JobCrashed, stream_job
 
         log = lambda text: self.app.call_from_thread(self.query_one("#export-log", RichLog).write, text)  # noqa: E731
+        finished = False
         try:
             stream_job("export", str(self.project.root), log)
+            finished = True
         except (TunewizError, JobCrashed) as exc:
             log(f"export failed: {exc}")
             self.app.call_from_thread(self.notify, f"Export failed: {exc}", severity="error")
@@ -111,6 +115,8 @@ class ExportPane(StepPane):
             self.app.call_from_thread(self.notify, "Export finished.")
             self.close_chat()  # the next question loads the new export
         self.app.call_from_thread(self.on_step_shown)
+        if finished:  # the commands to run it, in sight (a failure leaves its message in sight)
+            self.app.call_from_thread(lambda: self.query_one("#export-run-title").scroll_visible(top=True))
         self.app.call_from_thread(self.project_changed)
 
     @writes
