@@ -311,7 +311,7 @@ def physical_lines(text: str) -> list[str]:
     return _PHYSICAL_LINE.findall(text)
 
 
-def review_of(status: Any, reason: Any = "") -> tuple[str, str]:
+def _review_of(status: Any, reason: Any = "") -> tuple[str, str]:
     """A record's own review (tunewiz's exports carry it): its status when it is one tunewiz knows
     (else pending) and, for a rejected pair, why."""
     status = status.strip().lower() if isinstance(status, str) else ""
@@ -324,7 +324,7 @@ def _record_review(record: Any) -> tuple[str, str]:
     if not isinstance(record, dict):
         return "pending", ""
     lowered = {str(k).strip().lower(): v for k, v in record.items()}
-    return review_of(lowered.get("status"), lowered.get("reason"))
+    return _review_of(lowered.get("status"), lowered.get("reason"))
 
 
 def _pairs_of(samples: list, source: str, where: str,
@@ -408,7 +408,7 @@ def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> I
         if in_col is not None and in_col < len(row) and row[in_col].strip():
             question = f"{question}\n\n{row[in_col]}"
         system = row[s_col] if s_col is not None and s_col < len(row) else ""
-        review = review_of(row[st_col] if st_col is not None and st_col < len(row) else "")
+        review = _review_of(row[st_col] if st_col is not None and st_col < len(row) else "")
         yield from _pairs_of([(system, question, row[a_col])], f"{path.name}:{start}", where, review)
 
 
@@ -523,7 +523,7 @@ def iter_pairs(path: str | Path, encoding: str | None = None, chosen: bool = Fal
         reader = iter_json if head == "[" or (head == "{" and _is_one_document(path, encoding)) else iter_jsonl
     else:
         raise FormatError(f"{path}: unknown file type '{suffix or '(no extension)'}' "
-                          "(expected .csv, .jsonl or .json)")
+                          f"(expected {', '.join(PAIR_FILE_SUFFIXES[:-1])} or {PAIR_FILE_SUFFIXES[-1]})")
     yield from reader(path, encoding, chosen)
 
 
