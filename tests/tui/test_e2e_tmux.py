@@ -147,7 +147,7 @@ def journey(term: Terminal, tmp_path: Path) -> None:
     term.keys("Escape", "7")              # Checkpoints: pick the best
     term.wait_for("best (facts)")         # the line that says why
     term.keys("b")
-    term.wait_for("pick: best")
+    term.wait_for("Picked checkpoint best")
     assert Project.load(tmp_path / "proj").config.checkpoint.run == run.name
     term.keys("Escape", "8", "C-g")       # Export
     term.wait_for("Export finished", timeout=900)

@@ -98,7 +98,7 @@ class CheckpointsPane(StepPane):
             notes += [report.caveat] if report.caveat else []
             newer = newer_run_note(self.project)
             notes += [f"Note: {newer}"] if newer else []
-            summary.update(f"run {report.run.id}: {len(self.rows)} complete checkpoints · pick: {pick} "
+            summary.update(f"run {report.run.id}: {len(self.rows)} complete checkpoints · pick: {pick}\n"
                            "(enter picks the row, b picks the best)" + "".join(f"\n{n}" for n in notes))
         self.query_one("#ckpt-bars", Static).update(loss_bars(self.rows))
         self._show_samples()

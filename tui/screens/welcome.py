@@ -53,11 +53,11 @@ class WelcomeScreen(Screen):
             with Horizontal(id="welcome-columns"):
                 with Vertical(id="new-project", classes="box"):
                     yield Label("New project", classes="box-title")
-                    yield Input(placeholder="folder, e.g. ~/projects/cooking", id="new-folder")
-                    yield Input(placeholder="name (default: the folder's name)", id="new-name")
+                    yield Input(placeholder="new folder, e.g. ~/cooking", id="new-folder")
+                    yield Input(placeholder="name (default: folder name)", id="new-name")
                     yield Input("smollm2-135m", placeholder="base model", id="new-base-model")
                     yield Select(SOURCES, value="later", allow_blank=False, id="new-source")
-                    yield Input(placeholder="topic, document folder or file", id="new-value")
+                    yield Input(placeholder="topic, documents or a file", id="new-value")
                     yield Button("Create (enter)", variant="primary", id="create")
                 with Vertical(id="open-project", classes="box"):
                     yield Label("Open a project", classes="box-title")
