@@ -31,15 +31,19 @@ def project_status(project: Project) -> list[StepState]:
     counts, total = pairs.counts, pairs.total
     steps = []
 
+    trainable = pairs.train + pairs.validation  # what a run would use: not rejected (accepted only, if train_on says)
     source = cfg.generator.topic and f"topic '{cfg.generator.topic}'" or (
-        cfg.generator.documents and f"{len(cfg.generator.documents)} document paths") or "no generation source"
-    steps.append(StepState("data", "Data", "done" if total else "todo",
-                           f"{total} pairs ({source}; generator: {cfg.generator.provider})"))
+        cfg.generator.documents and counted(len(cfg.generator.documents), "document path")) or "no generation source"
+    unusable = "" if trainable or not total else (
+        ", none to train on: all rejected" if counts["rejected"] == total else
+        ", none to train on: dataset.train_on = accepted and none is")
+    steps.append(StepState("data", "Data", "done" if trainable else "todo",
+                           f"{counted(total, 'pair')}{unusable} ({source}; generator: {cfg.generator.provider})"))
     reviewed = counts["accepted"] + counts["rejected"]
     steps.append(StepState("review", "Review", "done" if total and not counts["pending"] else ("ready" if total else "todo"),
                            f"{counts['accepted']} accepted, {counts['pending']} pending, {counts['rejected']} rejected"
                            + (f" ({reviewed}/{total} reviewed)" if total else "")))
-    steps.append(StepState("format", "Format", "done" if total else "todo",
+    steps.append(StepState("format", "Format", "done" if trainable else "todo",
                            f"template {cfg.template.name}, {pairs.train} train / {pairs.validation} validation pairs"))
     steps.append(StepState("hardware", "Hardware", "done",
                            f"device {cfg.hardware.device}, precision {cfg.hardware.precision}, gpus {cfg.hardware.gpus}"))
@@ -62,7 +66,7 @@ def project_status(project: Project) -> list[StepState]:
         steps.append(StepState("checkpoints", "Checkpoints", "done" if complete else "todo",
                                f"{len(complete)} complete checkpoints in {last.id}; pick: {pick}"))
     else:
-        steps.append(StepState("train", "Train", "ready" if total else "todo", "no runs yet"))
+        steps.append(StepState("train", "Train", "ready" if trainable else "todo", "no runs yet"))
         steps.append(StepState("checkpoints", "Checkpoints", "todo", "no checkpoints yet"))
     # Hidden folders are exports being written (".name.partial-<pid>"), not exports.
     exports = sorted(p.name for p in project.exports_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) \

@@ -125,6 +125,21 @@ def test_status_lists_finished_exports_not_ones_being_written(project):
     assert export.summary == "exports: mymodel"
 
 
+def test_pairs_that_are_all_rejected_leave_nothing_to_train_and_status_says_so(project):
+    # Seen in the wizard: generation kept 5 pairs, all rejected by the checks; Data said done, Train ready.
+    from tunewiz.dataset import Pair, PairStore
+    from tunewiz.status import project_status
+
+    PairStore(project.pairs_path).add([Pair(f"Q{i}?", f"A{i}.", status="rejected", reason="unsupported")
+                                       for i in range(5)])
+    steps = {s.key: s for s in project_status(project)}
+    assert steps["data"].state == "todo" and "5 pairs, none to train on: all rejected" in steps["data"].summary
+    assert steps["format"].state == "todo" and steps["train"].state == "todo"
+    PairStore(project.pairs_path).add([Pair("Q9?", "A9.")])
+    steps = {s.key: s for s in project_status(project)}
+    assert (steps["data"].state, steps["train"].state) == ("done", "ready") and "6 pairs (" in steps["data"].summary
+
+
 def test_commands_find_the_project_from_its_subfolders(project, tmp_path):
     # As git finds its repository: `tunewiz pairs` in myproject/data works; outside any project it says so.
     from tunewiz.dataset import Pair, PairStore
