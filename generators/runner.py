@@ -109,7 +109,8 @@ class GenerationSummary:
                   if self.cost is None else f"${self.cost:.4f}")]
         out.extend(f"Note: {notice}" for notice in self.notices)
         if self.dropped:
-            out.append("Dropped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.dropped.items())))
+            out.append("Dropped: " + ", ".join(f"{n} {reason.replace('_', ' ')}"
+                                               for reason, n in sorted(self.dropped.items())))
         if self.pairs_rejected:
             out.append(f"{self.pairs_rejected} pairs failed a content check and were kept as rejected, with the "
                        "reason (Review: status:rejected).")
@@ -417,7 +418,7 @@ class _Run:
         resumed = len(items) - len(todo)
         self.summary.chunks_total = len(items)
         self.summary.chunks_done = self.summary.chunks_resumed = resumed
-        self.emit("started", f"{len(items)} chunks, {resumed} already done")
+        self.emit("started", f"{counted(len(items), 'chunk')}, {resumed} already done")
         await self.run_items(todo)
         keys = {item.key for item in items}
         idle_rounds, self.summary.rounds = 0, 1
@@ -431,7 +432,9 @@ class _Run:
             self.summary.chunks_total += len(again)
             self.summary.chunks_done += len(again) - len(todo)
             self.summary.chunks_resumed += len(again) - len(todo)
-            self.emit("message", f"{counted(missing, 'pair')} still missing: every chunk again ({counted(len(todo), 'request')})")
+            if todo:  # a round an earlier run asked is not asked again: nothing to say
+                self.emit("message", f"{counted(missing, 'pair')} still missing: every chunk again "
+                                     f"({counted(len(todo), 'request')})")
             self.summary.rounds += 1
             added_before = self.summary.pairs_added
             await self.run_items(todo)
