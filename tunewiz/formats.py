@@ -143,6 +143,20 @@ class PreferenceData(ValueError):
     """A record of preference data (chosen/rejected, KTO label): refused once for the whole file."""
 
 
+class _JsonNumber(float):
+    """A JSON number with a fraction or exponent, as written: an answer of 2.50 stays "2.50" (float's
+    str would say "2.5", and 1e-7 "1e-07"); everywhere else it is the float it reads as."""
+
+    def __new__(cls, text: str) -> "_JsonNumber":
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+def _json(text: str) -> Any:
+    return json.loads(text, parse_float=_JsonNumber)
+
+
 def _text(value: Any, where: str) -> str:
     """The text of a field: a string, a number, or a list of content parts (OpenAI's
     `[{"type": "text", "text": ...}]`, some trainers write "value"). Anything else is refused,
@@ -151,6 +165,8 @@ def _text(value: Any, where: str) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, _JsonNumber):
+        return value.text
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, list):
@@ -436,7 +452,7 @@ def iter_jsonl(path: Path, encoding: str | None = None, chosen: bool = False) ->
             continue
         where = f"line {number}"
         try:
-            record = json.loads(line)
+            record = _json(line)
             samples = pairs_from_record(record, chosen)
         except PreferenceData:
             raise _preference_error(path, where) from None
@@ -453,7 +469,7 @@ def iter_json(path: Path, encoding: str | None = None, chosen: bool = False) -> 
     """A JSON document: a list of records (Alpaca, ShareGPT, or QA objects)."""
     text = _read_text(path, encoding)
     try:
-        document = json.loads(text)
+        document = _json(text)
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
     del text

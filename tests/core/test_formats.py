@@ -390,3 +390,14 @@ def test_a_status_tunewiz_does_not_know_imports_as_pending(tmp_path):
     f.write_text("question,answer,status\nWhat is A?,A is one.,approved\nWhat is B?,B is two., Rejected \n")
     pairs = [p for p in iter_pairs(f) if isinstance(p, Pair)]
     assert [p.status for p in pairs] == ["pending", "rejected"]
+
+
+def test_a_number_as_an_answer_keeps_the_digits_it_was_written_with(tmp_path):
+    f = tmp_path / "prices.jsonl"
+    f.write_text('{"question": "What does a ticket cost?", "answer": 2.50}\n'
+                 '{"question": "How small is the gap?", "answer": 1e-7}\n'
+                 '{"question": "How many stations?", "answer": 14}\n'
+                 '{"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello.", '
+                 '"weight": 1.0}]}\n')
+    pairs = read_pairs(f).pairs
+    assert [p.answer for p in pairs] == ["2.50", "1e-7", "14", "Hello."]
