@@ -171,6 +171,19 @@ async def test_data_import_of_a_missing_file_is_a_message(qa_project):
         await wait_for(pilot, lambda: "no such file" in str(app.screen.query_one("#import-report").render()))
 
 
+async def test_pasted_file_contents_in_the_import_field_are_said_to_be_no_path(qa_project):
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        field = app.screen.query_one("#import-path")
+        field.value = "question,answer " + "What is it?,It is that. " * 200
+        field.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        toasts = [str(n.message) for n in app._notifications]
+        assert any("not a file's path (the file's contents pasted?)" in t and len(t) < 300 for t in toasts)
+        assert "Importing" not in str(app.screen.query_one("#import-report").render())
+
+
 async def test_generator_settings_are_checked_and_saved_as_typed(qa_project):
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:

@@ -16,6 +16,9 @@ from tunewiz.tui.screens.base import StepPane, shows_errors, writes
 from tunewiz.tui.widgets.settings_form import SettingsForm
 
 
+MAX_PATH_CHARS = 1024
+"""Longer than any path a person types or drops: what was pasted is something else."""
+
 class DataPane(StepPane):
     STEP = "data"
     BINDINGS = [Binding("i", "focus_import", "Import file"), Binding("g", "generate", "Generate"),
@@ -65,6 +68,10 @@ class DataPane(StepPane):
             return
         from tunewiz.imports import typed_path
 
+        if len(text) > MAX_PATH_CHARS or "\n" in text:
+            self.notify(f"That is {len(text):,} characters, not a file's path (the file's contents pasted?): "
+                        "type the path, or drop the file on the terminal.", severity="error", timeout=10)
+            return
         path = typed_path(text)
         self.query_one("#import-report", Static).update(f"Importing {path} ...")
         self.import_file(path)
@@ -87,7 +94,7 @@ class DataPane(StepPane):
 
     def _import_failed(self, message: str) -> None:
         self.query_one("#import-report", Static).update(message)
-        self.notify(message, severity="error", timeout=10)
+        self.notify(message if len(message) <= 400 else f"{message[:400]}…", severity="error", timeout=10)
 
     def _imported(self, text: str) -> None:
         self.query_one("#import-report", Static).update(text)
