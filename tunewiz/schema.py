@@ -134,8 +134,9 @@ class HardwareSection:
 @dataclass
 class HyperparametersSection:
     preset: str = setting(
-        "auto", "The preset these values started from. 'auto': every value left at its default is chosen "
-        "when training starts, from the kind of data, its size and the hardware (shown, and kept in run.json).",
+        "auto", "The preset these values started from; setting it applies its values ('custom' keeps them). "
+        "'auto': every value left at its default is chosen when training starts, from the kind of data, its "
+        "size and the hardware (shown, and kept in run.json).",
         choices=("auto", "quick-test", "balanced", "memorize-facts", "custom"))
     lora_r: int = setting(16, "LoRA rank: capacity of the adapter.", min=1, max=1024)
     lora_alpha: int = setting(32, "LoRA alpha: scale of the adapter's update (often 2 x rank).", min=1, max=4096)

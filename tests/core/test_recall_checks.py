@@ -155,6 +155,17 @@ def test_a_value_the_user_set_equal_to_its_default_is_kept_under_auto(tmp_path, 
     assert Project.load(project.root).config.hyperparameters.set_by_user == []
 
 
+def test_setting_the_preset_with_config_applies_it_as_the_wizard_does(tmp_path, capsys):
+    project = create_project(tmp_path / "p")
+    assert main(["config", "-p", str(project.root), "hyperparameters.preset", "quick-test"]) == 0
+    assert "applied the quick-test preset" in capsys.readouterr().out
+    hp = Project.load(project.root).config.hyperparameters
+    assert (hp.preset, hp.max_steps, hp.lora_r) == ("quick-test", 20, 8)
+    assert main(["config", "-p", str(project.root), "hyperparameters.preset", "custom"]) == 0  # a label only
+    hp = Project.load(project.root).config.hyperparameters
+    assert (hp.preset, hp.max_steps, hp.lora_r) == ("custom", 20, 8)
+
+
 def test_a_facts_run_trains_every_pair_and_never_its_rewordings(tmp_path, monkeypatch):
     from tunewiz.training.launch import prepare_run
 

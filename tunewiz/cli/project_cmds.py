@@ -105,7 +105,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     import tomli_w
 
-    from tunewiz.presets import mark_edited
+    from tunewiz.presets import apply_preset, mark_edited
 
     from tunewiz.project import check_dotted_key, parse_value
 
@@ -133,6 +133,10 @@ def cmd_config(args: argparse.Namespace) -> int:
             raise TunewizError(f"{project.file}: {exc}") from None
         project.set(args.key, value)
         also = mark_edited(project, args.key)
+        if args.key == "hyperparameters.preset" and value != "custom":  # as the wizard's preset select does
+            changed = apply_preset(project, value)
+            also = (f"applied the {value} preset: {len(changed)} values changed "
+                    f"(`tunewiz presets {value}` lists them)")
         project.save()
     finally:
         project.unlock()
