@@ -334,7 +334,7 @@ def test_a_stop_while_subtopics_are_asked_ends_the_run_at_once(fault_project, fa
     threading.Timer(0.5, stop.set).start()
     started = time.monotonic()
     summary = generate_pairs(fault_project, stop=stop)
-    assert time.monotonic() - started < 3.0  # one timeout would be 3 s, the retries over 15 s
+    assert time.monotonic() - started < 2.9  # before the first timeout (3 s); waiting out the retries took 20 s
     assert summary.stopped and summary.pairs_added == 0
     assert "mountain plants [[faults:hang,hang,hang,hang,hang]]" not in GenerationJournal(
         journal_path(fault_project)).subtopics
