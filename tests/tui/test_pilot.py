@@ -518,6 +518,23 @@ async def test_under_auto_retyping_the_default_keeps_it_as_the_users(qa_project)
     assert saved.set_by_user == ["learning_rate"] and saved.learning_rate == 2e-4 and saved.preset == "auto"
 
 
+async def test_under_a_named_preset_retyping_its_value_keeps_the_preset(qa_project):
+    project = Project.load("proj")
+    project.set("hyperparameters.preset", "balanced")
+    project.save()
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        field = app.screen.query_one("#hyperparameters-learning_rate")
+        field.focus()
+        await pilot.pause()
+        field.value = "0.000"  # typing it again: out of range on the way
+        field.value = "0.0002"  # then what it already is
+        await pilot.pause()
+        assert app.screen.query_one("#hyperparameters-preset").value == "balanced"
+    assert Project.load("proj").config.hyperparameters.preset == "balanced"
+
+
 # ---------------------------------------------------------------- train, checkpoints, export
 
 async def test_the_train_header_follows_the_runs_state(qa_project, make_run):

@@ -19,6 +19,7 @@ from tunewiz.tui.widgets.settings_form import SettingsForm
 MAX_PATH_CHARS = 1024
 """Longer than any path a person types or drops: what was pasted is something else."""
 
+
 class DataPane(StepPane):
     STEP = "data"
     BINDINGS = [Binding("i", "focus_import", "Import file"), Binding("g", "generate", "Generate"),

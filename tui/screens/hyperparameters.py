@@ -55,8 +55,10 @@ class HyperparametersPane(StepPane):
 
     @on(SettingsForm.Retyped)
     def _retyped(self, event: SettingsForm.Retyped) -> None:
-        """Typing the value already there still makes it the user's under preset auto (even the default)."""
-        if event.key != "preset" and self._mark_edited(event.key):
+        """Typing the value already there still makes it the user's under preset auto (even the default);
+        under a named preset it changes nothing (the value is still the preset's)."""
+        if self.project.config.hyperparameters.preset == "auto" and event.key != "preset" \
+                and self._mark_edited(event.key):
             self.project_changed()
             self.show_plan()
 
