@@ -45,8 +45,7 @@ def project_status(project: Project) -> list[StepState]:
                            + (f" ({reviewed}/{total} reviewed)" if total else "")))
     steps.append(StepState("format", "Format", "done" if trainable else "todo",
                            f"template {cfg.template.name}, {pairs.train} train / {pairs.validation} validation pairs"))
-    steps.append(StepState("hardware", "Hardware", "done",
-                           f"device {cfg.hardware.device}, precision {cfg.hardware.precision}, gpus {cfg.hardware.gpus}"))
+    steps.append(StepState("hardware", "Hardware", "done", _hardware_summary(cfg.hardware)))
     hp = cfg.hyperparameters
     steps.append(StepState("hyperparameters", "Hyperparameters", "done",
                            "preset auto: set at train time"
@@ -74,3 +73,15 @@ def project_status(project: Project) -> list[StepState]:
     steps.append(StepState("export", "Export", "done" if exports else "todo",
                            f"exports: {', '.join(exports)}" if exports else "nothing exported yet"))
     return steps
+
+
+def _hardware_summary(hw) -> str:
+    """The hardware settings that say something: "gpus 1" on a machine without one read as a GPU found."""
+    parts = [f"device {hw.device}", f"precision {hw.precision}"]
+    if hw.gpus > 1:
+        parts.append(f"{hw.gpus} GPUs")
+    if hw.quantization != "none":
+        parts.append(f"quantization {hw.quantization}")
+    if hw.sharding != "none":
+        parts.append(f"sharding {hw.sharding}")
+    return ", ".join(parts)

@@ -140,6 +140,17 @@ def test_pairs_that_are_all_rejected_leave_nothing_to_train_and_status_says_so(p
     assert (steps["data"].state, steps["train"].state) == ("done", "ready") and "6 pairs (" in steps["data"].summary
 
 
+def test_status_names_gpus_only_when_the_project_asks_for_several(project):
+    # "gpus 1" on a laptop without a GPU read as if one had been found.
+    from tunewiz.status import project_status
+
+    hardware = {s.key: s for s in project_status(project)}["hardware"]
+    assert hardware.summary == "device auto, precision auto"
+    project.config.hardware.gpus, project.config.hardware.quantization = 4, "nf4"
+    hardware = {s.key: s for s in project_status(project)}["hardware"]
+    assert hardware.summary == "device auto, precision auto, 4 GPUs, quantization nf4"
+
+
 def test_commands_find_the_project_from_its_subfolders(project, tmp_path):
     # As git finds its repository: `tunewiz pairs` in myproject/data works; outside any project it says so.
     from tunewiz.dataset import Pair, PairStore
