@@ -69,15 +69,23 @@ def follow_with_progress(run) -> int:
 
     stopping = False
     last = ""
+    tty = sys.stdout.isatty()
+    printed_at, printed_for = 0.0, None
     while True:
         try:
             state = run.state()
             status = run.read_status()
             line = _progress_line(run, status)
-            if line != last:
+            if tty and line != last:
                 sys.stdout.write("\r" + line.ljust(len(last)))
                 sys.stdout.flush()
                 last = line
+            elif not tty and line != last and ((status.state, status.message) != printed_for
+                                               or time.monotonic() - printed_at >= 10):
+                # A log or a pipe: whole lines, every 10 s and on each change of state or message (carriage
+                # returns would leave one unreadable line in a file).
+                print(line, flush=True)
+                last, printed_at, printed_for = line, time.monotonic(), (status.state, status.message)
             if state not in ("starting", "running", "stopping"):
                 break
             time.sleep(0.5)
@@ -93,32 +101,47 @@ def follow_with_progress(run) -> int:
             except Exception:  # it ended between the check and the request
                 pass
     status = run.read_status()
-    print(f"\nRun {run.id}: {run.state()}" + (f": {status.message}" if status.message else ""))
-    if run.state() == "died":
+    state, message = run.state(), status.message
+    # "finished 80 steps", not "finished: finished 80 steps"
+    said = message if message.startswith(state) else f"{state}: {message}" if message else state
+    print(("\n" if tty else "") + f"Run {run.id}: {said}")
+    if state == "died":
         print(f"The training process ended without saying why; see {run.log_path}")
-    return 0 if run.state() in ("finished", "stopped") else 1
+    return 0 if state in ("finished", "stopped") else 1
 
 
 def _progress_line(run, status) -> str:
-    from tunewiz.runs import read_jsonl
+    """The bar, loss, speed, time left and the latest recall check of the run."""
+    from tunewiz.runs import duration, read_jsonl, recall_figure, seconds_left
 
-    train = val = None
+    trains: list[dict] = []
+    val = recall = None
     for record in read_jsonl(run.metrics_path):
         if record.get("type") == "train":
-            train = record
+            trains.append(record)
         elif record.get("type") == "eval":
             val = record
+        elif record.get("type") == "recall":
+            recall = record
     total = status.max_steps or 0
+    # status.json is written at most once a second, metrics.jsonl every step: the step of the loss shown.
+    step = max(status.step, int(trains[-1]["step"]) if trains else 0)
     width = 30
-    filled = int(width * status.step / total) if total else 0
+    filled = int(width * step / total) if total else 0
     bar = "#" * filled + "-" * (width - filled)
-    text = f"[{bar}] {status.step}/{total or '?'} {status.state}"
-    if train:
-        text += f"  loss {train['loss']:.4f}"
-        if train.get("tokens_per_s"):
-            text += f"  {train['tokens_per_s']:.0f} tok/s"
+    text = f"[{bar}] {step}/{total or '?'} {status.state}"
+    if trains:
+        text += f"  loss {trains[-1]['loss']:.4f}"
+        if trains[-1].get("tokens_per_s"):
+            text += f"  {trains[-1]['tokens_per_s']:.0f} tok/s"
     if val:
         text += f"  val {val['val_loss']:.4f}"
+    if recall_figure(recall):
+        text += f"  {recall_figure(recall)}"
+    if status.state == "running":
+        left = seconds_left(trains, total, status.resumed)
+        if left is not None:
+            text += f"  ETA {duration(left)}"
     if status.state == "starting" and status.message:
         text += f"  ({status.message})"
     return text

@@ -149,6 +149,8 @@ class RunStatus:
     max_steps: int = 0
     message: str = ""
     started: str = ""
+    resumed: str = ""
+    """When the latest `--resume` of the run started ("" if never): the time before it is not its pace."""
     ended: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -272,6 +274,40 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                     continue
                 if isinstance(record, dict):  # a stray `null` or number is no record
                     yield record
+
+
+def seconds_left(train_records: list[dict[str, Any]], max_steps: int, since: str = "") -> float | None:
+    """Seconds to the run's last step at the pace of its steps so far, from the times metrics.jsonl
+    records (so the checks between steps count, and a re-attached view knows the pace at once).
+    `since` (status.json's `resumed`): only steps since then count, not the time a resumed run lay dead. None until two steps are timed."""
+    from datetime import datetime
+
+    start = datetime.fromisoformat(since).timestamp() if since else 0.0
+    timed = [(int(r["step"]), float(r["time"])) for r in train_records
+             if isinstance(r.get("step"), (int, float)) and isinstance(r.get("time"), (int, float))
+             and r["time"] >= start]
+    if len(timed) < 2 or not max_steps or timed[-1][0] <= timed[0][0]:
+        return None
+    (first_step, first_time), (last_step, last_time) = timed[0], timed[-1]
+    pace = (last_time - first_time) / (last_step - first_step)
+    return max(0.0, pace * (max_steps - last_step))
+
+
+def recall_figure(record: dict[str, Any] | None) -> str:
+    """A recall check's figure for a progress line ("reworded 12/16"), "" for none or step 0's (the base)."""
+    reworded = (record or {}).get("reworded")
+    if not record or not record.get("step") or not isinstance(reworded, dict) or not reworded.get("total"):
+        return ""
+    return f"reworded {reworded.get('recalled', 0)}/{reworded['total']}"
+
+
+def duration(seconds: float | None) -> str:
+    """"1m05s", "2h03m", or "-" when not known."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def list_runs(runs_dir: Path) -> list[Run]:

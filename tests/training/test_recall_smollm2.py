@@ -6,6 +6,8 @@ and a q8_0 export loaded by llama-cpp-python (about 4 minutes on 2 cores).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -41,12 +43,14 @@ def _project(root, **settings) -> Project:
 def default_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("recall") / "zebra"
     project = _project(root)
-    assert main(["train", "-p", str(root)]) == 0
-    return project, list_runs(project.runs_dir)[-1]
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        assert main(["train", "-p", str(root)]) == 0
+    return project, list_runs(project.runs_dir)[-1], said.getvalue()
 
 
 def test_defaults_pick_a_checkpoint_that_recalls_the_facts(default_run, capsys):
-    project, run = default_run
+    project, run, said = default_run
     config = run.read_spec().to_dict()
     assert config["kind"] == "facts" and config["validation_ids"] == []
     records = [json.loads(line) for line in (run.dir / "dataset.jsonl").read_text().splitlines()]
@@ -61,13 +65,16 @@ def test_defaults_pick_a_checkpoint_that_recalls_the_facts(default_run, capsys):
     assert not best.drift.drifted and report.overfit is None  # the default run does not break
     assert main(["checkpoints", "-p", str(project.root)]) == 0
     assert f"Best: step {best.step}: recalled {best.reworded} reworded questions" in capsys.readouterr().out
+    # `tunewiz train` ends with the same line and what to run next.
+    assert f"Best: step {best.step}: recalled {best.reworded} reworded questions" in said
+    assert f"Next: `tunewiz checkpoints -p {project.root}`" in said
 
 
 def test_the_exported_gguf_answers_the_facts(default_run):
     from tunewiz.chat import GGUFAnswerer
     from tunewiz.templates import template_stops
 
-    project, run = default_run
+    project, run, _ = default_run
     assert main(["export", "-p", str(project.root), "--no-smoke"]) == 0
     gguf = project.exports_dir / "zebra" / "zebra-q8_0.gguf"
     config = run.read_spec().to_dict()

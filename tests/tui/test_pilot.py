@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -578,6 +579,25 @@ async def test_train_follows_a_run_folder(qa_project, make_run):
         assert [s for s, _ in pane.view.val] == [10, 20, 30, 40]
         assert "step 40/40" in str(pane.query_one("#train-status").render())
         assert "1,000 tok/s" in str(pane.query_one("#train-speed").render())
+
+
+async def test_train_shows_time_left_and_the_latest_recall_of_a_running_run(qa_project, make_run):
+    # A run at step 20 of 40, 2 s a step, its check at step 20 recalled 12 of 16 reworded questions.
+    run = make_run(qa_project, steps=20, state="running")
+    status = json.loads((run / "status.json").read_text())
+    (run / "status.json").write_text(json.dumps(status | {"pid": os.getpid(), "max_steps": 40}))
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        record["time"] = 1_000.0 + 2 * record["step"]
+    records.append({"type": "recall", "step": 20, "trained": {"recalled": 15, "total": 16},
+                    "reworded": {"recalled": 12, "total": 16}})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6")
+        pane = app.screen.query_one("#train")
+        await wait_for(pilot, lambda: "ETA 0m40s" in str(pane.query_one("#train-speed").render()))
+        assert "reworded 12/16 at step 20" in str(pane.plot.render())
 
 
 # Validation loss lowest at step 30, then rising three evaluations in a row: overfitting from step 40.

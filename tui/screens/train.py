@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, RichLog, Static
 
-from tunewiz.runs import ACTIVE_STATES, Run, latest_run
+from tunewiz.runs import ACTIVE_STATES, Run, duration, latest_run, recall_figure, seconds_left
 from tunewiz.tui.screens.base import StepPane, shows_errors, writes
 from tunewiz.tui.tail import FileTail
 
@@ -27,25 +27,18 @@ TRAIN_COLOR = (0, 130, 200)
 VALIDATION_COLOR = (60, 180, 75)
 
 
-def format_eta(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
 class RunView:
     """What the pane knows about the run it follows, built from metrics records."""
 
     def __init__(self) -> None:
         self.train: list[tuple[int, float]] = []
         self.val: list[tuple[int, float]] = []
+        self.train_records: list[dict] = []
         self.last: dict = {}
-        self.first_time: float | None = None
-        self.first_step: int | None = None
+        self.recall: dict | None = None
+        """The latest recall check."""
 
-    def add(self, records: list[dict], now: float) -> None:
+    def add(self, records: list[dict]) -> None:
         for record in records:
             kind = record.get("type")
             step = record.get("step")
@@ -53,18 +46,12 @@ class RunView:
                 continue
             if kind == "train" and isinstance(record.get("loss"), (int, float)):
                 self.train.append((int(step), float(record["loss"])))
+                self.train_records.append(record)
                 self.last = record
-                if self.first_time is None:
-                    self.first_time, self.first_step = now, int(step)
             elif kind == "eval" and isinstance(record.get("val_loss"), (int, float)):
                 self.val.append((int(step), float(record["val_loss"])))
-
-    def eta_s(self, step: int, max_steps: int, now: float) -> float | None:
-        """Seconds left, from the pace seen since this view started following."""
-        if self.first_time is None or not max_steps or step <= (self.first_step or 0):
-            return None
-        pace = (now - self.first_time) / (step - self.first_step)
-        return pace * (max_steps - step)
+            elif kind == "recall":
+                self.recall = record
 
 
 class TrainPane(StepPane):
@@ -134,8 +121,7 @@ class TrainPane(StepPane):
     def _update(self, run: Run, records: list[dict], lines: list[str], status, state: str) -> None:
         if run is not self.run:
             return
-        now = time.monotonic()
-        self.view.add(records, now)
+        self.view.add(records)
         log = self.query_one("#train-log", RichLog)
         for line in lines[-300:]:
             log.write(line)
@@ -145,13 +131,13 @@ class TrainPane(StepPane):
         last = self.view.last
         tokens = last.get("tokens_per_s")
         mem = last.get("mem_mb")
-        eta = self.view.eta_s(step, status.max_steps, now) if state in ACTIVE_STATES else None
-        self.query_one("#train-status", Static).update(
-            f"run {run.id}: {state} · step {step}/{status.max_steps}"
-            + (f" · {status.message}" if status.message else ""))
+        eta = seconds_left(self.view.train_records, status.max_steps, status.resumed) if state == "running" else None
+        message = status.message
+        said = message if message.startswith(state) else f"{state} · {message}" if message else state
+        self.query_one("#train-status", Static).update(f"run {run.id}: {said} · step {step}/{status.max_steps}")
         self.query_one("#train-speed", Static).update(
             (f"{tokens:,.0f} tok/s" if isinstance(tokens, (int, float)) else "- tok/s")
-            + f" · ETA {format_eta(eta)}"
+            + (f" · ETA {duration(eta)}" if state == "running" else "")
             + (f" · {mem:,.0f} MB" if isinstance(mem, (int, float)) else ""))
         if records:
             self.draw_plot()
@@ -168,7 +154,9 @@ class TrainPane(StepPane):
             return
         plt = self.plot.plt
         plt.clear_data()
-        plt.title("loss")
+        # The latest recall check beside the loss: for facts it is what the run is judged by.
+        figure = recall_figure(self.view.recall)
+        plt.title(f"loss · {figure} at step {self.view.recall['step']}" if figure else "loss")
         if self.view.train:
             plt.plot([s for s, _ in self.view.train], [v for _, v in self.view.train], label="train",
                      color=TRAIN_COLOR)

@@ -163,7 +163,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     for line in tracking_hints(run.dir):
         print(line)
+    if run.state() in ("finished", "stopped"):
+        _say_pick(run, "" if args.project == "." else f" -p {shlex.quote(args.project)}")
     return code
+
+
+def _say_pick(run, where: str) -> None:
+    """After a run: the checkpoint the export would take, why, and the commands for what comes next."""
+    from tunewiz.checkpoints import rank_checkpoints
+
+    report = rank_checkpoints(run)
+    if report.best is None:
+        return
+    print(f"Best: {report.reason}")
+    print(f"Next: `tunewiz checkpoints{where}` (every checkpoint, what it did not recall), "
+          f"`tunewiz export{where}` (the picked checkpoint, merged, as GGUF)")
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

@@ -310,7 +310,8 @@ class Trainer:
     # -- setup, in order ----------------------------------------------------------------------------
     def setup(self, resume: bool) -> None:
         self.report.set(state="starting", message="loading the base model",
-                        started=self.report.status.started or now_iso(), ended="")
+                        started=self.report.status.started or now_iso(), ended="",
+                        resumed=now_iso() if resume else self.report.status.resumed)
         self.setup_device()
         self.load_data()
         self.build_model()
