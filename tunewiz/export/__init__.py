@@ -175,8 +175,9 @@ def write_export(plan: ExportPlan, say: Callable[[str], None], smoke: bool = Tru
     cfg, checkpoint = plan.cfg, plan.checkpoint
     staging.mkdir()
     try:
-        say(f"Merging checkpoint {checkpoint.step} of run {plan.report.run.id} into {cfg.base_path} ({plan.dtype}, "
-            f"about {plan.merge_mb / 1024:,.1f} GB of memory)...")
+        # The base folder is read, never written: the merged weights go to the export's own folder.
+        say(f"Merging checkpoint {checkpoint.step} of run {plan.report.run.id} with the base model {cfg.base_path} "
+            f"({plan.dtype}, about {plan.merge_mb / 1024:,.1f} GB of memory)...")
         from tunewiz.export.merge import merge_checkpoint
 
         merged = merge_checkpoint(cfg.base_path, checkpoint.path, cfg.family, staging / "merged", plan.dtype)

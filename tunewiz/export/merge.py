@@ -24,6 +24,9 @@ def merge_checkpoint(base_dir: Path, adapter_dir: Path, family: str, out_dir: Pa
     config = AutoConfig.from_pretrained(base_dir)
     if hasattr(config, "quantization_config"):  # only a 'gguf' note can reach here (see check_base)
         del config.quantization_config
+    from tunewiz.models import quiet_model_loading
+
+    quiet_model_loading()
     model = AutoModelForCausalLM.from_pretrained(base_dir, config=config, dtype=torch.float32)
     model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     model = model.to(getattr(torch, dtype))

@@ -193,6 +193,9 @@ def load_model(cfg: RunSpec, device: str, precision: str, dist: Dist):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from tunewiz.models import quiet_model_loading
+
+    quiet_model_loading()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
     attention = pick_attention(device)
     if cfg.extra.get("random_weights"):  # benchmarks: a model of the right shape without a weights file
