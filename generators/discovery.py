@@ -22,6 +22,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 SERVER_PROVIDERS = ("ollama", "lmstudio", "llamacpp", "vllm")
 PROBE_TIMEOUT_S = 0.5
@@ -268,9 +269,46 @@ def recommended_download(available_bytes: int) -> HubModel | None:
     return next((m for m in RECOMMENDED if m.size_bytes * MEMORY_HEADROOM <= available_bytes), None)
 
 
-def download(model: HubModel, endpoint: str | None = None, cache_dir: Path | None = None) -> Path:
+def download_to_propose(available_bytes: int) -> HubModel:
+    """The recommended download for this much memory; TunewizError when none fits."""
+    from tunewiz.errors import TunewizError
+
+    wanted = recommended_download(available_bytes)
+    if wanted is None:
+        raise TunewizError(f"no recommended model fits the {available_bytes / 1e9:.1f} GB of memory available; "
+                           "the embedded provider keeps the shipped SmolLM2")
+    return wanted
+
+
+def downloaded(model: HubModel, path: Path) -> LocalModel:
+    """The local model a finished download is, to `use_model`."""
+    return LocalModel("embedded", str(path), "Hugging Face cache", params_b=model.params_b,
+                      size_bytes=path.stat().st_size, name=model.filename)
+
+
+def _progress_bars(progress: Callable[[int, int], None]):
+    """A tqdm class for the hub library that reports (bytes done, bytes in all) to `progress` instead of
+    drawing on the terminal (the wizard shows it in its own line)."""
+    from tqdm.auto import tqdm
+
+    class Reported(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True  # nothing drawn (a disabled bar counts nothing either: counted here)
+            self.done = int(kwargs.get("initial") or 0)  # a resumed download starts where it stopped
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            self.done += int(n or 0)
+            progress(self.done, int(self.total or 0))
+
+    return Reported
+
+
+def download(model: HubModel, endpoint: str | None = None, cache_dir: Path | None = None,
+             progress: Callable[[int, int], None] | None = None) -> Path:
     """Download `model` into the Hugging Face cache (where discovery finds it again), with the hub
-    library's progress bar, and check it against the SHA-256 the hub publishes for the file.
+    library's progress bar (or `progress(bytes done, bytes in all)` instead), and check it against the
+    SHA-256 the hub publishes for the file.
 
     A file that does not match is deleted. No network, or a hub that refuses: TunewizError, and the
     embedded provider keeps serving the shipped SmolLM2."""
@@ -288,7 +326,8 @@ def download(model: HubModel, endpoint: str | None = None, cache_dir: Path | Non
     try:
         published = get_hf_file_metadata(hf_hub_url(model.repo, model.filename, endpoint=endpoint),
                                          endpoint=endpoint)
-        path = Path(hf_hub_download(model.repo, model.filename, endpoint=endpoint, cache_dir=cache_dir))
+        bars = {} if progress is None else {"tqdm_class": _progress_bars(progress)}
+        path = Path(hf_hub_download(model.repo, model.filename, endpoint=endpoint, cache_dir=cache_dir, **bars))
     except Exception as exc:  # offline, a proxy, a hub error: the library raises many kinds
         raise TunewizError(f"could not download {model.repo}/{model.filename} from {where} "
                            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "

@@ -146,30 +146,10 @@ def test_providers_lists_what_it_found_and_use_records_it(tmp_path, monkeypatch,
     assert "there is no local model 7" in capsys.readouterr().err
 
 
-def _hub(body: bytes, published_sha: str):
-    """A stand-in for the hub's file endpoints: HEAD gives the commit, size and SHA-256, GET the bytes."""
-    class Handler(QuietHandler):
-        def _headers(self):
-            self.send_response(200)
-            self.send_header("X-Repo-Commit", "a" * 40)
-            self.send_header("X-Linked-Etag", f'"{published_sha}"')
-            self.send_header("X-Linked-Size", str(len(body)))
-            self.send_header("ETag", f'"{published_sha}"')
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-
-        def do_HEAD(self):
-            self._headers()
-
-        def do_GET(self):
-            self._headers()
-            self.wfile.write(body)
-
-    return serve(Handler)
 
 
 @pytest.mark.parametrize("tampered", [False, True])
-def test_a_download_is_checked_against_the_published_sha256(tmp_path, tampered):
+def test_a_download_is_checked_against_the_published_sha256(tmp_path, tampered, hub_file):
     import hashlib
 
     from tunewiz.errors import TunewizError
@@ -177,20 +157,19 @@ def test_a_download_is_checked_against_the_published_sha256(tmp_path, tampered):
 
     body = b"GGUF" + bytes(range(256)) * 64
     published = hashlib.sha256(body + (b"x" if tampered else b"")).hexdigest()
-    server, endpoint = _hub(body, published)
+    endpoint = hub_file(body, published)
     model = HubModel("someone/Tiny-Instruct-GGUF", "tiny-q4_k_m.gguf", 0.1, len(body))
-    try:
-        if tampered:
-            with pytest.raises(TunewizError, match="does not match its published SHA-256"):
-                download(model, endpoint=endpoint, cache_dir=tmp_path / "hub")
-            left = [p for p in (tmp_path / "hub").rglob("*") if p.name.endswith(".gguf") or "blobs" in p.parts]
-            assert not [p for p in left if p.is_file() or p.is_symlink()]  # neither the file nor its blob
-        else:
-            path = download(model, endpoint=endpoint, cache_dir=tmp_path / "hub")
-            assert path.read_bytes() == body and path.name == "tiny-q4_k_m.gguf"
-            assert path.is_relative_to(tmp_path / "hub")  # in the hub's cache layout, found by discovery
-    finally:
-        server.shutdown()
+    if tampered:
+        with pytest.raises(TunewizError, match="does not match its published SHA-256"):
+            download(model, endpoint=endpoint, cache_dir=tmp_path / "hub")
+        left = [p for p in (tmp_path / "hub").rglob("*") if p.name.endswith(".gguf") or "blobs" in p.parts]
+        assert not [p for p in left if p.is_file() or p.is_symlink()]  # neither the file nor its blob
+    else:
+        seen = []
+        path = download(model, endpoint=endpoint, cache_dir=tmp_path / "hub", progress=lambda *done: seen.append(done))
+        assert path.read_bytes() == body and path.name == "tiny-q4_k_m.gguf"
+        assert path.is_relative_to(tmp_path / "hub")  # in the hub's cache layout, found by discovery
+        assert seen and seen[-1] == (len(body), len(body))  # the wizard's progress: bytes done, of all
 
 
 def test_offline_the_download_says_so_and_nothing_changes(tmp_path):
@@ -205,20 +184,17 @@ def test_offline_the_download_says_so_and_nothing_changes(tmp_path):
     assert not list((tmp_path / "hub").rglob("*.gguf"))
 
 
-def test_providers_download_fetches_checks_and_records_it(tmp_path, monkeypatch, capsys):
+def test_providers_download_fetches_checks_and_records_it(tmp_path, monkeypatch, capsys, hub_file):
     import hashlib
 
     body = smollm2_gguf_path().read_bytes()  # a real GGUF, so that discovery reads it afterwards
-    server, endpoint = _hub(body, hashlib.sha256(body).hexdigest())
+    endpoint = hub_file(body, hashlib.sha256(body).hexdigest())
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_ENDPOINT", endpoint)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.delenv("OLLAMA_MODELS", raising=False)
     project = create_project(tmp_path / "p")
-    try:
-        assert main(["providers", "-p", str(project.root), "--download"]) == 0
-    finally:
-        server.shutdown()
+    assert main(["providers", "-p", str(project.root), "--download"]) == 0
     out = capsys.readouterr().out
     assert "SHA-256 matches" in out
     g = Project.load(project.root).config.generator

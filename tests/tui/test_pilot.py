@@ -232,6 +232,33 @@ async def test_data_finds_the_models_on_this_machine_and_makes_the_chosen_one_th
     assert (generator.provider, generator.embedded_gguf) == ("embedded", str(snapshot / "smol-q4.gguf"))
 
 
+async def test_data_downloads_the_recommended_model_when_asked_and_generates_with_it(
+        qa_project, tmp_path, monkeypatch, hub_file):
+    import hashlib
+
+    from tunewiz.models import smollm2_gguf_path
+
+    body = smollm2_gguf_path().read_bytes()  # served as the recommended file: a real GGUF
+    monkeypatch.setenv("HF_ENDPOINT", hub_file(body, hashlib.sha256(body).hexdigest()))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("1", "tab", "d")
+        await wait_for(pilot, lambda: "Download Qwen/" in str(app.screen.query_one(".dialog-body").render())
+                       if app.screen.query(".dialog-body") else False)
+        await pilot.press("n")  # asked first: no answers nothing fetched
+        await pilot.pause()
+        assert not (tmp_path / "hub").exists()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: bool(app.screen.query(".dialog-body")))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "generates with qwen2.5" in str(app.screen.query_one("#local-models-note").render()),
+                       timeout=60)
+    generator = Project.load("proj").config.generator
+    assert generator.provider == "embedded" and Path(generator.embedded_gguf).read_bytes() == body
+    assert Path(generator.embedded_gguf).is_relative_to(tmp_path / "hub")
+
+
 # ---------------------------------------------------------------- review
 
 async def review_app(pilot, app):

@@ -24,7 +24,7 @@ class DataPane(StepPane):
     STEP = "data"
     BINDINGS = [Binding("i", "focus_import", "Import file"), Binding("g", "generate", "Generate"),
                 Binding("x", "stop_generation", "Stop"), Binding("c", "test_connection", "Test provider"),
-                Binding("l", "find_models", "Local models")]
+                Binding("l", "find_models", "Local models"), Binding("d", "download_model", "Download a model")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -40,7 +40,7 @@ class DataPane(StepPane):
             yield Static("", id="import-report", markup=False)
             yield Label("Generate pairs with an LLM (g starts, x stops, c tests the provider)", classes="box-title")
             yield Static("Not generating.", id="generate-progress", markup=False)
-            yield Label("Models on this machine (l finds them; Enter uses one)", classes="box-title")
+            yield Label("Local models (l finds them, Enter uses one, d downloads one)", classes="box-title")
             yield Static("Not looked yet. Without one, the embedded provider serves the shipped SmolLM2.",
                          id="local-models-note", markup=False)
             found = OptionList(id="local-models")
@@ -128,7 +128,7 @@ class DataPane(StepPane):
         if not models:
             self.query_one("#local-models-note", Static).update(
                 "No local model found" + skipped_text + ": the embedded provider serves the shipped SmolLM2. "
-                "`tunewiz providers --download` fetches a better one (1-2 GB, online).")
+                "d downloads a better one (1-2 GB, online).")
             return
         found.add_options([Option(self._model_line(m, m is proposed), id=str(i)) for i, m in enumerate(models)])
         if proposed is None:
@@ -149,15 +149,79 @@ class DataPane(StepPane):
     @shows_errors
     @on(OptionList.OptionSelected, "#local-models")
     def use_local_model(self, event: OptionList.OptionSelected) -> None:
+        self._use(self.local_models[int(event.option.id)])
+
+    def _use(self, chosen) -> None:
+        """Make a local model the project's generator, and say so."""
         from tunewiz.generators.discovery import use_model
 
-        chosen = self.local_models[int(event.option.id)]
         use_model(self.project, chosen)
         self.query_one("#generator-form", SettingsForm).reload()
         self.query_one("#local-models-note", Static).update(
             f"The project generates with {chosen.label} ({chosen.provider}) now.")
         self.notify(f"The project generates with {chosen.label} ({chosen.provider}) now.")
         self.project_changed()
+
+    @writes
+    @work(thread=True, exclusive=True, group="download", exit_on_error=False)
+    def action_download_model(self) -> None:
+        """The recommended instruct GGUF for this machine's memory, asked before anything is fetched."""
+        from tunewiz.errors import TunewizError
+        from tunewiz.generators.discovery import download_to_propose
+        from tunewiz.hardware import detect
+
+        try:
+            wanted = download_to_propose(detect().ram_available_mb * 2**20)
+        except TunewizError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self._ask_download, wanted)
+
+    def _ask_download(self, wanted) -> None:
+        from tunewiz.tui.widgets.dialogs import ConfirmDialog
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.query_one("#local-models-note", Static).update(f"Downloading {wanted.filename} ...")
+                self.fetch(wanted)
+
+        self.app.push_screen(ConfirmDialog(
+            f"Download {wanted.repo}/{wanted.filename} (about {wanted.size_bytes / 1e9:.1f} GB) into the Hugging "
+            "Face cache, check it against the SHA-256 the hub publishes, and generate with it?"), answered)
+
+    @work(thread=True, exclusive=True, group="download", exit_on_error=False)
+    def fetch(self, wanted) -> None:
+        import time
+
+        from tunewiz.errors import TunewizError
+        from tunewiz.generators.discovery import download
+
+        shown = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            if time.monotonic() - shown[0] >= 0.5 or done == total:  # the UI needs no more than this
+                shown[0] = time.monotonic()
+                share = f"{done / total:.0%} of {total / 1e9:.1f} GB" if total else f"{done / 1e6:,.0f} MB"
+                self.app.call_from_thread(self.query_one("#local-models-note", Static).update,
+                                          f"Downloading {wanted.filename}: {share}")
+
+        try:
+            path = download(wanted, progress=progress)
+        except TunewizError as exc:
+            self.app.call_from_thread(self._download_failed, str(exc))
+            return
+        self.app.call_from_thread(self._downloaded, wanted, path)
+
+    def _download_failed(self, message: str) -> None:
+        self.query_one("#local-models-note", Static).update(message)
+        self.notify(message, severity="error", timeout=10)
+
+    @writes
+    @shows_errors
+    def _downloaded(self, wanted, path) -> None:
+        from tunewiz.generators.discovery import downloaded
+
+        self._use(downloaded(wanted, path))
 
     # -- generation
 

@@ -171,22 +171,16 @@ def _use_local_model(args: argparse.Namespace) -> int:
 
 
 def _download_recommended(args: argparse.Namespace) -> int:
-    from tunewiz.generators.discovery import LocalModel, download, recommended_download
+    from tunewiz.generators.discovery import download, download_to_propose, downloaded
     from tunewiz.hardware import detect
 
     open_project(args)  # a bad --project is said before a download of gigabytes, not after
-    available = detect().ram_available_mb * 2**20
-    wanted = recommended_download(available)
-    if wanted is None:
-        raise TunewizError(f"no recommended model fits the {available / 1e9:.1f} GB of memory available; "
-                           "the embedded provider keeps the shipped SmolLM2")
+    wanted = download_to_propose(detect().ram_available_mb * 2**20)
     print(f"Downloading {wanted.repo}/{wanted.filename} (about {wanted.size_bytes / 1e9:.1f} GB) into the "
           "Hugging Face cache...")
     path = download(wanted)
     print(f"{path}: SHA-256 matches the one the hub publishes.")
-    return _record_generator(args, LocalModel("embedded", str(path), "Hugging Face cache",
-                                              params_b=wanted.params_b, size_bytes=path.stat().st_size,
-                                              name=wanted.filename))
+    return _record_generator(args, downloaded(wanted, path))
 
 
 def _record_generator(args: argparse.Namespace, chosen) -> int:
