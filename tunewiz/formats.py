@@ -30,8 +30,8 @@ from tunewiz.errors import FormatError
 
 EXPORT_FORMATS = ("csv", "jsonl", "alpaca", "sharegpt", "openai")
 
-QUESTION_COLUMNS = ("question", "instruction", "prompt", "input_text", "query")
-ANSWER_COLUMNS = ("answer", "output", "response", "completion")
+QUESTION_COLUMNS = ("question", "instruction", "prompt", "input_text", "query", "q")
+ANSWER_COLUMNS = ("answer", "output", "response", "completion", "a")
 
 
 @dataclass
@@ -390,7 +390,8 @@ def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> I
     a_col = next((columns.index(c) for c in ANSWER_COLUMNS if c in columns), None)
     if q_col is None or a_col is None:
         raise FormatError(f"{path}: line {base + 1}: expected a Question and an Answer column "
-                          f"(or instruction/output, prompt/response); found {', '.join(header)}")
+                          f"(or instruction/output, prompt/response); found {', '.join(header)}. A file without a "
+                          "header line needs one: `question,answer` above the first row")
     s_col = columns.index("system") if "system" in columns else None
     st_col = columns.index("status") if "status" in columns else None  # tunewiz's own CSV export
     in_col = columns.index("input") if "input" in columns and columns[q_col] == "instruction" else None

@@ -12,6 +12,7 @@ from tunewiz.dataset import Pair, PairStore, prompt_text
 from tunewiz.dedup import ExactKeys
 from tunewiz.errors import disk_error, is_disk_error
 from tunewiz.formats import RowProblem, iter_pairs
+from tunewiz.words import counted
 
 
 @dataclass
@@ -39,16 +40,16 @@ class ImportReport:
         kinds = ", ".join(f"{n} {kind}" for kind, n in by_kind.most_common())
         if not self.added and not self.duplicates and self.skipped:
             return f"{self.file}: nothing could be imported: all {len(self.skipped)} rows were skipped ({kinds})"
-        parts = [f"{self.file}: added {self.added} pairs" if not self.conversations else
+        parts = [f"{self.file}: added {counted(self.added, 'pair')}" if not self.conversations else
                  f"{self.file}: added {self.added} samples ({self.added - self.conversations} QA pairs, "
                  f"{self.conversations} conversations of {self.turns} turns)"]
         if set(self.statuses) - {"pending"}:
             parts[0] += " (" + ", ".join(f"{n} {status}" for status, n in sorted(self.statuses.items())) \
                 + ", as the file says)"
         if self.duplicates:
-            parts.append(f"skipped {self.duplicates} duplicates")
+            parts.append(f"skipped {counted(self.duplicates, 'duplicate')}")
         if self.skipped:
-            parts.append(f"skipped {kinds}" if set(by_kind) != {"bad rows"} else f"skipped {len(self.skipped)} bad rows")
+            parts.append(f"skipped {kinds}" if set(by_kind) != {"bad rows"} else f"skipped {counted(len(self.skipped), 'bad row')}")
         return ", ".join(parts)
 
 

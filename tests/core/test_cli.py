@@ -32,7 +32,7 @@ def test_new_import_status_and_export(tmp_path):
     csv.write_text("Question,Answer\nWhat is Zorblax?,A made-up planet.\nWho runs Acme?,Ada.\nbroken,\n")
     done = tunewiz("new", str(tmp_path / "p"), "--name", "demo", "--topic", "space", "--import", str(csv), "-y")
     assert done.returncode == 0, done.stderr
-    assert "added 2 pairs, skipped 1 bad rows" in done.stdout
+    assert "added 2 pairs, skipped 1 bad row" in done.stdout
     assert "line 4: the answer is empty" in done.stdout
     project = Project.load(tmp_path / "p")
     assert project.config.project.name == "demo"

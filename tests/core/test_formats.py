@@ -24,8 +24,11 @@ def test_csv_with_any_case_and_multiline_cells(tmp_path):
 def test_csv_instruction_output_and_prompt_response_columns(tmp_path):
     (tmp_path / "a.csv").write_text("instruction,input,output\nTranslate,hello,bonjour\n")
     (tmp_path / "b.csv").write_text("prompt,response\nHi,Hello\n")
+    (tmp_path / "c.csv").write_text("Q,A\nWhy?,Because.\n")  # the short names a quick sheet has
     assert read_pairs(tmp_path / "a.csv").pairs[0].question == "Translate\n\nhello"
     assert read_pairs(tmp_path / "b.csv").pairs[0].answer == "Hello"
+    assert (read_pairs(tmp_path / "c.csv").pairs[0].question, read_pairs(tmp_path / "c.csv").pairs[0].answer) == \
+        ("Why?", "Because.")
 
 
 def test_csv_bad_rows_are_reported_by_line_and_good_rows_kept(tmp_path):
@@ -107,6 +110,9 @@ def test_csv_without_question_and_answer_columns(tmp_path):
     f = tmp_path / "x.csv"
     f.write_text("foo,bar\n1,2\n")
     with pytest.raises(FormatError, match=r"x.csv: line 1: expected a Question and an Answer column"):
+        read_pairs(f)
+    f.write_text("What is 1+1?,Two.\n")  # no header line: said how to add one
+    with pytest.raises(FormatError, match=r"without a header line needs one: `question,answer`"):
         read_pairs(f)
 
 

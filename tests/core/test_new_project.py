@@ -55,7 +55,7 @@ def test_what_is_typed_without_saying_what_it_is_is_used_not_dropped(tmp_path, m
     (tmp_path / "docs").mkdir()
     (tmp_path / "guide.md").write_text("# Guide\n", encoding="utf-8")
     root, report = create_new_project("a", "", "", "later", "facts.csv")
-    assert "added 1 pairs" in report and len(list(PairStore(root / "data" / "pairs.jsonl"))) == 1
+    assert "added 1 pair" in report and len(list(PairStore(root / "data" / "pairs.jsonl"))) == 1
     root, _ = create_new_project("b", "", "", "later", "'docs'")  # as a terminal's drag and drop writes it
     assert Project.load(root).config.generator.documents == [str(tmp_path / "docs")]
     root, _ = create_new_project("c", "", "", "later", "guide.md")

@@ -159,7 +159,7 @@ async def test_data_imports_a_file_in_a_worker(qa_project, tmp_path):
         await pilot.press("enter")
         await wait_for(pilot, lambda: "added" in str(app.screen.query_one("#import-report").render()))
         report = str(app.screen.query_one("#import-report").render())
-        assert "added 1 pairs" in report and "line 2" in report
+        assert "added 1 pair" in report and "line 2" in report
     assert len(PairStore(qa_project.pairs_path)) == 6
 
 
