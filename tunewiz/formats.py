@@ -540,8 +540,17 @@ def iter_pairs(path: str | Path, encoding: str | None = None, chosen: bool = Fal
         reader = iter_json if head == "[" or (head == "{" and _is_one_document(path, encoding)) else iter_jsonl
     else:
         raise FormatError(f"{path}: unknown file type '{suffix or '(no extension)'}' "
-                          f"(expected {', '.join(PAIR_FILE_SUFFIXES[:-1])} or {PAIR_FILE_SUFFIXES[-1]})")
+                          f"(expected {', '.join(PAIR_FILE_SUFFIXES[:-1])} or {PAIR_FILE_SUFFIXES[-1]})"
+                          + _HINTS.get(suffix, ""))
     yield from reader(path, encoding, chosen)
+
+
+_SPREADSHEET = ": save the sheet as CSV (a Question and an Answer column) and import that"
+_DOCUMENT = (": a document is not a file of pairs; generate pairs from it with "
+             "`tunewiz generate --documents FILE` (the wizard: the Data step's generator settings)")
+_HINTS = {".xlsx": _SPREADSHEET, ".xls": _SPREADSHEET, ".ods": _SPREADSHEET, ".numbers": _SPREADSHEET,
+          ".txt": _DOCUMENT, ".md": _DOCUMENT, ".pdf": _DOCUMENT, ".html": _DOCUMENT, ".htm": _DOCUMENT}
+"""What to do instead with the files people try to import most often that are no files of pairs."""
 
 
 def _read_bytes_check(path: Path) -> None:

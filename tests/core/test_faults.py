@@ -199,11 +199,15 @@ def test_utf16_without_a_mark_is_named(project, tmp_path):
     (lambda d: d / "loop.csv", "points back to itself"),
     (lambda d: d / "gone.csv", "no such file"),
     (lambda d: d / "notes", "unknown file type '(no extension)'"),
+    # What people try to import that is no file of pairs: said what to do instead.
+    (lambda d: d / "qa.xlsx", "save the sheet as CSV (a Question and an Answer column) and import that"),
+    (lambda d: d / "handbook.pdf", "generate pairs from it with `tunewiz generate --documents FILE`"),
 ])
 def test_paths_that_are_not_files(project, tmp_path, capsys, make, message):
     (tmp_path / "folder.csv").mkdir()
     os.symlink(tmp_path / "loop.csv", tmp_path / "loop.csv")
-    (tmp_path / "notes").write_text("Question,Answer\nq?,a.\n")
+    for name in ("notes", "qa.xlsx", "handbook.pdf"):
+        (tmp_path / name).write_text("Question,Answer\nq?,a.\n")
     assert main(["import", "-p", str(project.root), str(make(tmp_path))]) == 2
     assert message in capsys.readouterr().err
 
