@@ -34,6 +34,16 @@ META_ANSWER = re.compile(
 
 CHECK_REASONS = ("not_a_question", "copied_statement", "copied_example", "meta_answer", "restates_question",
                  "unsupported", "off_topic")
+FAILS_BECAUSE = {
+    "not_a_question": "writes questions that are not questions",
+    "copied_statement": "copies the documents' sentences as questions",
+    "copied_example": "hands back the prompt's example pair",
+    "meta_answer": "answers about the task instead of the subject",
+    "restates_question": "answers with the question's own words",
+    "unsupported": "answers what the documents do not say",
+    "off_topic": "asks about something other than the topic or the document",
+}
+"""What a model does when most of its pairs fail a check, by the check (the summary's advice)."""
 # A comma groups thousands only before exactly three digits ("1,200"); "1,2,3" is three numbers.
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d,])|\d+(?:\.\d+)?")
 _UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -173,11 +183,30 @@ def sentence_support(answer: str, chunk: str) -> float:
     return min((support(s, chunk) for s in judged), default=1.0) if len(judged) >= 2 else 1.0
 
 
-def content_problem(question: str, answer: str, chunk: str, g) -> tuple[str | None, dict[str, float]]:
+STEM_CHARS = 5
+"""Words that agree in their first this many letters are one word to the topic check ("volcano",
+"volcanoes", "volcanic"); shorter words must be equal."""
+
+
+def _stems(text: str) -> set[str]:
+    return {word[:STEM_CHARS] for word in content_words(text)}
+
+
+def off_topic(question: str, answer: str, subject: str) -> bool:
+    """A pair of topic generation that names nothing of its topic or subtopic, in question or answer: the
+    embedded model asked about volcanoes wrote "How to build bridges?" (the prompt's example is a bridge)."""
+    wanted = _stems(subject)
+    return bool(wanted) and not wanted & _stems(f"{question} {answer}")
+
+
+def content_problem(question: str, answer: str, chunk: str, g, subject: str = "") -> tuple[str | None, dict[str, float]]:
     """The drop reason of a pair and its scores (support, when there is a chunk); `g` holds the
-    thresholds (a GeneratorSection: min_support, min_sentence_support, min_question_support)."""
+    thresholds (a GeneratorSection: min_support, min_sentence_support, min_question_support). `subject`:
+    the topic and subtopic a pair of topic generation was asked about."""
     reason = (question_problem(question, chunk) or ("copied_example" if copies_example(question, answer, chunk) else None)
               or answer_problem(question, answer))
+    if not reason and not chunk and subject and g.min_question_support > 0 and off_topic(question, answer, subject):
+        reason = "off_topic"
     scores: dict[str, float] = {}
     if chunk:
         scores["support"] = round(support(answer, chunk), 3)

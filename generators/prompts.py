@@ -249,6 +249,9 @@ def parse_pairs(content: str | None) -> list[tuple[str, str]]:
     return pairs
 
 
+_LIST_MARK = re.compile(r"^\s*(?:[-*•]|\(?(?:\d{1,2}|[A-Za-z])[.):])\s+")
+
+
 def parse_subtopics(content: str | None) -> list[str]:
     data = parse_json(content)
     items = data.get("subtopics") if isinstance(data, dict) else data
@@ -256,9 +259,11 @@ def parse_subtopics(content: str | None) -> list[str]:
         raise ReplyError("JSON without a list of subtopics")
     seen, result = set(), []
     for item in items:
-        if isinstance(item, str) and item.strip() and item.strip().lower() not in seen:
-            seen.add(item.strip().lower())
-            result.append(item.strip())
+        # A small model numbers or letters its items ("A: The largest volcano.") and pads with "...".
+        text = _LIST_MARK.sub("", item).strip() if isinstance(item, str) else ""
+        if re.search(r"\w", text) and text.lower() not in seen:
+            seen.add(text.lower())
+            result.append(text)
     if not result:
         raise ReplyError("an empty list of subtopics")
     return result

@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator
 from tunewiz.dataset import Pair, PairStore
 from tunewiz.errors import TunewizError
 from tunewiz.generators import prompts
-from tunewiz.generators.checks import CHECK_REASONS, content_problem
+from tunewiz.generators.checks import CHECK_REASONS, FAILS_BECAUSE, content_problem
 from tunewiz.generators.chunking import split_text
 from tunewiz.generators.committer import Committer, Outcome
 from tunewiz.generators.documents import find_documents, read_document, source_name
@@ -99,8 +99,8 @@ class GenerationSummary:
     def lines(self) -> list[str]:
         """A human summary, a few lines."""
         head = "Stopped" if self.stopped else "Finished"
-        out = [f"{head}: {self.pairs_added} pairs added in {self.elapsed_s:.1f} s "
-               f"({self.pairs_per_min:.1f} pairs/min); the project has {self.pairs_in_project} pairs.",
+        out = [f"{head}: {counted(self.pairs_added, 'pair')} added in {self.elapsed_s:.1f} s "
+               f"({self.pairs_per_min:.1f} pairs/min); the project has {counted(self.pairs_in_project, 'pair')}.",
                f"Chunks: {self.chunks_done} done ({self.chunks_resumed} from earlier runs), "
                f"{self.chunks_failed} failed, {self.chunks_left} left of {self.chunks_total}.",
                f"Requests: {self.requests} ({self.retries} retries); tokens in/out: "
@@ -112,14 +112,16 @@ class GenerationSummary:
             out.append("Dropped: " + ", ".join(f"{n} {reason.replace('_', ' ')}"
                                                for reason, n in sorted(self.dropped.items())))
         if self.pairs_rejected:
-            out.append(f"{self.pairs_rejected} pairs failed a content check and were kept as rejected, with the "
+            out.append(f"{counted(self.pairs_rejected, 'pair')} failed a content check and were kept as rejected, with the "
                        "reason (Review: status:rejected).")
         checked = sum(n for reason, n in self.dropped.items() if reason in CHECK_REASONS)
         if checked and checked >= self.pairs_added:
-            out.append("Most pairs failed the checks: the model writes questions that are not questions, answers "
-                       "about the task, or answers the documents do not hold. A stronger model keeps more "
-                       "(generator.provider and generator.model, or generator.embedded_gguf); "
-                       "generator.min_support lowers the bar.")
+            top = [reason for reason, _ in Counter({r: n for r, n in self.dropped.items() if r in CHECK_REASONS})
+                   .most_common(2)]
+            out.append(f"Most pairs failed the checks: the model {' and '.join(FAILS_BECAUSE[r] for r in top)}. "
+                       "A stronger model keeps more (generator.provider and generator.model, or "
+                       "generator.embedded_gguf)" + ("; generator.min_support lowers the bar." if "unsupported" in top
+                                                     else "."))
         if self.judge_errors:
             out.append(f"The judge gave no usable score for {self.judge_errors} pairs (kept unscored).")
         for key, reason in list(self.failures.items())[:10]:
@@ -176,6 +178,8 @@ class WorkItem:
     n_pairs: int
     chunk: str = ""
     """The document text the pairs must come from ('' for topic generation)."""
+    subject: str = ""
+    """Topic generation: the topic and subtopic asked about, which a pair must name something of."""
 
 
 def _chunk_key(source: str, index: int, text: str) -> str:
@@ -249,7 +253,7 @@ class Planner:
                 sub = subtopics[index % len(subtopics)] if subtopics else ""
                 round_ = index // len(subtopics) if subtopics else index
                 asked += n
-                yield WorkItem(key, prompts.topic_messages(g, topic, sub, n, round_), n)
+                yield WorkItem(key, prompts.topic_messages(g, topic, sub, n, round_), n, subject=f"{topic} {sub}")
             self.topic_index += 1
 
     def outdated(self, items: list[WorkItem]) -> Counter:
@@ -342,7 +346,7 @@ class _Run:
             if reason:
                 self.gate.drop(reason)
                 continue
-            reason, scores = content_problem(question, answer, item.chunk, self.g)
+            reason, scores = content_problem(question, answer, item.chunk, self.g, item.subject)
             if reason:
                 # Kept as rejected with its reason: Review can rescue a pair a check got wrong.
                 self.gate.drop(reason)

@@ -85,7 +85,8 @@ class GeneratorSection:
         "answer (catches a true first sentence followed by invented ones).", min=0.0, max=1.0)
     min_question_support: float = setting(
         0.3, "Document generation: the share of a question's content words its chunk must hold (it asks "
-        "about the chunk).", min=0.0, max=1.0)
+        "about the chunk). Topic generation: above 0, a pair must name something of its topic or subtopic.",
+        min=0.0, max=1.0)
     judge: bool = setting(False, "Score every pair 1-10 with the model as a judge.")
     judge_threshold: int = setting(6, "Pairs the judge scores below this are dropped.", min=1, max=10)
     price_in_per_mtok: float = setting(0.0, "Price per million input tokens (for the cost estimate; 0 = unknown).", min=0.0, max=10_000.0)

@@ -68,6 +68,29 @@ def test_invented_sentences_and_restated_questions_are_dropped(question, answer,
     assert content_problem(question, answer, CHUNK, GeneratorSection())[0] == verdict
 
 
+@pytest.mark.parametrize("question,answer,verdict", [
+    # Seen from the embedded model asked about volcanoes (the prompt's example pair is about a bridge):
+    ("How to build bridges, and how are they done?", "There are many ways to build a bridge.", "off_topic"),
+    ("What is the biggest volcano?", "Eruption of Mount St. Helens in 1980.", None),
+    ("Which mountain erupted in 1980?", "Mount St. Helens, in a volcanic blast.", None),  # the answer names it
+])
+def test_topic_pairs_must_name_something_of_their_topic(question, answer, verdict):
+    g = GeneratorSection()
+    subject = "volcanoes Earth's most active volcano"
+    assert content_problem(question, answer, "", g, subject)[0] == verdict
+    assert content_problem(question, answer, "", dataclasses.replace(g, min_question_support=0.0), subject)[0] is None
+
+
+def test_the_summary_says_what_the_model_did_wrong():
+    from tunewiz.generators.runner import GenerationSummary
+
+    said = " ".join(GenerationSummary(pairs_added=1, dropped={"copied_example": 12, "not_a_question": 1}).lines())
+    assert "the model hands back the prompt's example pair and writes questions that are not questions" in said
+    assert "min_support" not in said  # only where answers were unsupported by the documents
+    said = " ".join(GenerationSummary(pairs_added=1, dropped={"unsupported": 5}).lines())
+    assert "answers what the documents do not say" in said and "min_support lowers the bar" in said
+
+
 def test_a_full_stop_after_an_abbreviation_ends_no_sentence():
     # Split there, "St." and "Abbs Head ..." were judged alone and a supported answer was dropped.
     chunk = "Mr. Smith kept the light at St. Abbs Head for twenty years, e.g. through the storm of 1881."
