@@ -2,6 +2,8 @@
 
     python benchmarks/pair_quality.py            # the checks on the hand-labelled sets
     python benchmarks/pair_quality.py --sweep    # and the support thresholds around the defaults
+    python benchmarks/pair_quality.py --topic volcanoes --topic photosynthesis
+        # and topic generation about each, with the prompt's form and with the earlier example pair
     python benchmarks/pair_quality.py --generate [--provider ollama --model qwen2.5:3b]
         # and one `tunewiz generate` of the lighthouse example (the embedded default unless a
         # provider is given): requests, time, pairs returned, kept, dropped by reason, and the
@@ -124,6 +126,48 @@ def generate_run(provider: str | None, model: str | None, base_url: str | None) 
     print(f"{len(unlabelled)} new pairs no set labels, added to {UNLABELLED.relative_to(ROOT)} (set each 'label')")
 
 
+EARLIER_EXAMPLE = ("When was the bridge opened?", "The bridge was opened in 1932.")
+"""The example pair the prompts showed until 2026-12-07 (the baseline of --topic)."""
+
+
+def topic_runs(topics: list[str], provider: str | None, model: str | None, base_url: str | None) -> None:
+    """Topic generation (10 pairs wanted, at most 8 requests) for each topic, with the prompt's form as it
+    is (no content) and, side by side, with the earlier example pair; every kept pair printed for a
+    person to judge (no labelled set holds topic pairs)."""
+    import tempfile
+
+    from tunewiz.dataset import PairStore
+    from tunewiz.generators import checks, prompts
+    from tunewiz.generators.runner import generate_pairs
+    from tunewiz.project import create_project
+
+    shown = prompts.EXAMPLE_PAIR
+    print("\ntopic generation: 10 pairs wanted, request_budget 8, provider "
+          f"{provider or 'embedded'}, model {model or '(default)'}")
+    print(f"{'example in the prompt':<26} {'topic':<24} {'requests':>8} {'s':>5} {'returned':>8} {'kept':>5}  dropped")
+    kept_by_run = []
+    try:
+        for name, example in (("the form, no content", shown), ("earlier: a bridge in 1932", EARLIER_EXAMPLE)):
+            prompts.EXAMPLE_PAIR = checks.EXAMPLE_PAIR = example
+            for topic in topics:
+                with tempfile.TemporaryDirectory() as tmp:
+                    settings = {"generator.topic": topic, "generator.num_pairs": 10, "generator.request_budget": 8}
+                    settings |= {k: v for k, v in (("generator.provider", provider), ("generator.model", model),
+                                                   ("generator.base_url", base_url)) if v}
+                    project = create_project(Path(tmp) / "topic", settings)
+                    summary = generate_pairs(project)
+                    kept = [p for p in PairStore(project.pairs_path) if p.status != "rejected"]
+                returned = len(kept) + sum(summary.dropped.values())
+                print(f"{name:<26} {topic[:24]:<24} {summary.requests:>8} {summary.elapsed_s:>5.0f} {returned:>8} "
+                      f"{len(kept):>5}  " + ", ".join(f"{n} {r}" for r, n in sorted(summary.dropped.items())))
+                kept_by_run.append((name, topic, kept))
+    finally:
+        prompts.EXAMPLE_PAIR = checks.EXAMPLE_PAIR = shown
+    for name, topic, kept in kept_by_run:
+        for pair in kept:
+            print(f"  [{name}] {topic}: {pair.question[:60]!r} -> {pair.answer[:60]!r}")
+
+
 def main() -> int:
     from tunewiz.generators.quality import shape_problem
     from tunewiz.schema import GeneratorSection
@@ -134,6 +178,8 @@ def main() -> int:
     parser.add_argument("--provider")
     parser.add_argument("--model")
     parser.add_argument("--base-url")
+    parser.add_argument("--topic", action="append", default=[],
+                        help="also generate about this topic (repeatable), beside the earlier example pair")
     args = parser.parse_args()
     g = GeneratorSection()
     for title, path in (("the set written with the checks", LABELS), ("a fresh run, labelled after", FRESH)):
@@ -164,6 +210,8 @@ def main() -> int:
                     print(f"{s:>11} {ss:>20} {qs:>21} {good:>10} {bad:>12}")
     if args.generate:
         generate_run(args.provider, args.model, args.base_url)
+    if args.topic:
+        topic_runs(args.topic, args.provider, args.model, args.base_url)
     return 0
 
 

@@ -83,9 +83,15 @@ def _chunk_words(chunk: str) -> frozenset[str]:
     return frozenset(content_words(chunk))
 
 
+META_QUESTION = re.compile(r"\b(?:this|that|the following|the above) question\b", re.IGNORECASE)
+"""A "question" about the task rather than the subject, seen from the embedded model: "What is the answer
+to this question?", "Please answer this question.", "This is a question I am not able to answer"."""
+
+
 def question_problem(question: str, chunk: str = "") -> str | None:
-    """'not_a_question' (a heading, a fragment) or 'copied_statement' (a sentence of the chunk), or None."""
-    if not looks_like_question(question):
+    """'not_a_question' (a heading, a fragment, a question about the task) or 'copied_statement' (a
+    sentence of the chunk), or None."""
+    if not looks_like_question(question) or META_QUESTION.search(question):
         return "not_a_question"
     q = normalize(question)
     if chunk and not question.rstrip().endswith("?") and q and q in normalize(chunk):
@@ -147,11 +153,9 @@ def _number_form(number: str) -> str:
     return format(Decimal(number.replace(",", "")).normalize(), "f")
 
 
-def copies_example(question: str, answer: str, chunk: str = "") -> bool:
-    """The example pair of the prompt handed back (prompts.EXAMPLE_PAIR), question or answer; not when
-    the chunk itself tells of a bridge opened in 1932 (then the same pair is a fair one)."""
-    copied = normalize(question) == normalize(EXAMPLE_PAIR[0]) or normalize(answer) == normalize(EXAMPLE_PAIR[1])
-    return copied and not (chunk and support(EXAMPLE_PAIR[1], chunk) == 1.0 and "1932" in numbers(chunk))
+def copies_example(question: str, answer: str) -> bool:
+    """The prompt's form (prompts.EXAMPLE_PAIR, "...?" and "...") handed back as a pair."""
+    return normalize(question) == normalize(EXAMPLE_PAIR[0]) or normalize(answer) == normalize(EXAMPLE_PAIR[1])
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -192,20 +196,22 @@ def _stems(text: str) -> set[str]:
     return {word[:STEM_CHARS] for word in content_words(text)}
 
 
-def off_topic(question: str, answer: str, subject: str) -> bool:
-    """A pair of topic generation that names nothing of its topic or subtopic, in question or answer: the
-    embedded model asked about volcanoes wrote "How to build bridges?" (the prompt's example is a bridge)."""
+def off_topic(question: str, subject: str) -> bool:
+    """A question of topic generation that names nothing of its topic or subtopic. Asked about volcanoes,
+    the embedded model wrote "How to build bridges?" (the prompt's example was a bridge) and questions
+    that stand on nothing ("Which one is the largest?", "What are the three main components?"): a pair
+    trains the model to answer its question alone, so the question must say what it is about."""
     wanted = _stems(subject)
-    return bool(wanted) and not wanted & _stems(f"{question} {answer}")
+    return bool(wanted) and not wanted & _stems(question)
 
 
 def content_problem(question: str, answer: str, chunk: str, g, subject: str = "") -> tuple[str | None, dict[str, float]]:
     """The drop reason of a pair and its scores (support, when there is a chunk); `g` holds the
     thresholds (a GeneratorSection: min_support, min_sentence_support, min_question_support). `subject`:
     the topic and subtopic a pair of topic generation was asked about."""
-    reason = (question_problem(question, chunk) or ("copied_example" if copies_example(question, answer, chunk) else None)
+    reason = (question_problem(question, chunk) or ("copied_example" if copies_example(question, answer) else None)
               or answer_problem(question, answer))
-    if not reason and not chunk and subject and g.min_question_support > 0 and off_topic(question, answer, subject):
+    if not reason and not chunk and subject and g.min_question_support > 0 and off_topic(question, subject):
         reason = "off_topic"
     scores: dict[str, float] = {}
     if chunk:

@@ -49,9 +49,12 @@ def pairs_max_tokens(n: int, answer_length: str) -> int:
     return n * ((QUESTION_MAX_CHARS + answer_chars) // 3 + 20) + 30
 
 
-EXAMPLE_PAIR = ("When was the bridge opened?", "The bridge was opened in 1932.")
-"""The example of the reply's form in every pairs prompt: a small model sometimes hands it back as a pair
-(generators.checks drops it as `copied_example`)."""
+EXAMPLE_PAIR = ("...?", "...")
+"""The reply's form in every pairs prompt, without content. An example with content ("When was the bridge
+opened?" / "The bridge was opened in 1932.") was handed back, or its subject taken, in most of the
+embedded model's replies: asked about volcanoes, the French revolution and photosynthesis (8 requests
+each), it kept 1 pair (about a bridge) against 20 with this form (docs/generate.md). A pair handed
+back as it is, is dropped as `copied_example` (generators.checks)."""
 
 
 def _rules(g, n: int) -> str:

@@ -37,7 +37,7 @@ CHUNK = ("The relief boat Marguerite comes from Cape Sorrel every fourteen days 
     # Seen from the embedded model on the lighthouse example (benchmarks/data/pair_labels_fresh.jsonl):
     ("When was the light opened?", "The light was first lit in 1932.", "unsupported"),  # a number it does not hold
     ("When was the bridge opened?", "The bridge was opened in 1932. The tower is 31 metres tall.",
-     "copied_example"),  # the prompt's example pair handed back
+     "unsupported"),  # the example pair of an earlier prompt handed back: 1932 is not in the chunk
     ("How tall is the tower?", "The tower is 31 metres tall.", None),  # its number is in the chunk
     ("How often does the relief boat come?", "Every 12 days.", "unsupported"),  # 12 is not written there
     # The same number in another form is not an invented one:
@@ -72,7 +72,9 @@ def test_invented_sentences_and_restated_questions_are_dropped(question, answer,
     # Seen from the embedded model asked about volcanoes (the prompt's example pair is about a bridge):
     ("How to build bridges, and how are they done?", "There are many ways to build a bridge.", "off_topic"),
     ("What is the biggest volcano?", "Eruption of Mount St. Helens in 1980.", None),
-    ("Which mountain erupted in 1980?", "Mount St. Helens, in a volcanic blast.", None),  # the answer names it
+    ("Which volcanic mountain erupted in 1980?", "Mount St. Helens.", None),  # "volcanic" names it
+    # A question that says nothing of what it asks about teaches nothing on its own:
+    ("Which one is the largest?", "The largest volcano is Mauna Loa.", "off_topic"),
 ])
 def test_topic_pairs_must_name_something_of_their_topic(question, answer, verdict):
     g = GeneratorSection()
@@ -125,12 +127,18 @@ def test_numbers_are_read_in_one_form_whatever_way_they_are_written(text, expect
     assert numbers(text) == expected
 
 
-def test_the_example_pair_is_a_fair_pair_from_a_document_about_that_bridge():
-    chunk = "The bridge over the Lumen was opened in 1932 by the mayor."
+@pytest.mark.parametrize("question", ["What is the answer to this question?", "Please answer this question.",
+                                      "This is a question I am not able to answer"])
+def test_a_question_about_the_task_is_no_question(question):
+    assert content_problem(question, "The French Revolution began in 1789.", "", GeneratorSection(),
+                           "the French revolution")[0] == "not_a_question"
+
+
+def test_the_prompts_form_handed_back_is_dropped():
     g = GeneratorSection()
-    assert content_problem(EXAMPLE_PAIR[0], EXAMPLE_PAIR[1], chunk, g)[0] is None
-    assert content_problem(EXAMPLE_PAIR[0], EXAMPLE_PAIR[1], CHUNK, g)[0] \
-        == "copied_example"
+    assert content_problem(EXAMPLE_PAIR[0], "The tower is 31 metres tall.", CHUNK, g)[0] == "not_a_question"
+    assert content_problem("How tall is the tower?", EXAMPLE_PAIR[1], "", g)[0] == "copied_example"
+    assert content_problem("How tall is the tower?", "The tower is 31 metres tall.", CHUNK, g)[0] is None
 
 
 def test_support_counts_content_words_only():
