@@ -151,6 +151,14 @@ def test_status_names_gpus_only_when_the_project_asks_for_several(project):
     assert hardware.summary == "device auto, precision auto, 4 GPUs, quantization nf4"
 
 
+def test_commands_an_error_names_carry_the_project_given_from_outside_it(project):
+    # Written for a shell inside the project; run from its parent with -p, they would not find it.
+    outside = tunewiz("export", "-p", project.root.name, cwd=project.root.parent)
+    assert outside.returncode == 2 and f"`tunewiz train -p {project.root.name}`" in outside.stderr
+    inside = tunewiz("export", cwd=project.root)
+    assert inside.returncode == 2 and "`tunewiz train`" in inside.stderr
+
+
 def test_commands_find_the_project_from_its_subfolders(project, tmp_path):
     # As git finds its repository: `tunewiz pairs` in myproject/data works; outside any project it says so.
     from tunewiz.dataset import Pair, PairStore
