@@ -10,6 +10,8 @@ import shutil
 import sys
 import time
 
+from tunewiz.words import counted
+
 
 class ProgressBar:
     """One line redrawn in place on a terminal; a line every few seconds elsewhere (logs, pipes)."""
@@ -47,7 +49,7 @@ class ProgressBar:
         cost = "" if event.cost is None else f" ${event.cost:.4f}"
         dropped = sum(event.dropped.values())
         return (f"[{'#' * filled}{'.' * (width - filled)}] chunks {event.chunks_done} done, "
-                f"{event.chunks_failed} failed, {event.chunks_left} left | {event.pairs_added} pairs "
+                f"{event.chunks_failed} failed, {event.chunks_left} left | {counted(event.pairs_added, 'pair')} "
                 f"({event.pairs_per_min:.1f}/min), {dropped} dropped | tokens {event.tokens_in}/"
                 f"{event.tokens_out}{cost}")
 
