@@ -201,7 +201,7 @@ def test_utf16_without_a_mark_is_named(project, tmp_path):
     (lambda d: d / "notes", "unknown file type '(no extension)'"),
     # What people try to import that is no file of pairs: said what to do instead.
     (lambda d: d / "qa.xlsx", "save the sheet as CSV (a Question and an Answer column) and import that"),
-    (lambda d: d / "handbook.pdf", "generate pairs from it with `tunewiz generate --documents FILE`"),
+    (lambda d: d / "handbook.pdf", "a document is not a file of pairs; generate pairs from it with `tunewiz generate"),
 ])
 def test_paths_that_are_not_files(project, tmp_path, capsys, make, message):
     (tmp_path / "folder.csv").mkdir()
