@@ -137,7 +137,7 @@ def topic_runs(topics: list[str], provider: str | None, model: str | None, base_
     import tempfile
 
     from tunewiz.dataset import PairStore
-    from tunewiz.generators import checks, prompts
+    from tunewiz.generators import prompts
     from tunewiz.generators.runner import generate_pairs
     from tunewiz.project import create_project
 
@@ -148,7 +148,7 @@ def topic_runs(topics: list[str], provider: str | None, model: str | None, base_
     kept_by_run = []
     try:
         for name, example in (("the form, no content", shown), ("earlier: a bridge in 1932", EARLIER_EXAMPLE)):
-            prompts.EXAMPLE_PAIR = checks.EXAMPLE_PAIR = example
+            prompts.EXAMPLE_PAIR = example
             for topic in topics:
                 with tempfile.TemporaryDirectory() as tmp:
                     settings = {"generator.topic": topic, "generator.num_pairs": 10, "generator.request_budget": 8}
@@ -162,7 +162,7 @@ def topic_runs(topics: list[str], provider: str | None, model: str | None, base_
                       f"{len(kept):>5}  " + ", ".join(f"{n} {r}" for r, n in sorted(summary.dropped.items())))
                 kept_by_run.append((name, topic, kept))
     finally:
-        prompts.EXAMPLE_PAIR = checks.EXAMPLE_PAIR = shown
+        prompts.EXAMPLE_PAIR = shown
     for name, topic, kept in kept_by_run:
         for pair in kept:
             print(f"  [{name}] {topic}: {pair.question[:60]!r} -> {pair.answer[:60]!r}")

@@ -16,7 +16,6 @@ import re
 from decimal import Decimal
 
 from tunewiz.dedup import normalize
-from tunewiz.generators.prompts import EXAMPLE_PAIR
 from tunewiz.questions import looks_like_question
 
 STOPWORDS = frozenset("""a an and are as at be been but by can could did do does for from had has have how i if in
@@ -32,12 +31,11 @@ META_ANSWER = re.compile(
     re.IGNORECASE)
 """An answer about the task, the format or "the question" rather than about the subject."""
 
-CHECK_REASONS = ("not_a_question", "copied_statement", "copied_example", "meta_answer", "restates_question",
+CHECK_REASONS = ("not_a_question", "copied_statement", "meta_answer", "restates_question",
                  "unsupported", "off_topic")
 FAILS_BECAUSE = {
     "not_a_question": "writes questions that are not questions",
     "copied_statement": "copies the documents' sentences as questions",
-    "copied_example": "hands back the prompt's example pair",
     "meta_answer": "answers about the task instead of the subject",
     "restates_question": "answers with the question's own words",
     "unsupported": "answers what the documents do not say",
@@ -153,11 +151,6 @@ def _number_form(number: str) -> str:
     return format(Decimal(number.replace(",", "")).normalize(), "f")
 
 
-def copies_example(question: str, answer: str) -> bool:
-    """The prompt's form (prompts.EXAMPLE_PAIR, "...?" and "...") handed back as a pair."""
-    return normalize(question) == normalize(EXAMPLE_PAIR[0]) or normalize(answer) == normalize(EXAMPLE_PAIR[1])
-
-
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _ABBREVIATION = re.compile(r"(?:^|\s)(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Mt|Ft|No|Nos|Jr|Sr|Prof|Capt|Gen|Col|Lt|Sgt|Rev|"
                            r"Hon|Gov|Co|Inc|Ltd|Bros|vs|etc|e\.g|i\.e|approx|ca|cf|Jan|Feb|Mar|Apr|Jun|Jul|Aug|"
@@ -188,12 +181,22 @@ def sentence_support(answer: str, chunk: str) -> float:
 
 
 STEM_CHARS = 5
-"""Words that agree in their first this many letters are one word to the topic check ("volcano",
-"volcanoes", "volcanic"); shorter words must be equal."""
+"""Words that agree in their first this many letters, plural endings dropped, are one word to the topic
+check ("volcano", "volcanoes", "volcanic"; "cat" and "cats"); shorter words must be equal."""
+
+
+def _stem(word: str) -> str:
+    """A word without its plural ending ("cats", "taxes", "volcanoes"), cut to STEM_CHARS letters."""
+    if len(word) > 4 and word.endswith("es") and word[:-2].endswith(("x", "s", "z", "ch", "sh", "o")):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    return word[:STEM_CHARS]
 
 
 def _stems(text: str) -> set[str]:
-    return {word[:STEM_CHARS] for word in content_words(text)}
+    return {_stem(word) for word in normalize(text).split()
+            if word not in STOPWORDS and (len(word) >= 3 or word.isdigit())}
 
 
 def off_topic(question: str, subject: str) -> bool:
@@ -209,8 +212,7 @@ def content_problem(question: str, answer: str, chunk: str, g, subject: str = ""
     """The drop reason of a pair and its scores (support, when there is a chunk); `g` holds the
     thresholds (a GeneratorSection: min_support, min_sentence_support, min_question_support). `subject`:
     the topic and subtopic a pair of topic generation was asked about."""
-    reason = (question_problem(question, chunk) or ("copied_example" if copies_example(question, answer) else None)
-              or answer_problem(question, answer))
+    reason = question_problem(question, chunk) or answer_problem(question, answer)
     if not reason and not chunk and subject and g.min_question_support > 0 and off_topic(question, subject):
         reason = "off_topic"
     scores: dict[str, float] = {}

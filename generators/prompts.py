@@ -53,8 +53,8 @@ EXAMPLE_PAIR = ("...?", "...")
 """The reply's form in every pairs prompt, without content. An example with content ("When was the bridge
 opened?" / "The bridge was opened in 1932.") was handed back, or its subject taken, in most of the
 embedded model's replies: asked about volcanoes, the French revolution and photosynthesis (8 requests
-each), it kept 1 pair (about a bridge) against 20 with this form (docs/generate.md). A pair handed
-back as it is, is dropped as `copied_example` (generators.checks)."""
+each), it kept 1 pair (about a bridge) against 8 with this form (docs/generate.md). The form handed
+back as a pair is dropped as empty (generators.quality)."""
 
 
 def _rules(g, n: int) -> str:
@@ -252,7 +252,8 @@ def parse_pairs(content: str | None) -> list[tuple[str, str]]:
     return pairs
 
 
-_LIST_MARK = re.compile(r"^\s*(?:[-*•]|\(?(?:\d{1,2}|[A-Za-z])[.):])\s+")
+_LIST_MARK = re.compile(r"^\s*(?:[-*•]|\(?\d{1,2}[.):]|\(?[A-Za-z][):])\s+")
+"""A list mark before a subtopic: "- ", "2. ", "A: ", "b) " (a letter and a full stop is an initial: "E. coli")."""
 
 
 def parse_subtopics(content: str | None) -> list[str]:

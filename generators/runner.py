@@ -116,12 +116,15 @@ class GenerationSummary:
                        "reason (Review: status:rejected).")
         checked = sum(n for reason, n in self.dropped.items() if reason in CHECK_REASONS)
         if checked and checked >= self.pairs_added:
-            top = [reason for reason, _ in Counter({r: n for r, n in self.dropped.items() if r in CHECK_REASONS})
-                   .most_common(2)]
+            # The reasons that hold a real share of the drops (at most two), most first.
+            top = [reason for reason, n in Counter({r: n for r, n in self.dropped.items() if r in CHECK_REASONS})
+                   .most_common(2) if 4 * n >= checked]
+            bar = [setting for reason, setting in (("unsupported", "generator.min_support lowers the bar"),
+                                                   ("off_topic", "generator.min_question_support 0 turns the "
+                                                                 "topic check off")) if reason in top]
             out.append(f"Most pairs failed the checks: the model {' and '.join(FAILS_BECAUSE[r] for r in top)}. "
                        "A stronger model keeps more (generator.provider and generator.model, or "
-                       "generator.embedded_gguf)" + ("; generator.min_support lowers the bar." if "unsupported" in top
-                                                     else "."))
+                       "generator.embedded_gguf)" + "".join(f"; {b}" for b in bar) + ".")
         if self.judge_errors:
             out.append(f"The judge gave no usable score for {self.judge_errors} pairs (kept unscored).")
         for key, reason in list(self.failures.items())[:10]:

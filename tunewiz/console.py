@@ -79,9 +79,11 @@ def follow_with_progress(run) -> int:
             status = run.read_status()
             line = _progress_line(run, status)
             if tty and line != last:
-                sys.stdout.write("\r" + line.ljust(len(last)))
+                # One terminal row: a longer line wraps, and the carriage return goes back to its last row only.
+                width = shutil.get_terminal_size((100, 20)).columns - 1
+                sys.stdout.write("\r" + line[:width].ljust(min(len(last), width)))
                 sys.stdout.flush()
-                last = line
+                last = line[:width]
             elif not tty and line != last and ((status.state, status.message) != printed_for
                                                or time.monotonic() - printed_at >= 10):
                 # A log or a pipe: whole lines, every 10 s and on each change of state or message (carriage

@@ -37,9 +37,12 @@ class ImportReport:
     def summary(self) -> str:
         """One line; a file of which nothing could be imported says so first."""
         by_kind = Counter(p.kind for p in self.skipped)
-        kinds = ", ".join(f"{n} {kind}" for kind, n in by_kind.most_common())
+        # A kind is named in the plural ("bad rows", "tool turns"): one of it in the singular.
+        kinds = ", ".join(counted(n, kind[:-1], kind) if kind.endswith("s") else f"{n} {kind}"
+                          for kind, n in by_kind.most_common())
         if not self.added and not self.duplicates and self.skipped:
-            return f"{self.file}: nothing could be imported: all {len(self.skipped)} rows were skipped ({kinds})"
+            return (f"{self.file}: nothing could be imported: " + ("its one row was" if len(self.skipped) == 1 else
+                    f"all {len(self.skipped)} rows were") + f" skipped ({kinds})")
         parts = [f"{self.file}: added {counted(self.added, 'pair')}" if not self.conversations else
                  f"{self.file}: added {self.added} samples ({self.added - self.conversations} QA pairs, "
                  f"{self.conversations} conversations of {self.turns} turns)"]
@@ -49,7 +52,7 @@ class ImportReport:
         if self.duplicates:
             parts.append(f"skipped {counted(self.duplicates, 'duplicate')}")
         if self.skipped:
-            parts.append(f"skipped {kinds}" if set(by_kind) != {"bad rows"} else f"skipped {counted(len(self.skipped), 'bad row')}")
+            parts.append(f"skipped {kinds}")
         return ", ".join(parts)
 
 

@@ -282,7 +282,10 @@ def seconds_left(train_records: list[dict[str, Any]], max_steps: int, since: str
     `since` (status.json's `resumed`): only steps since then count, not the time a resumed run lay dead. None until two steps are timed."""
     from datetime import datetime
 
-    start = datetime.fromisoformat(since).timestamp() if since else 0.0
+    try:
+        start = datetime.fromisoformat(since).timestamp() if since else 0.0
+    except (TypeError, ValueError):  # status.json edited by hand: the pace of every step then
+        start = 0.0
     timed = [(int(r["step"]), float(r["time"])) for r in train_records
              if isinstance(r.get("step"), (int, float)) and isinstance(r.get("time"), (int, float))
              and r["time"] >= start]

@@ -291,7 +291,7 @@ def test_a_file_of_which_nothing_imports_says_so_first(project, tmp_path):
         {"messages": [{"role": "user", "content": [{"type": "image", "image": "a.png"}]},
                       {"role": "assistant", "content": "A dog."}]}] * 3 + [{"nothing": 1}])
     report = import_file(PairStore(project.pairs_path), f)
-    assert report.summary() == f"{f}: nothing could be imported: all 4 rows were skipped (3 image parts, 1 bad rows)"
+    assert report.summary() == f"{f}: nothing could be imported: all 4 rows were skipped (3 image parts, 1 bad row)"
 
 
 CONVERSATION = [("I want to cook dinner.", "What do you have?"),

@@ -45,7 +45,7 @@ CHUNK = ("The relief boat Marguerite comes from Cape Sorrel every fourteen days 
     ("How tall is the tower?", "It is 31.0 metres tall.", None),
     ("Is the 31 metre tower taller than 30 metres?", "Yes, it is 31 metres tall.", None),  # the question's number
 ])
-def test_invented_numbers_and_the_copied_example_are_dropped(question, answer, verdict):
+def test_invented_numbers_are_dropped(question, answer, verdict):
     g = GeneratorSection()
     assert content_problem(question, answer, CHUNK, g)[0] == verdict
 
@@ -75,6 +75,7 @@ def test_invented_sentences_and_restated_questions_are_dropped(question, answer,
     ("Which volcanic mountain erupted in 1980?", "Mount St. Helens.", None),  # "volcanic" names it
     # A question that says nothing of what it asks about teaches nothing on its own:
     ("Which one is the largest?", "The largest volcano is Mauna Loa.", "off_topic"),
+    ("Which volcanoes erupted in 1980?", "Mount St. Helens.", None),
 ])
 def test_topic_pairs_must_name_something_of_their_topic(question, answer, verdict):
     g = GeneratorSection()
@@ -83,14 +84,23 @@ def test_topic_pairs_must_name_something_of_their_topic(question, answer, verdic
     assert content_problem(question, answer, "", dataclasses.replace(g, min_question_support=0.0), subject)[0] is None
 
 
+@pytest.mark.parametrize("topic,question", [("cat", "Why do cats purr at night?"),
+                                            ("dogs", "How long does a dog usually live?"),
+                                            ("tax", "How are taxes collected?"), ("glass", "Who blows glasses?")])
+def test_a_plural_names_its_topic(topic, question):
+    assert content_problem(question, "For many reasons, in many ways.", "", GeneratorSection(), topic)[0] is None
+
+
 def test_the_summary_says_what_the_model_did_wrong():
     from tunewiz.generators.runner import GenerationSummary
 
-    said = " ".join(GenerationSummary(pairs_added=1, dropped={"copied_example": 12, "not_a_question": 1}).lines())
-    assert "the model hands back the prompt's example pair and writes questions that are not questions" in said
-    assert "min_support" not in said  # only where answers were unsupported by the documents
-    said = " ".join(GenerationSummary(pairs_added=1, dropped={"unsupported": 5}).lines())
-    assert "answers what the documents do not say" in said and "min_support lowers the bar" in said
+    said = " ".join(GenerationSummary(pairs_added=1, dropped={"off_topic": 12, "not_a_question": 4}).lines())
+    assert "the model asks about something other than the topic or the document and writes questions that " \
+           "are not questions" in said
+    assert "min_question_support 0 turns the topic check off" in said and "min_support" not in said
+    # A reason with a small share of the drops is not named as what the model does.
+    said = " ".join(GenerationSummary(pairs_added=1, dropped={"unsupported": 12, "not_a_question": 1}).lines())
+    assert "the model answers what the documents do not say." in said and "min_support lowers the bar" in said
 
 
 def test_a_full_stop_after_an_abbreviation_ends_no_sentence():
@@ -135,10 +145,10 @@ def test_a_question_about_the_task_is_no_question(question):
 
 
 def test_the_prompts_form_handed_back_is_dropped():
-    g = GeneratorSection()
-    assert content_problem(EXAMPLE_PAIR[0], "The tower is 31 metres tall.", CHUNK, g)[0] == "not_a_question"
-    assert content_problem("How tall is the tower?", EXAMPLE_PAIR[1], "", g)[0] == "copied_example"
-    assert content_problem("How tall is the tower?", "The tower is 31 metres tall.", CHUNK, g)[0] is None
+    # The form has no content: handed back, it is an empty pair to the shape checks.
+    assert shape_problem(EXAMPLE_PAIR[0], "The tower is 31 metres tall.") is not None
+    assert shape_problem("How tall is the tower?", EXAMPLE_PAIR[1]) is not None
+    assert shape_problem("How tall is the tower?", "The tower is 31 metres tall.") is None
 
 
 def test_support_counts_content_words_only():

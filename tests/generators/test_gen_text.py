@@ -155,8 +155,10 @@ def test_unusable_replies_say_why(content, reason):
 def test_subtopics_and_scores():
     assert parse_subtopics('{"subtopics": ["Light", "light", " Water "]}') == ["Light", "Water"]
     # The embedded model's: padded with "...", lettered and numbered.
-    assert parse_subtopics('["...", "A: The largest volcano.", "2. Lava flows", "- Ash"]') == \
-        ["The largest volcano.", "Lava flows", "Ash"]
+    assert parse_subtopics('["...", "A: The largest volcano.", "2. Lava flows", "- Ash", "b) Vents"]') == \
+        ["The largest volcano.", "Lava flows", "Ash", "Vents"]
+    assert parse_subtopics('["E. coli infections", "J. R. R. Tolkien\'s languages"]') == \
+        ["E. coli infections", "J. R. R. Tolkien's languages"]  # initials are no list marks
     assert parse_score('{"score": 7}') == 7
     with pytest.raises(ReplyError):
         parse_score('{"score": 11}')
