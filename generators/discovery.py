@@ -288,8 +288,12 @@ def downloaded(model: HubModel, path: Path) -> LocalModel:
 
 def _progress_bars(progress: Callable[[int, int], None]):
     """A tqdm class for the hub library that reports (bytes done, bytes in all) to `progress` instead of
-    drawing on the terminal (the wizard shows it in its own line)."""
+    drawing on the terminal (the wizard shows it in its own line). A Xet-backed file makes two bars
+    (transfer and reconstruction) of the same size: the figure reported is the furthest of them, so it
+    never goes back. `progress` may raise to stop the download."""
     from tqdm.auto import tqdm
+
+    furthest = [0]
 
     class Reported(tqdm):
         def __init__(self, *args, **kwargs):
@@ -299,7 +303,9 @@ def _progress_bars(progress: Callable[[int, int], None]):
 
         def update(self, n=1):
             self.done += int(n or 0)
-            progress(self.done, int(self.total or 0))
+            if self.done > furthest[0]:
+                furthest[0] = self.done
+                progress(self.done, int(self.total or 0))
 
     return Reported
 

@@ -172,6 +172,18 @@ def test_a_download_is_checked_against_the_published_sha256(tmp_path, tampered, 
         assert seen and seen[-1] == (len(body), len(body))  # the wizard's progress: bytes done, of all
 
 
+def test_the_progress_of_two_bars_over_one_file_never_goes_back():
+    # A Xet-backed file: the hub library makes a transfer bar and a reconstruction bar of the same size.
+    from tunewiz.generators.discovery import _progress_bars
+
+    seen = []
+    bars = _progress_bars(lambda done, total: seen.append(done))
+    transfer, rebuild = bars(total=1000), bars(total=1000)
+    for bar, n in ((transfer, 300), (rebuild, 100), (transfer, 300), (rebuild, 400), (transfer, 400), (rebuild, 500)):
+        bar.update(n)
+    assert seen == sorted(seen) and seen[-1] == 1000
+
+
 def test_offline_the_download_says_so_and_nothing_changes(tmp_path):
     from tunewiz.errors import TunewizError
     from tunewiz.generators.discovery import RECOMMENDED, download, recommended_download

@@ -30,6 +30,8 @@ class DataPane(StepPane):
         super().__init__(**kwargs)
         self.stop_event = None
         self.local_models: list = []
+        self.downloading = False
+        """From `d` to the download's end (or the question's no): a second `d` is refused meanwhile."""
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -163,8 +165,15 @@ class DataPane(StepPane):
         self.project_changed()
 
     @writes
-    @work(thread=True, exclusive=True, group="download", exit_on_error=False)
     def action_download_model(self) -> None:
+        if self.downloading:
+            self.notify("A download is going on; it goes on until it ends (quitting stops it).", severity="warning")
+            return
+        self.downloading = True
+        self.propose_download()
+
+    @work(thread=True, exclusive=True, group="download", exit_on_error=False)
+    def propose_download(self) -> None:
         """The recommended instruct GGUF for this machine's memory, asked before anything is fetched."""
         from tunewiz.errors import TunewizError
         from tunewiz.generators.discovery import download_to_propose
@@ -173,7 +182,7 @@ class DataPane(StepPane):
         try:
             wanted = download_to_propose(detect().ram_available_mb * 2**20)
         except TunewizError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+            self.app.call_from_thread(self._download_failed, str(exc))
             return
         self.app.call_from_thread(self._ask_download, wanted)
 
@@ -184,6 +193,8 @@ class DataPane(StepPane):
             if yes:
                 self.query_one("#local-models-note", Static).update(f"Downloading {wanted.filename} ...")
                 self.fetch(wanted)
+            else:
+                self.downloading = False
 
         self.app.push_screen(ConfirmDialog(
             f"Download {wanted.repo}/{wanted.filename} (about {wanted.size_bytes / 1e9:.1f} GB) into the Hugging "
@@ -193,28 +204,39 @@ class DataPane(StepPane):
     def fetch(self, wanted) -> None:
         import time
 
+        from textual.worker import get_current_worker
+
         from tunewiz.errors import TunewizError
         from tunewiz.generators.discovery import download
 
-        shown = [0.0]
+        worker, shown = get_current_worker(), [0.0]
 
         def progress(done: int, total: int) -> None:
+            if worker.is_cancelled:  # the wizard is quitting: stop (the hub library resumes the part next time)
+                raise InterruptedError("the wizard quit")
             if time.monotonic() - shown[0] >= 0.5 or done == total:  # the UI needs no more than this
                 shown[0] = time.monotonic()
                 share = f"{done / total:.0%} of {total / 1e9:.1f} GB" if total else f"{done / 1e6:,.0f} MB"
-                self.app.call_from_thread(self.query_one("#local-models-note", Static).update,
-                                          f"Downloading {wanted.filename}: {share}")
+                self.app.call_from_thread(self._download_progress, f"Downloading {wanted.filename}: {share}")
 
         try:
             path = download(wanted, progress=progress)
         except TunewizError as exc:
             self.app.call_from_thread(self._download_failed, str(exc))
             return
-        self.app.call_from_thread(self._downloaded, wanted, path)
+        self.app.call_from_thread(self._download_finished, wanted, path)
+
+    def _download_progress(self, text: str) -> None:
+        self.query_one("#local-models-note", Static).update(text)
 
     def _download_failed(self, message: str) -> None:
+        self.downloading = False
         self.query_one("#local-models-note", Static).update(message)
         self.notify(message, severity="error", timeout=10)
+
+    def _download_finished(self, wanted, path) -> None:
+        self.downloading = False
+        self._downloaded(wanted, path)
 
     @writes
     @shows_errors
