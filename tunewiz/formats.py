@@ -389,9 +389,12 @@ def iter_csv(path: Path, encoding: str | None = None, chosen: bool = False) -> I
     q_col = next((columns.index(c) for c in QUESTION_COLUMNS if c in columns), None)
     a_col = next((columns.index(c) for c in ANSWER_COLUMNS if c in columns), None)
     if q_col is None or a_col is None:
+        # A first row that reads as a pair (a question, then its answer): the file has no header line.
+        headless = len(header) == 2 and header[0].rstrip().endswith("?")
         raise FormatError(f"{path}: line {base + 1}: expected a Question and an Answer column "
-                          f"(or instruction/output, prompt/response); found {', '.join(header)}. A file without a "
-                          "header line needs one: `question,answer` above the first row")
+                          f"(or instruction/output, prompt/response); found {', '.join(header)}"
+                          + (". A file without a header line needs one: `question,answer` above the first row"
+                             if headless else ""))
     s_col = columns.index("system") if "system" in columns else None
     st_col = columns.index("status") if "status" in columns else None  # tunewiz's own CSV export
     in_col = columns.index("input") if "input" in columns and columns[q_col] == "instruction" else None
@@ -548,8 +551,12 @@ def iter_pairs(path: str | Path, encoding: str | None = None, chosen: bool = Fal
 _SPREADSHEET = ": save the sheet as CSV (a Question and an Answer column) and import that"
 _DOCUMENT = (": a document is not a file of pairs; generate pairs from it with "
              "`tunewiz generate --documents FILE` (the wizard: the Data step's generator settings)")
+_WORD_PROCESSOR = (": a document is not a file of pairs; save it as .txt or .pdf and generate pairs from it with "
+                   "`tunewiz generate --documents FILE`")
 _HINTS = {".xlsx": _SPREADSHEET, ".xls": _SPREADSHEET, ".ods": _SPREADSHEET, ".numbers": _SPREADSHEET,
-          ".txt": _DOCUMENT, ".md": _DOCUMENT, ".pdf": _DOCUMENT, ".html": _DOCUMENT, ".htm": _DOCUMENT}
+          ".txt": _DOCUMENT, ".md": _DOCUMENT, ".markdown": _DOCUMENT, ".pdf": _DOCUMENT, ".html": _DOCUMENT,
+          ".htm": _DOCUMENT, ".docx": _WORD_PROCESSOR, ".doc": _WORD_PROCESSOR, ".odt": _WORD_PROCESSOR,
+          ".rtf": _WORD_PROCESSOR}
 """What to do instead with the files people try to import most often that are no files of pairs."""
 
 

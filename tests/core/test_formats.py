@@ -109,8 +109,9 @@ def test_a_json_object_is_one_record_or_holds_one_list(tmp_path):
 def test_csv_without_question_and_answer_columns(tmp_path):
     f = tmp_path / "x.csv"
     f.write_text("foo,bar\n1,2\n")
-    with pytest.raises(FormatError, match=r"x.csv: line 1: expected a Question and an Answer column"):
+    with pytest.raises(FormatError, match=r"x.csv: line 1: expected a Question and an Answer column") as said:
         read_pairs(f)
+    assert "header line" not in str(said.value)  # it has one, with other names
     f.write_text("What is 1+1?,Two.\n")  # no header line: said how to add one
     with pytest.raises(FormatError, match=r"without a header line needs one: `question,answer`"):
         read_pairs(f)
