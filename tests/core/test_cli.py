@@ -159,6 +159,20 @@ def test_commands_an_error_names_carry_the_project_given_from_outside_it(project
     assert inside.returncode == 2 and "`tunewiz train`" in inside.stderr
 
 
+def test_only_commands_that_take_a_project_get_its_folder(project, monkeypatch):
+    import argparse
+
+    from tunewiz.cli.common import for_shell
+
+    monkeypatch.chdir(project.root.parent)
+    args = argparse.Namespace(project=project.root.name)
+    said = for_shell("`tunewiz export --force`, `tunewiz new other`, `tunewiz export -p x`", args)
+    assert said == f"`tunewiz export -p {project.root.name} --force`, `tunewiz new other`, `tunewiz export -p x`"
+    monkeypatch.chdir(project.root)
+    inside = argparse.Namespace(project=str(project.root))
+    assert for_shell("`tunewiz export`", inside) == "`tunewiz export`"  # inside it, found on its own
+
+
 def test_commands_find_the_project_from_its_subfolders(project, tmp_path):
     # As git finds its repository: `tunewiz pairs` in myproject/data works; outside any project it says so.
     from tunewiz.dataset import Pair, PairStore

@@ -137,7 +137,7 @@ def test_providers_lists_what_it_found_and_use_records_it(tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert "Found on this machine:" in out and "smollm2:135m" in out
     assert "skipped" in out and "a later shard" in out
-    assert "Proposed: 1 (embedded" in out and "tunewiz providers --use 1" in out
+    assert "Proposed: 1 (embedded" in out and f"tunewiz providers -p {project.root} --use 1" in out  # from outside it
     assert project.file.read_text() == before  # listing changes nothing
     assert main(["providers", "-p", str(project.root), "--use", "2"]) == 0
     g = Project.load(project.root).config.generator

@@ -57,43 +57,6 @@ def _unrecognized(args: argparse.Namespace, words: list[str], extra: list[str]) 
     return message
 
 
-def _project_commands(parser: argparse.ArgumentParser) -> set[str]:
-    """The commands of `parser` that take -p/--project."""
-    commands: set[str] = set()
-    for action in parser._subparsers._group_actions if parser._subparsers else []:
-        for name, sub in (action.choices or {}).items():
-            if any("--project" in a.option_strings for a in sub._actions):
-                commands.add(name)
-    return commands
-
-
-def with_project(message: str, args: argparse.Namespace, commands: set[str]) -> str:
-    """The commands a message names, with the -p DIR the user gave when run from outside that project's
-    folder: the messages are written for a shell inside it, where the project is found on its own."""
-    import re
-    import shlex
-    from pathlib import Path
-
-    folder = getattr(args, "project", None)
-    if not isinstance(folder, str) or folder == ".":
-        return message
-    try:
-        root = Path(folder).expanduser().resolve()
-        if Path.cwd().resolve().is_relative_to(root):
-            return message
-    except OSError:
-        return message
-    option = f" -p {shlex.quote(folder)}"
-
-    def named(match: re.Match) -> str:
-        command, rest = match.group(1), match.group(2)
-        if command not in commands or " -p " in rest or " --project " in rest:
-            return match.group(0)
-        return f"`tunewiz {command}{option}{rest}`"
-
-    return re.sub(r"`tunewiz ([a-z-]+)([^`]*)`", named, message)
-
-
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(WIZARD_MODULES if words[:1] in ([], ["open"]) else COMMAND_MODULES)
@@ -105,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except TunewizError as exc:
-        print(f"error: {with_project(redact_urls(str(exc)), args, _project_commands(parser))}", file=sys.stderr)
+        from tunewiz.cli.common import for_shell
+
+        print(f"error: {for_shell(redact_urls(str(exc)), args)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader went away (`tunewiz pairs | head`): stop quietly, as other tools do.

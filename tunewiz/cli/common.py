@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import re
+import shlex
 from pathlib import Path
 
 from tunewiz.project import PROJECT_FILE, Project, find_project_root
@@ -42,3 +45,35 @@ def project_folder(given: str) -> Path:
         found = find_project_root(folder)
         folder = Path(os.path.relpath(found)) if found else folder
     return folder
+
+
+@functools.lru_cache(maxsize=1)
+def project_commands() -> frozenset[str]:
+    """The commands that take -p/--project."""
+    from tunewiz.cli import build_parser
+
+    parser = build_parser()
+    return frozenset(name for action in parser._subparsers._group_actions for name, sub in action.choices.items()
+                     if any("--project" in a.option_strings for a in sub._actions))
+
+
+def for_shell(text: str, args: argparse.Namespace) -> str:
+    """`text` with the commands it names carrying the -p DIR the user gave, when run from outside that
+    project's folder: messages name commands as typed inside it, where the project is found on its own."""
+    folder = getattr(args, "project", None)
+    if not isinstance(folder, str) or folder == ".":
+        return text
+    try:
+        if Path.cwd().resolve().is_relative_to(Path(folder).expanduser().resolve()):
+            return text
+    except OSError:
+        return text
+    option = f" -p {shlex.quote(folder)}"
+
+    def named(match: re.Match) -> str:
+        command, rest = match.group(1), match.group(2)
+        if command not in project_commands() or " -p " in rest or " --project " in rest:
+            return match.group(0)
+        return f"`tunewiz {command}{option}{rest}`"
+
+    return re.sub(r"`tunewiz ([a-z-]+)([^`]*)`", named, text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tunewiz.cli.common import add_project_arg, open_project, table
+from tunewiz.cli.common import add_project_arg, for_shell, open_project, table
 from tunewiz.formats import EXPORT_FORMATS
 from tunewiz.words import counted
 
@@ -179,7 +179,7 @@ def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
         asked = trainable(pairs.values(), project.config.dataset.train_on)
         if not args.all_pairs:
             asked = asked_pairs(asked, project.config.evaluation.questions, project.config.dataset.split_seed)
-        _generate_rewordings(project, store, asked)
+        _generate_rewordings(project, store, asked, args)
     if args.import_file:
         added, problems = import_rewordings(store, Path(args.import_file), list(pairs.values()))
         print(f"Imported {added} rewordings from {args.import_file}.")
@@ -215,7 +215,7 @@ def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
     return 0
 
 
-def _generate_rewordings(project, store, pairs) -> None:
+def _generate_rewordings(project, store, pairs, args: argparse.Namespace) -> None:
     import sys
 
     from tunewiz.errors import TunewizError
@@ -241,8 +241,8 @@ def _generate_rewordings(project, store, pairs) -> None:
         where = project.config.generator.base_url or "its default address"
         raise TunewizError(f"no request to the generator at {where} came back: check it with `tunewiz providers`")
     if summary.added:
-        print("The next run asks these instead of its rule rewordings; review them with `tunewiz rewordings` "
-              "(`--reject ID` the ones that ask another fact).")
+        print(for_shell("The next run asks these instead of its rule rewordings; review them with `tunewiz "
+                        "rewordings` (`--reject ID` the ones that ask another fact).", args))
     g = project.config.generator
     if g.provider == "embedded" and (not g.model or "smollm2" in g.model.lower()):
         print("Note: the shipped SmolLM2-135M rewords poorly (on a 40-fact set it kept 6, and some of those ask "

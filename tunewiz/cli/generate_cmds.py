@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from tunewiz.cli.common import add_project_arg, open_project, table
+from tunewiz.cli.common import add_project_arg, for_shell, open_project, table
 from tunewiz.console import ProgressBar
 from tunewiz.errors import TunewizError, redact_urls
 from tunewiz.generators.providers import PRESETS  # plain data: keeps `tunewiz --help` fast
@@ -126,13 +126,13 @@ def cmd_providers(args: argparse.Namespace) -> int:
         print("* the project's provider. Change it with `tunewiz config generator.provider NAME`.")
     print()
     models, skipped = find_local_models()
-    _print_local_models(models, skipped)
+    _print_local_models(models, skipped, args)
     if args.test:
         print(test_connection(project))
     return 0
 
 
-def _print_local_models(models, skipped) -> None:
+def _print_local_models(models, skipped, args: argparse.Namespace) -> None:
     from tunewiz.generators.discovery import propose
     from tunewiz.hardware import detect
 
@@ -156,8 +156,8 @@ def _print_local_models(models, skipped) -> None:
             print("None of them is proposed: each needs more memory than is available (or is over 8B).")
         else:
             number = models.index(best) + 1
-            print(f"Proposed: {number} ({best.provider}, {best.label}). `tunewiz providers --use {number}` "
-                  "makes it the project's generator.")
+            print(for_shell(f"Proposed: {number} ({best.provider}, {best.label}). `tunewiz providers --use {number}` "
+                            "makes it the project's generator.", args))
 
 
 def _use_local_model(args: argparse.Namespace) -> int:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 
-from tunewiz.cli.common import add_project_arg, open_project, table
+from tunewiz.cli.common import add_project_arg, for_shell, open_project, table
 from tunewiz.console import follow_with_progress
 
 
@@ -152,11 +151,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("\n".join(TrainingPlan.from_dict(plan).lines()))
     backend = run.read_spec().tracking.get("backend", "none")
     if backend != "none":
-        print(f"Metrics also go to {backend}: `tunewiz runs` says where to look once the run has started.")
+        print(for_shell(f"Metrics also go to {backend}: `tunewiz runs` says where to look once the run has "
+                        "started.", args))
     if args.detach:
-        where = "" if args.project == "." else f" -p {shlex.quote(args.project)}"
-        print(f"It keeps running after this terminal closes. Follow it with `tunewiz logs -f{where}`, "
-              f"stop it with `tunewiz stop{where}`.")
+        print(for_shell("It keeps running after this terminal closes. Follow it with `tunewiz logs -f`, "
+                        "stop it with `tunewiz stop`.", args))
         return 0
     code = follow_with_progress(run)
     from tunewiz.training.tracking import tracking_hints
@@ -164,11 +163,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     for line in tracking_hints(run.dir):
         print(line)
     if run.state() in ("finished", "stopped"):
-        _say_pick(run, "" if args.project == "." else f" -p {shlex.quote(args.project)}")
+        _say_pick(run, args)
     return code
 
 
-def _say_pick(run, where: str) -> None:
+def _say_pick(run, args: argparse.Namespace) -> None:
     """After a run: the checkpoint the export would take, why, and the commands for what comes next."""
     from tunewiz.checkpoints import rank_checkpoints
 
@@ -176,8 +175,8 @@ def _say_pick(run, where: str) -> None:
     if report.best is None:
         return
     print(f"Best: {report.reason}")
-    print(f"Next: `tunewiz checkpoints{where}` (every checkpoint, what it did not recall), "
-          f"`tunewiz export{where}` (the picked checkpoint, merged, as GGUF)")
+    print(for_shell("Next: `tunewiz checkpoints` (every checkpoint, what it did not recall), "
+                    "`tunewiz export` (the picked checkpoint, merged, as GGUF)", args))
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -244,5 +243,5 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if args.no_wait:
         return 0
     state = wait_for_end(run, timeout=3600)
-    print(f"Run {run.id}: {state}. Continue it with `tunewiz train --resume {run.id}`.")
+    print(for_shell(f"Run {run.id}: {state}. Continue it with `tunewiz train --resume {run.id}`.", args))
     return 0
