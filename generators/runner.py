@@ -57,6 +57,8 @@ class GenerationSummary:
     chunks_done: int = 0
     """Done, including those done by earlier runs (`chunks_resumed`)."""
     chunks_failed: int = 0
+    unit: str = "chunk"
+    """What a work item is called: a document "chunk", or a "topic request" (one subtopic)."""
     chunks_resumed: int = 0
     pairs_added: int = 0
     """Pairs that passed every check (pending review)."""
@@ -101,7 +103,7 @@ class GenerationSummary:
         head = "Stopped" if self.stopped else "Finished"
         out = [f"{head}: {counted(self.pairs_added, 'pair')} added in {self.elapsed_s:.1f} s "
                f"({self.pairs_per_min:.1f} pairs/min); the project has {counted(self.pairs_in_project, 'pair')}.",
-               f"Chunks: {self.chunks_done} done ({self.chunks_resumed} from earlier runs), "
+               f"{self.unit.capitalize()}s: {self.chunks_done} done ({self.chunks_resumed} from earlier runs), "
                f"{self.chunks_failed} failed, {self.chunks_left} left of {self.chunks_total}.",
                f"Requests: {self.requests} ({self.retries} retries); tokens in/out: "
                f"{self.tokens_in}/{self.tokens_out}; cost: "
@@ -169,6 +171,8 @@ class GenerationEvent:
     elapsed_s: float
     message: str = ""
     summary: GenerationSummary | None = None
+    unit: str = "chunk"
+    """GenerationSummary.unit: what chunks_* count."""
 
 
 # ---------------------------------------------------------------- internals
@@ -311,7 +315,7 @@ class _Run:
             chunks_failed=s.chunks_failed, chunks_left=s.chunks_left, pairs_added=s.pairs_added,
             pairs_per_min=s.pairs_per_min, requests=s.requests, retries=s.retries,
             tokens_in=s.tokens_in, tokens_out=s.tokens_out, cost=self.cost(),
-            dropped=dict(self.gate.dropped), elapsed_s=s.elapsed_s, message=message, summary=summary))
+            dropped=dict(self.gate.dropped), elapsed_s=s.elapsed_s, message=message, summary=summary, unit=s.unit))
 
     def cost(self) -> float | None:
         if self.price is None:
@@ -482,6 +486,7 @@ class _Run:
 
     async def run_topic(self) -> None:
         g = self.g
+        self.summary.unit = "topic request"
         topic = g.topic.strip()
         prefix = _topic_key(topic, 0)[:-1]
         subtopics = await self.stoppable(self.subtopics(topic, math.ceil(g.num_pairs / g.pairs_per_chunk)), []) \

@@ -48,7 +48,7 @@ class ProgressBar:
         filled = int(width * finished / event.chunks_total) if event.chunks_total else 0
         cost = "" if event.cost is None else f" ${event.cost:.4f}"
         dropped = sum(event.dropped.values())
-        return (f"[{'#' * filled}{'.' * (width - filled)}] chunks {event.chunks_done} done, "
+        return (f"[{'#' * filled}{'.' * (width - filled)}] {event.unit}s {event.chunks_done} done, "
                 f"{event.chunks_failed} failed, {event.chunks_left} left | {counted(event.pairs_added, 'pair')} "
                 f"({event.pairs_per_min:.1f}/min), {dropped} dropped | tokens {event.tokens_in}/"
                 f"{event.tokens_out}{cost}")

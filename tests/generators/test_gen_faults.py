@@ -191,6 +191,7 @@ def test_topic_with_subtopics_judge_and_cost(fault_project, fault_server):
     summary = generate_pairs(fault_project)
     pairs = list(PairStore(fault_project.pairs_path))
     assert len(pairs) == 5 and summary.chunks_done == 3  # 2 + 2 + 1
+    assert "Topic requests: 3 done (0 from earlier runs), 0 failed, 0 left of 3." in summary.lines()
     assert all(p.scores == {"judge": 8} for p in pairs)
     assert {p.source for p in pairs} == {"topic:mountain plants#0", "topic:mountain plants#1",
                                          "topic:mountain plants#2"}

@@ -284,7 +284,7 @@ class DataPane(StepPane):
     def _progress(self, event) -> None:
         cost = f"${event.cost:.4f}" if event.cost is not None else "cost unknown"
         text = (f"{event.pairs_added} pairs · {event.pairs_per_min:.1f} pairs/min · "
-                f"chunks {event.chunks_done}/{event.chunks_total} ({event.chunks_failed} failed) · "
+                f"{event.unit}s {event.chunks_done}/{event.chunks_total} ({event.chunks_failed} failed) · "
                 f"tokens {event.tokens_in:,} in / {event.tokens_out:,} out · {cost} · "
                 f"{event.retries} retries")
         if event.message:
