@@ -27,7 +27,9 @@ META_ANSWER = re.compile(
     r"\b(question[- ]and[- ]answer|q\s*&\s*a pair|the (above |following )?question (is|asks|was)|"
     r"(this|the) answer (to (this|the) question )?(is|must|should) (be )?(in|one|a|written)|"
     r"\bone (or|of) two sentences\b|\b(2|two) different questions\b|as an ai\b|i (cannot|can't) answer|"
-    r"\bin json\b|\bjson (object|format)\b|here (is|are) (the|some|a|your) (pairs?|questions?))",
+    r"\bin json\b|\bjson (object|format)\b|here (is|are) (the|some|a|your) (pairs?|questions?)|"
+    r"\bcontinuation of (the |this )?request\b|\brequest \d+\b|\badd more examples?\b|"
+    r"^\W*[\]})\[{;])",  # the reply's JSON spilling into the answer: ');} Here is...', '}]} You can...'
     re.IGNORECASE)
 """An answer about the task, the format or "the question" rather than about the subject."""
 

@@ -144,6 +144,14 @@ def test_a_question_about_the_task_is_no_question(question):
                            "the French revolution")[0] == "not_a_question"
 
 
+@pytest.mark.parametrize("answer", [");} Here is a continuation of request 6 on this subject.",
+                                    "}]} You can add more example here, this is a good start."])
+def test_json_debris_and_talk_of_the_requests_are_no_answer(answer):
+    # Seen from the embedded model asked about volcanoes.
+    assert content_problem("How many volcanoes are there?", answer, "", GeneratorSection(), "volcanoes")[0] \
+        == "meta_answer"
+
+
 def test_the_prompts_form_handed_back_is_dropped():
     # The form has no content: handed back, it is an empty pair to the shape checks.
     assert shape_problem(EXAMPLE_PAIR[0], "The tower is 31 metres tall.") is not None
