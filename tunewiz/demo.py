@@ -140,7 +140,11 @@ def _generate(project: Project, count: int | None, say: Callable[[str], None]) -
         bar.close()
     for line in summary.lines():
         say(line)
-    say("The generated pairs stay 'pending' for you to review; this project trains on accepted pairs only.")
+    if summary.pairs_added:
+        say("The generated pairs stay 'pending' for you to review; this project trains on accepted pairs only.")
+    else:  # said plainly: the small model's pairs all failed the checks, and the demo does not need them
+        say("None of the generated pairs passed the checks (they are kept as rejected, for Review); the demo "
+            "trains on the handbook's accepted facts either way.")
 
 
 def _train(project: Project, say: Callable[[str], None]):
