@@ -164,6 +164,7 @@ def test_only_commands_that_take_a_project_get_its_folder(project, monkeypatch):
 
     from tunewiz.cli.common import for_shell
 
+    build_parser()  # registers the commands that take -p
     monkeypatch.chdir(project.root.parent)
     args = argparse.Namespace(project=project.root.name)
     said = for_shell("`tunewiz export --force`, `tunewiz new other`, `tunewiz export -p x`", args)

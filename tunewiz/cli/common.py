@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import re
 import shlex
@@ -12,7 +11,12 @@ from pathlib import Path
 from tunewiz.project import PROJECT_FILE, Project, find_project_root
 
 
+PROJECT_COMMANDS: set[str] = set()
+"""The commands that take -p/--project, as they are registered (`for_shell` adds -p to these only)."""
+
+
 def add_project_arg(parser: argparse.ArgumentParser) -> None:
+    PROJECT_COMMANDS.add(parser.prog.split()[-1])
     parser.add_argument("-p", "--project", default=".", metavar="DIR",
                         help="the project folder (default: the current folder, or the nearest one above it "
                              "that holds tunewiz.toml)")
@@ -47,16 +51,6 @@ def project_folder(given: str) -> Path:
     return folder
 
 
-@functools.lru_cache(maxsize=1)
-def project_commands() -> frozenset[str]:
-    """The commands that take -p/--project."""
-    from tunewiz.cli import build_parser
-
-    parser = build_parser()
-    return frozenset(name for action in parser._subparsers._group_actions for name, sub in action.choices.items()
-                     if any("--project" in a.option_strings for a in sub._actions))
-
-
 def for_shell(text: str, args: argparse.Namespace) -> str:
     """`text` with the commands it names carrying the -p DIR the user gave, when run from outside that
     project's folder: messages name commands as typed inside it, where the project is found on its own."""
@@ -72,7 +66,7 @@ def for_shell(text: str, args: argparse.Namespace) -> str:
 
     def named(match: re.Match) -> str:
         command, rest = match.group(1), match.group(2)
-        if command not in project_commands() or " -p " in rest or " --project " in rest:
+        if command not in PROJECT_COMMANDS or " -p " in rest or " --project " in rest:
             return match.group(0)
         return f"`tunewiz {command}{option}{rest}`"
 
