@@ -499,10 +499,15 @@ async def test_hyperparameters_shows_what_the_next_run_trains_with(qa_project):
     assert Project.load("proj").config.hyperparameters.learning_rate == 0.0005
 
 
-async def test_hyperparameters_form_validates_and_marks_custom(qa_project):
+def _set(key: str, value) -> None:
+    """A setting of the test project, saved before the wizard opens it."""
     project = Project.load("proj")
-    project.set("hyperparameters.preset", "balanced")
+    project.set(key, value)
     project.save()
+
+
+async def test_hyperparameters_form_validates_and_marks_custom(qa_project):
+    _set("hyperparameters.preset", "balanced")
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("5")
@@ -547,9 +552,7 @@ async def test_under_auto_retyping_the_default_keeps_it_as_the_users(qa_project)
 
 
 async def test_under_a_named_preset_retyping_its_value_keeps_the_preset(qa_project):
-    project = Project.load("proj")
-    project.set("hyperparameters.preset", "balanced")
-    project.save()
+    _set("hyperparameters.preset", "balanced")
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("5")
