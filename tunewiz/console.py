@@ -67,6 +67,7 @@ class ProgressBar:
 
 def follow_with_progress(run) -> int:
     """A progress bar from status.json and metrics.jsonl; Ctrl-C stops the run gracefully."""
+    from tunewiz.runs import state_said
     from tunewiz.training.launch import stop_run
 
     stopping = False
@@ -105,10 +106,8 @@ def follow_with_progress(run) -> int:
             except Exception:  # it ended between the check and the request
                 pass
     status = run.read_status()
-    state, message = run.state(), status.message
-    # "finished 80 steps", not "finished: finished 80 steps"
-    said = message if message.startswith(state) else f"{state}: {message}" if message else state
-    print(("\n" if tty else "") + f"Run {run.id}: {said}")
+    state = run.state()
+    print(("\n" if tty else "") + f"Run {run.id}: {state_said(state, status.message)}")
     if state == "died":
         print(f"The training process ended without saying why; see {run.log_path}")
     return 0 if state in ("finished", "stopped") else 1

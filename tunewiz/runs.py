@@ -276,10 +276,16 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                     yield record
 
 
+def state_said(state: str, message: str) -> str:
+    """A run's state with its status message, once: "finished 80 steps", not "finished: finished 80 steps"."""
+    return message if message.startswith(state) else f"{state}: {message}" if message else state
+
+
 def seconds_left(train_records: list[dict[str, Any]], max_steps: int, since: str = "") -> float | None:
     """Seconds to the run's last step at the pace of its steps so far, from the times metrics.jsonl
     records (so the checks between steps count, and a re-attached view knows the pace at once).
-    `since` (status.json's `resumed`): only steps since then count, not the time a resumed run lay dead. None until two steps are timed."""
+    `since` (status.json's `resumed`): only steps since then count, not the time a resumed run lay dead.
+    None until two steps are timed."""
     from datetime import datetime
 
     try:

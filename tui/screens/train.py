@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, RichLog, Static
 
-from tunewiz.runs import ACTIVE_STATES, Run, duration, latest_run, recall_figure, seconds_left
+from tunewiz.runs import ACTIVE_STATES, Run, duration, latest_run, recall_figure, seconds_left, state_said
 from tunewiz.tui.screens.base import StepPane, shows_errors, writes
 from tunewiz.tui.tail import FileTail
 
@@ -132,9 +132,8 @@ class TrainPane(StepPane):
         tokens = last.get("tokens_per_s")
         mem = last.get("mem_mb")
         eta = seconds_left(self.view.train_records, status.max_steps, status.resumed) if state == "running" else None
-        message = status.message
-        said = message if message.startswith(state) else f"{state} · {message}" if message else state
-        self.query_one("#train-status", Static).update(f"run {run.id}: {said} · step {step}/{status.max_steps}")
+        self.query_one("#train-status", Static).update(
+            f"run {run.id}: {state_said(state, status.message)} · step {step}/{status.max_steps}")
         self.query_one("#train-speed", Static).update(
             (f"{tokens:,.0f} tok/s" if isinstance(tokens, (int, float)) else "- tok/s")
             + (f" · ETA {duration(eta)}" if state == "running" else "")
