@@ -118,9 +118,9 @@ class GenerationSummary:
                        "reason (Review: status:rejected).")
         checked = sum(n for reason, n in self.dropped.items() if reason in CHECK_REASONS)
         if checked and checked >= self.pairs_added:
-            # The reasons that hold a real share of the drops (at most two), most first.
-            top = [reason for reason, n in Counter({r: n for r, n in self.dropped.items() if r in CHECK_REASONS})
-                   .most_common(2) if 4 * n >= checked]
+            # The commonest reason, and the next one when it holds a real share of the drops too.
+            common = Counter({r: n for r, n in self.dropped.items() if r in CHECK_REASONS}).most_common(2)
+            top = [reason for i, (reason, n) in enumerate(common) if i == 0 or 4 * n >= checked]
             bar = [setting for reason, setting in (("unsupported", "generator.min_support lowers the bar"),
                                                    ("off_topic", "generator.min_question_support 0 turns the "
                                                                  "topic check off")) if reason in top]

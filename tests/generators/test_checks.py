@@ -101,6 +101,10 @@ def test_the_summary_says_what_the_model_did_wrong():
     # A reason with a small share of the drops is not named as what the model does.
     said = " ".join(GenerationSummary(pairs_added=1, dropped={"unsupported": 12, "not_a_question": 1}).lines())
     assert "the model answers what the documents do not say." in said and "min_support lowers the bar" in said
+    # Drops spread over many reasons: the commonest is still named.
+    spread = {"not_a_question": 3, "meta_answer": 2, "restates_question": 2, "unsupported": 2, "off_topic": 2}
+    said = " ".join(GenerationSummary(pairs_added=1, dropped=spread).lines())
+    assert "the model writes questions that are not questions." in said
 
 
 def test_a_full_stop_after_an_abbreviation_ends_no_sentence():
