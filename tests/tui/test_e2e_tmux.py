@@ -82,7 +82,7 @@ def terminal(tmp_path):
 def import_and_review(term: Terminal, tmp_path: Path) -> None:
     term.wait_for("1 ○ Data")
     term.keys("1")                       # Data: the focus goes to its content, never into a text field
-    term.wait_for("i Import file")       # the footer shows the step's keys once its content has the focus
+    term.wait_for("d Download")          # the footer shows the step's keys once its content has the focus
     term.keys("i")                       # into the import path
     time.sleep(0.5)
     term.type(str(tmp_path / "qa.csv"))

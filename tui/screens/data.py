@@ -22,9 +22,11 @@ MAX_PATH_CHARS = 1024
 
 class DataPane(StepPane):
     STEP = "data"
-    BINDINGS = [Binding("i", "focus_import", "Import file"), Binding("g", "generate", "Generate"),
-                Binding("x", "stop_generation", "Stop"), Binding("c", "test_connection", "Test provider"),
-                Binding("l", "find_models", "Local models"), Binding("d", "download_model", "Download a model")]
+    # x and c are named in the Generate box's title: the footer keeps room for the step keys at 80 columns.
+    BINDINGS = [Binding("i", "focus_import", "Import"), Binding("g", "generate", "Generate"),
+                Binding("x", "stop_generation", "Stop", show=False),
+                Binding("c", "test_connection", "Test provider", show=False),
+                Binding("l", "find_models", "Models"), Binding("d", "download_model", "Download")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
