@@ -10,7 +10,8 @@ trained question and a hand-written rewording of each (benchmarks/data/recall_re
 the product never sees these) and prints, side by side:
 - seconds to the first step, seconds of training steps, seconds of the per-checkpoint checks;
 - trained and reworded questions recalled by the picked checkpoint (through transformers) and,
-  for the recommended one, by the exported q8_0 GGUF (through llama-cpp-python).
+  for the recommended one, by the exported q8_0 GGUF (through llama-cpp-python);
+- in each configuration's JSON line, the questions not recalled with the model's answers ("missed").
 
 Configurations:
 - recommended: a new project with every setting at its default (`preset = auto`, `kind = auto`);
@@ -112,9 +113,13 @@ def _score(answer_all, questions, rewordings, references) -> dict:
 
     trained = answer_all(list(zip(questions, references)))
     reworded = answer_all(list(zip(rewordings, references)))
+    asked = [(q, q, a, ref) for q, a, ref in zip(questions, trained, references)]
+    asked += [(r, q, a, ref) for r, q, a, ref in zip(rewordings, questions, reworded, references)]
+    missed = [{"question": shown, "reference": ref, "answer": a}  # printed with the results, to read by hand
+              for shown, q, a, ref in asked if not is_recalled(a, q, ref)]
     return {"trained": sum(is_recalled(a, q, ref) for a, q, ref in zip(trained, questions, references)),
             "reworded": sum(is_recalled(a, q, ref) for a, q, ref in zip(reworded, questions, references)),
-            "total": len(questions)}
+            "total": len(questions), "missed": missed}
 
 
 def main() -> int:
