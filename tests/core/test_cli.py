@@ -159,6 +159,16 @@ def test_commands_an_error_names_carry_the_project_given_from_outside_it(project
     assert inside.returncode == 2 and "`tunewiz train`" in inside.stderr
 
 
+def test_commands_printed_on_standard_output_carry_the_project_given_from_outside_it(project):
+    # The presets list is written by the core (its summaries name `tunewiz train`) and by the command.
+    outside = tunewiz("presets", "-p", project.root.name, cwd=project.root.parent)
+    assert outside.returncode == 0, outside.stderr
+    assert f"`tunewiz train -p {project.root.name}` shows what it chose" in outside.stdout
+    assert f"apply it with `tunewiz presets -p {project.root.name} NAME --apply`" in outside.stdout
+    inside = tunewiz("presets", cwd=project.root)
+    assert "`tunewiz train` shows what it chose" in inside.stdout
+
+
 def test_only_commands_that_take_a_project_get_its_folder(project, monkeypatch):
     import argparse
 

@@ -134,7 +134,7 @@ def test_rule_rewordings_come_with_a_caveat(project, capsys):
     assert main(["checkpoints", "-p", str(project.root)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "Note: 8 of 10 reworded questions were made by rules" in out
-    assert "`tunewiz rewordings --generate`" in out
+    assert f"`tunewiz rewordings -p {project.root} --generate`" in out  # from outside the project
     config["evaluation"]["reworded_sources"] = {"rules": 2, "generator": 5, "file": 3}
     run.config_path.write_text(json.dumps(config))
     assert rank_checkpoints(run).caveat == ""

@@ -284,7 +284,7 @@ def test_ctrl_c_stops_the_command_cleanly_with_a_summary(fault_project):
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=30)
         assert child.returncode == 130, err
-        assert "Stopping" in out and "Stopped:" in out and "Run `tunewiz generate` again" in out
+        assert "Stopping" in out and "Stopped:" in out and f"Run `tunewiz generate -p {fault_project.root}` again" in out
         rerun = generate_pairs(fault_project)
         assert rerun.chunks_done == 12 and rerun.chunks_resumed >= 2
         _check_ledger(fault_project, expect_done=12, pairs_per_chunk=2)

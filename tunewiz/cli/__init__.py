@@ -8,6 +8,7 @@ and never import torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -65,11 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(_unrecognized(args, words, extra))
     if args.command is None:
         args = parser.parse_args(["open", *words])
+    from tunewiz.cli.common import NamingProject, for_shell, project_option
+
     try:
+        if project_option(args):
+            with contextlib.redirect_stdout(NamingProject(sys.stdout, args)):
+                return int(args.handler(args) or 0)
         return int(args.handler(args) or 0)
     except TunewizError as exc:
-        from tunewiz.cli.common import for_shell
-
         print(f"error: {for_shell(redact_urls(str(exc)), args)}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import re
 import shlex
 from pathlib import Path
+from typing import TextIO
 
 from tunewiz.project import PROJECT_FILE, Project, find_project_root
 
@@ -51,18 +53,26 @@ def project_folder(given: str) -> Path:
     return folder
 
 
-def for_shell(text: str, args: argparse.Namespace) -> str:
-    """`text` with the commands it names carrying the -p DIR the user gave, when run from outside that
-    project's folder: messages name commands as typed inside it, where the project is found on its own."""
+def project_option(args: argparse.Namespace) -> str:
+    """" -p DIR" when the command was given a project folder the current folder is not inside, else "":
+    messages name commands as typed inside the project, where it is found on its own."""
     folder = getattr(args, "project", None)
     if not isinstance(folder, str) or folder == ".":
-        return text
+        return ""
     try:
         if Path.cwd().resolve().is_relative_to(Path(folder).expanduser().resolve()):
-            return text
+            return ""
     except OSError:
+        return ""
+    return f" -p {shlex.quote(folder)}"
+
+
+def for_shell(text: str, args: argparse.Namespace) -> str:
+    """`text` with the commands it names (`tunewiz CMD ...` in backticks) carrying the -p DIR the user
+    gave, when run from outside that project's folder."""
+    option = project_option(args)
+    if not option:
         return text
-    option = f" -p {shlex.quote(folder)}"
 
     def named(match: re.Match) -> str:
         command, rest = match.group(1), match.group(2)
@@ -71,3 +81,30 @@ def for_shell(text: str, args: argparse.Namespace) -> str:
         return f"`tunewiz {command}{option}{rest}`"
 
     return re.sub(r"`tunewiz ([a-z-]+)([^`]*)`", named, text)
+
+
+class NamingProject(io.TextIOBase):
+    """Standard output with `for_shell` applied to every write: whatever a command prints (its own
+    lines, or a summary, a note or advice the core wrote) names commands that work from where the user
+    is. print() writes a line's text in one call, so a named command is never split between writes."""
+
+    def __init__(self, inner: TextIO, args: argparse.Namespace):
+        super().__init__()
+        self.inner, self.args = inner, args
+
+    def write(self, text: str) -> int:
+        self.inner.write(for_shell(text, self.args))
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.inner.encoding

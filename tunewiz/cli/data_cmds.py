@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tunewiz.cli.common import add_project_arg, for_shell, open_project, table
+from tunewiz.cli.common import add_project_arg, open_project, table
 from tunewiz.formats import EXPORT_FORMATS
 from tunewiz.words import counted
 
@@ -241,8 +241,8 @@ def _generate_rewordings(project, store, pairs, args: argparse.Namespace) -> Non
         where = project.config.generator.base_url or "its default address"
         raise TunewizError(f"no request to the generator at {where} came back: check it with `tunewiz providers`")
     if summary.added:
-        print(for_shell("The next run asks these instead of its rule rewordings; review them with `tunewiz "
-                        "rewordings` (`--reject ID` the ones that ask another fact).", args))
+        print("The next run asks these instead of its rule rewordings; review them with `tunewiz "
+              "rewordings` (`--reject ID` the ones that ask another fact).")
     g = project.config.generator
     if g.provider == "embedded" and (not g.model or "smollm2" in g.model.lower()):
         print("Note: the shipped SmolLM2-135M rewords poorly (on a 40-fact set it kept 6, and some of those ask "

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from tunewiz.cli.common import add_project_arg, for_shell, open_project, table
+from tunewiz.cli.common import add_project_arg, open_project, table
 from tunewiz.console import ProgressBar
 from tunewiz.errors import TunewizError, redact_urls
 from tunewiz.generators.providers import PRESETS  # plain data: keeps `tunewiz --help` fast
@@ -156,8 +156,8 @@ def _print_local_models(models, skipped, args: argparse.Namespace) -> None:
             print("None of them is proposed: each needs more memory than is available (or is over 8B).")
         else:
             number = models.index(best) + 1
-            print(for_shell(f"Proposed: {number} ({best.provider}, {best.label}). `tunewiz providers --use {number}` "
-                            "makes it the project's generator.", args))
+            print(f"Proposed: {number} ({best.provider}, {best.label}). `tunewiz providers --use {number}` "
+                  "makes it the project's generator.")
 
 
 def _use_local_model(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from tunewiz.cli.common import add_project_arg, for_shell, open_project, table
+from tunewiz.cli.common import add_project_arg, open_project, table
 from tunewiz.console import follow_with_progress
 
 
@@ -151,11 +151,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("\n".join(TrainingPlan.from_dict(plan).lines()))
     backend = run.read_spec().tracking.get("backend", "none")
     if backend != "none":
-        print(for_shell(f"Metrics also go to {backend}: `tunewiz runs` says where to look once the run has "
-                        "started.", args))
+        print(f"Metrics also go to {backend}: `tunewiz runs` says where to look once the run has "
+              "started.")
     if args.detach:
-        print(for_shell("It keeps running after this terminal closes. Follow it with `tunewiz logs -f`, "
-                        "stop it with `tunewiz stop`.", args))
+        print("It keeps running after this terminal closes. Follow it with `tunewiz logs -f`, "
+              "stop it with `tunewiz stop`.")
         return 0
     code = follow_with_progress(run)
     from tunewiz.training.tracking import tracking_hints
@@ -175,8 +175,8 @@ def _say_pick(run, args: argparse.Namespace) -> None:
     if report.best is None:
         return
     print(f"Best: {report.reason}")
-    print(for_shell("Next: `tunewiz checkpoints` (every checkpoint, what it did not recall), "
-                    "`tunewiz export` (the picked checkpoint, merged, as GGUF)", args))
+    print("Next: `tunewiz checkpoints` (every checkpoint, what it did not recall), "
+          "`tunewiz export` (the picked checkpoint, merged, as GGUF)")
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -243,5 +243,5 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if args.no_wait:
         return 0
     state = wait_for_end(run, timeout=3600)
-    print(for_shell(f"Run {run.id}: {state}. Continue it with `tunewiz train --resume {run.id}`.", args))
+    print(f"Run {run.id}: {state}. Continue it with `tunewiz train --resume {run.id}`.")
     return 0
