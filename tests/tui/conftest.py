@@ -62,7 +62,7 @@ def write_run(project, run_id: str = "20250101-000000", steps: int = 40, state: 
     lines = []
     for step in range(1, steps + 1):
         lines.append({"type": "train", "step": step, "loss": 3.0 - step * 0.05, "lr": 1e-3,
-                      "tokens_per_s": 1000.0, "mem_mb": 900.0})
+                      "tokens_per_s": 1000.0, "mem_mb": 2000.0})
         if step % 10 == 0:
             lines.append({"type": "eval", "step": step, "val_loss": val[step // 10 - 1]})
             ckpt = run / "checkpoints" / f"checkpoint-{step}"

@@ -609,6 +609,7 @@ async def test_train_follows_a_run_folder(qa_project, make_run):
         assert [s for s, _ in pane.view.val] == [10, 20, 30, 40]
         assert "step 40/40" in str(pane.query_one("#train-status").render())
         assert "1,000 tok/s" in str(pane.query_one("#train-speed").render())
+        assert "2.1 GB" in str(pane.query_one("#train-speed").render())  # 2,000 MiB: 2.1 GB, not 2.0
 
 
 async def test_train_shows_time_left_and_the_latest_recall_of_a_running_run(qa_project, make_run):

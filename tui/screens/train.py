@@ -137,7 +137,7 @@ class TrainPane(StepPane):
         self.query_one("#train-speed", Static).update(
             (f"{tokens:,.0f} tok/s" if isinstance(tokens, (int, float)) else "- tok/s")
             + (f" · ETA {duration(eta)}" if state == "running" else "")
-            + (f" · {mem / 1024:,.1f} GB" if isinstance(mem, (int, float)) else ""))  # one line at 80 columns
+            + (f" · {mem * 2**20 / 1e9:,.1f} GB" if isinstance(mem, (int, float)) else ""))  # mem_mb is MiB
         if records:
             self.draw_plot()
         # The step's header and the sidebar say the run's state and its checkpoints: refresh them when
