@@ -42,15 +42,21 @@ PREVIOUS = {"hyperparameters.preset": "custom", "dataset.kind": "skill", "datase
             "hyperparameters.grad_accum": 1, "hyperparameters.eval_steps": 10, "hyperparameters.save_steps": 10}
 
 
-def run_config(name: str, settings: dict, folder: Path, gguf: bool) -> dict:
+def run_config(name: str, settings: dict, folder: Path, gguf: bool, train_rewordings: Path | None = None) -> dict:
     from tunewiz.checkpoints import picked_checkpoint, read_run_config
     from tunewiz.dataset import PairStore
+    from tunewiz.evalsets import REWORDINGS_FILE, RewordingStore, import_rewordings
     from tunewiz.imports import import_file
     from tunewiz.project import create_project
     from tunewiz.training.launch import start_run, wait_for_end
 
     project = create_project(folder / name, settings)
     import_file(PairStore(project.pairs_path), DATA / "recall_facts.csv", status="accepted")
+    if train_rewordings:  # each question asked in other words, trained beside it (`rewordings --import F --train`)
+        added, problems = import_rewordings(RewordingStore(project.path(REWORDINGS_FILE)), train_rewordings,
+                                            list(PairStore(project.pairs_path)), use="train")
+        if problems:
+            raise SystemExit("\n".join(problems))
     started = time.time()
     run = start_run(project)
     state = wait_for_end(run, timeout=3600)
@@ -129,6 +135,10 @@ def main() -> int:
                              "nf4 (recommended with a 4-bit base on bitsandbytes' CPU backend)")
     parser.add_argument("--no-gguf", action="store_true", help="skip the export and the GGUF check")
     parser.add_argument("--keep", help="keep the projects in this folder")
+    parser.add_argument("--train-rewordings", nargs="?", const=DATA / "recall_train_rewordings.csv", type=Path,
+                        metavar="FILE", help="in every configuration, train also on these rewordings (as "
+                        "`tunewiz rewordings --import FILE --train`; default: the shipped hand-written set, one "
+                        "per fact, standing in for a strong generator's and never the ones the benchmark asks)")
     parser.add_argument("--try", dest="tries", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                         help="an experiment beside the named configs: recommended with these settings "
                              "(values as TOML would read them), e.g. sixteen:hyperparameters.epochs=16")
@@ -146,7 +156,8 @@ def main() -> int:
     folder = Path(args.keep or tempfile.mkdtemp(prefix="tunewiz-recall-"))
     results = []
     for name in names:
-        result = run_config(name, configs[name], folder, gguf=not args.no_gguf and name == "recommended")
+        result = run_config(name, configs[name], folder, gguf=not args.no_gguf and name == "recommended",
+                            train_rewordings=args.train_rewordings)
         results.append(result)
         print(json.dumps(result), flush=True)
     print(f"\n{'config':12} {'steps':>5} {'to step 1':>9} {'training':>9} {'checks':>7}  "

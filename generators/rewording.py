@@ -7,6 +7,10 @@ rules where hand-written rewordings got 55-70 %). A model rewords with other wor
 reply is checked before it is stored (source "generator", pending review): still a question
 and not the original with cosmetic changes, the original's names and numbers kept, the answer
 not given away. What fails a check is dropped and counted by reason.
+
+The same request makes rewordings that train (use "train": each one more question for its pair's
+answer, never asked by the check); a reply that repeats one of the pair's rewordings of the other use
+is dropped.
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ from tunewiz.generators import prompts
 from tunewiz.generators.checks import STOPWORDS, content_words, numbers
 from tunewiz.generators.providers import open_endpoint
 from tunewiz.generators.requester import ChunkFailed, Requester
+from tunewiz.scoring import tokens
 from tunewiz.words import counted
 
 DROP_REASONS = ("not_a_rewording", "copied_example", "other_question", "lost_names", "gives_answer",
-                "request_failed")
+                "already_used", "request_failed")
+"""already_used: the same words as one of the pair's rewordings of the other use (a question that trains
+is never the one the check asks)."""
 _WORD = re.compile(r"[\w'’-]+")
 _POSSESSIVE = re.compile(r"['’]s?$")
 
@@ -101,18 +108,22 @@ def rewording_problem(candidate: str, pair: Pair) -> str | None:
     return None
 
 
-def pairs_to_reword(store: RewordingStore, pairs: list[Pair]) -> list[Pair]:
-    """Pairs asked alone (no conversation) that have no live rewording other than a rule one."""
+def pairs_to_reword(store: RewordingStore, pairs: list[Pair], use: str = "check") -> list[Pair]:
+    """Pairs asked alone (no conversation) that have no live rewording of `use` other than a rule one."""
     by_id = {p.id: p for p in pairs}
-    covered = {r.pair_id for r in live_rewordings(store, by_id) if r.source != "rules"}
+    covered = {r.pair_id for r in live_rewordings(store, by_id, use) if r.source != "rules"}
     return [p for p in pairs if p.id not in covered and not p.history]
 
 
 async def areword_pairs(project, store: RewordingStore, pairs: list[Pair],
-                        on_progress: Callable[[int, int], None] | None = None) -> RewordingSummary:
-    """One generated rewording for each of `pairs`, checked and stored as it comes (see the module
-    docstring); `on_progress(done, total)` after each. Raises TunewizError for what no retry fixes
+                        on_progress: Callable[[int, int], None] | None = None,
+                        use: str = "check") -> RewordingSummary:
+    """One generated rewording of `use` for each of `pairs`, checked and stored as it comes (see the
+    module docstring); `on_progress(done, total)` after each. Raises TunewizError for what no retry fixes
     (a bad key, an unknown model)."""
+    by_id = {p.id: p for p in pairs}
+    other_use = {(r.pair_id, tuple(tokens(r.question))) for r in live_rewordings(store, by_id)
+                 if r.use != use}
     g = project.config.generator
     summary = RewordingSummary(asked=len(pairs))
     requester = Requester(g, summary, summary.notices.append)
@@ -130,11 +141,13 @@ async def areword_pairs(project, store: RewordingStore, pairs: list[Pair],
                 summary.failures[str(exc)] += 1
             else:
                 problem = rewording_problem(text, pair)
+                if problem is None and (pair.id, tuple(tokens(text))) in other_use:
+                    problem = "already_used"
                 if problem:
                     summary.dropped[problem] += 1
                 else:
                     store.add([Rewording(pair_id=pair.id, question=text, made_from=pair.question,
-                                         source="generator")])
+                                         source="generator", use=use)])
                     summary.added += 1
             done += 1
             if on_progress is not None:
@@ -152,6 +165,6 @@ async def areword_pairs(project, store: RewordingStore, pairs: list[Pair],
 
 
 def reword_pairs(project, store: RewordingStore, pairs: list[Pair],
-                 on_progress: Callable[[int, int], None] | None = None) -> RewordingSummary:
+                 on_progress: Callable[[int, int], None] | None = None, use: str = "check") -> RewordingSummary:
     """The synchronous form of `areword_pairs`."""
-    return asyncio.run(areword_pairs(project, store, pairs, on_progress))
+    return asyncio.run(areword_pairs(project, store, pairs, on_progress, use))

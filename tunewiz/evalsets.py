@@ -1,12 +1,15 @@
 """What a run is judged by, beside the pairs: reworded questions, everyday prompts, the kind of data.
 
 - **Reworded questions** (`data/rewordings.jsonl`): for a trained pair, a question that asks
-  for the same fact in other words, with the pair's answer as the reference. They are never
-  trained on. Each is linked to its pair by id and remembers the question it was made from:
-  editing that question or rejecting the pair retires it. They come from the generator, from
-  a file, or from deterministic rules (`rule_rewording`), so the signal never depends on a
-  weak model. The journal works like the pairs' one: one appended line per change, the last
-  line of an id wins, a torn last line is skipped.
+  for the same fact in other words, with the pair's answer as the reference. Each has a use:
+  `check` (the default) is asked by the recall check and never trained on; `train` is trained
+  as one more question for the pair's answer (a fact taught in several wordings is recalled
+  far better when asked in new ones: docs/train.md) and never asked. A question that trains
+  is never asked by the check (`check_texts_to_skip`). Each is linked to its pair by id and remembers the
+  question it was made from: editing that question or rejecting the pair retires it. They come
+  from the generator, from a file, or (checks only) from deterministic rules (`rule_rewording`),
+  so the signal never depends on a weak model. The journal works like the pairs' one: one
+  appended line per change, the last line of an id wins, a torn last line is skipped.
 - **Everyday prompts** (`GENERAL_PROMPTS`): a few questions unrelated to any user's data;
   a checkpoint whose answers to them break (empty, looping, template text, a training answer
   copied in) has drifted.
@@ -34,6 +37,7 @@ from tunewiz.scoring import tokens
 REWORDINGS_FILE = "data/rewordings.jsonl"
 REWORDING_STATUSES = ("pending", "accepted", "rejected")
 REWORDING_SOURCES = ("rules", "generator", "file", "edited")
+REWORDING_USES = ("check", "train")
 
 GENERAL_PROMPTS = (
     "What is the capital of France?",
@@ -150,6 +154,8 @@ class Rewording:
     """The pair's question when this was made; a pair whose question changed retires it."""
     source: str = "rules"
     status: str = "pending"
+    use: str = "check"
+    """check: asked by the recall check, never trained; train: trained with the pair's answer, never asked."""
     id: str = field(default_factory=new_pair_id)
     created: str = field(default_factory=now_iso)
 
@@ -200,8 +206,10 @@ class RewordingStore:
     def add(self, items: Iterable[Rewording]) -> list[Rewording]:
         items = list(items)
         for item in items:
-            if item.status not in REWORDING_STATUSES or item.source not in REWORDING_SOURCES:
-                raise ValueError(f"rewording {item.id}: bad status {item.status!r} or source {item.source!r}")
+            if (item.status not in REWORDING_STATUSES or item.source not in REWORDING_SOURCES
+                    or item.use not in REWORDING_USES):
+                raise ValueError(f"rewording {item.id}: bad status {item.status!r}, source {item.source!r} "
+                                 f"or use {item.use!r}")
         self._append(items)
         return items
 
@@ -217,17 +225,34 @@ class RewordingStore:
         return item
 
 
-def live_rewordings(rewordings: Iterable[Rewording], pairs: dict[str, Pair]) -> list[Rewording]:
-    """Rewordings that evaluate: not rejected, their pair trains and still asks what they were made from."""
+def live_rewordings(rewordings: Iterable[Rewording], pairs: dict[str, Pair], use: str | None = None) -> list[Rewording]:
+    """Rewordings in use (of `use`, or either): not rejected, their pair not rejected and still asking what
+    they were made from."""
     return [r for r in rewordings
             if r.status != "rejected" and r.pair_id in pairs and pairs[r.pair_id].status != "rejected"
-            and pairs[r.pair_id].question == r.made_from]
+            and pairs[r.pair_id].question == r.made_from and (use is None or r.use == use)]
+
+
+def training_samples(rewordings: Iterable[Rewording], train: list[Pair]) -> list[Pair]:
+    """The `train` rewordings of the pairs in `train`, as samples: the rewording's question, the pair's
+    answer and system prompt (the id is the rewording's)."""
+    by_id = {p.id: p for p in train if not p.history}
+    return [Pair(r.question, by_id[r.pair_id].answer, id=r.id, system=by_id[r.pair_id].system,
+                 source=f"rewording of pair {r.pair_id}", status="accepted")
+            for r in live_rewordings(rewordings, by_id, "train")]
+
+
+def check_texts_to_skip(trained: Iterable[Pair]) -> set[tuple[str, ...]]:
+    """Questions the check must not ask, as token tuples: every trained question (pairs and train
+    rewordings alike), so a question that trains is never the one that measures recall in new words."""
+    return {tuple(tokens(p.question)) for p in trained}
 
 
 def make_rule_rewordings(store: RewordingStore, pairs: list[Pair]) -> tuple[int, int]:
-    """One rule rewording for each pair that has no live rewording yet; (added, pairs no rule fits)."""
+    """One rule rewording (a check) for each pair that has no live check rewording yet; (added, pairs no
+    rule fits)."""
     by_id = {p.id: p for p in pairs}
-    covered = {r.pair_id for r in live_rewordings(store, by_id)}
+    covered = {r.pair_id for r in live_rewordings(store, by_id, "check")}
     new, unfit = [], 0
     for pair in pairs:
         if pair.id in covered or pair.history:  # a conversation's question needs its turns: not asked alone
@@ -241,8 +266,10 @@ def make_rule_rewordings(store: RewordingStore, pairs: list[Pair]) -> tuple[int,
     return len(new), unfit
 
 
-def import_rewordings(store: RewordingStore, path: Path, pairs: list[Pair]) -> tuple[int, list[str]]:
-    """Rewordings from a CSV (columns `question`, `reworded`) or JSONL (the same keys, or `pair_id`).
+def import_rewordings(store: RewordingStore, path: Path, pairs: list[Pair],
+                      use: str = "check") -> tuple[int, list[str]]:
+    """Rewordings of `use` from a CSV (columns `question`, `reworded`) or JSONL (the same keys, or
+    `pair_id`).
 
     `question` names the pair by its question as stored (case and spacing aside). Returns
     (added, problems), each problem naming the file and line."""
@@ -266,7 +293,7 @@ def import_rewordings(store: RewordingStore, path: Path, pairs: list[Pair]) -> t
             problems.append(f"{where}: {reworded!r} is not a question, or repeats the original")
         else:
             new.append(Rewording(pair_id=pair.id, question=reworded.strip(), made_from=pair.question,
-                                 source="file", status="accepted"))
+                                 source="file", status="accepted", use=use))
     store.add(new)
     return len(new), problems
 

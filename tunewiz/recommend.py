@@ -47,13 +47,17 @@ class TrainingPlan:
     """Values the plan set (not the user), each with why."""
     train_pairs: int = 0
     validation_pairs: int = 0
+    train_rewordings: int = 0
+    """Train rewordings trained beside the pairs (tunewiz.evalsets): more samples per epoch."""
     steps: int = 0
     expected_seconds: float | None = None
     """Training time from the expected throughput (no start-up, no checks); None when the size is unknown."""
 
     def lines(self) -> list[str]:
         out = [f"data: {self.kind} ({self.kind_reason})",
-               f"pairs: {self.train_pairs} train, {self.validation_pairs} validation; {self.steps} steps"
+               f"pairs: {self.train_pairs} train"
+               + (f" (and {self.train_rewordings} of their questions reworded)" if self.train_rewordings else "")
+               + f", {self.validation_pairs} validation; {self.steps} steps"
                + (f", about {_duration(self.expected_seconds)} of training" if self.expected_seconds else "")]
         for key, why in self.chosen.items():
             out.append(f"  {key} = {self.hyperparameters[key]!r}  ({why})")
@@ -93,11 +97,12 @@ def _left_to_plan(current: dict[str, Any], defaults: dict[str, Any], key: str) -
 
 
 def plan_training(project, kind: str, kind_reason: str, train: list, validation: list,
-                  device: str, cores: int, params_b: float | None, gpus: int = 1) -> TrainingPlan:
-    """The hyperparameters a run uses, and the expected time (see the module docstring)."""
+                  device: str, cores: int, params_b: float | None, gpus: int = 1, reworded: int = 0) -> TrainingPlan:
+    """The hyperparameters a run uses, and the expected time (see the module docstring). `reworded`: the
+    train rewordings that train beside the pairs (an epoch is a pass over both)."""
     current = dataclasses.asdict(project.config.hyperparameters)
     plan = TrainingPlan(kind=kind, kind_reason=kind_reason, hyperparameters=dict(current),
-                        train_pairs=len(train), validation_pairs=len(validation))
+                        train_pairs=len(train), validation_pairs=len(validation), train_rewordings=reworded)
     defaults = schema.defaults("hyperparameters")
     if current["preset"] == "auto":
         for key, (value, why) in _recommended(kind, len(train), device, params_b).items():
@@ -136,7 +141,7 @@ def _recommended(kind: str, n: int, device: str, params_b: float | None) -> dict
                 # both times, rank 64 27/40 and 28/40 (trained 38-39/40), in about the same time.
                 "lora_r": (64, f"{n} facts: room to answer them asked in other words too"),
                 "lora_alpha": (128, "twice the rank, as at rank 16")}),
-            "epochs": (epochs, f"each fact seen {epochs:g} times"),
+            "epochs": (epochs, f"each question trained {epochs:g} times"),
             "batch_size": (4 if device == "cpu" else 8, "short samples; a CPU step stays short"),
             "grad_accum": (1, "every batch updates"),
         }
@@ -152,7 +157,8 @@ def _recommended(kind: str, n: int, device: str, params_b: float | None) -> dict
 
 def _steps_per_epoch(plan: TrainingPlan, gpus: int) -> int:
     hp = plan.hyperparameters
-    micro = max(1, -(-plan.train_pairs // (hp["batch_size"] * gpus)))  # as the engine batches an epoch
+    samples = plan.train_pairs + plan.train_rewordings
+    micro = max(1, -(-samples // (hp["batch_size"] * gpus)))  # as the engine batches an epoch
     return max(1, micro // hp["grad_accum"])
 
 

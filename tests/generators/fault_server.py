@@ -193,6 +193,9 @@ class FaultServer:
             return ""
         if user.startswith("Rate this"):
             return json.dumps({"score": 8})
+        if user.startswith("Rewrite the question"):  # one fixed rewording of the question asked
+            asked = re.search(r'Question: "(.*)"', user).group(1).rstrip("?")
+            return json.dumps({"question": f"Could you tell me: {asked[:1].lower()}{asked[1:]}?"})
         wanted = re.search(r"(?:List|exactly|up to) (\d+)", user)  # how many the prompt asks for
         n = int(wanted.group(1)) if wanted else 2
         if user.startswith("List"):

@@ -68,7 +68,7 @@ def test_the_next_run_asks_a_generated_rewording_instead_of_the_rule_one(tmp_pat
                          made_from=CAPITAL.question, source="rules"),
                Rewording(pair_id=CAPITAL.id, question="Which city is Norland's capital?",
                          made_from=CAPITAL.question, source="generator")])
-    reworded = [r for r in check_records(project, [CAPITAL], "facts") if r["split"] == "reworded"]
+    reworded = [r for r in check_records(project, [CAPITAL], [], "facts") if r["split"] == "reworded"]
     assert [(r["question"], r["source"]) for r in reworded] == [("Which city is Norland's capital?", "generator")]
 
 
@@ -119,7 +119,7 @@ def test_generate_rewords_only_the_questions_a_run_asks(tmp_path, capsys):
         "generator.base_url": "http://127.0.0.1:9/v1", "generator.model": "none", "generator.max_retries": 0})
     other = Pair(question="Who wrote the anthem of Norland?", answer="Ida Marr wrote it.")
     PairStore(project.pairs_path).add([CAPITAL, FOUNDED, other])
-    asked = [r for r in check_records(project, [CAPITAL, FOUNDED, other], "facts") if r["split"] == "recall"]
+    asked = [r for r in check_records(project, [CAPITAL, FOUNDED, other], [], "facts") if r["split"] == "recall"]
     assert len(asked) == 1
     pair = next(p for p in (CAPITAL, FOUNDED, other) if p.id == asked[0]["id"])
     RewordingStore(project.path(REWORDINGS_FILE)).add([Rewording(
@@ -131,3 +131,62 @@ def test_generate_rewords_only_the_questions_a_run_asks(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "Rewording 2 questions" in captured.out and "request failed (2):" in captured.out
     assert "no request to the generator at http://127.0.0.1:9/v1 came back" in captured.err
+
+
+def test_rewordings_that_train_are_trained_beside_their_pair_and_never_asked(tmp_path):
+    """A train rewording is one more sample with its pair's answer; the check asks neither it nor a check
+    rewording with the same words, and an epoch passes over pairs and rewordings alike."""
+    from tunewiz.training.launch import plan_run
+
+    project = create_project(tmp_path / "proj", {"dataset.kind": "facts"})
+    PairStore(project.pairs_path).add([CAPITAL, FOUNDED])
+    store = RewordingStore(project.path(REWORDINGS_FILE))
+    trains = Rewording(pair_id=CAPITAL.id, question="Which city is Norland's capital?", made_from=CAPITAL.question,
+                       source="file", use="train")
+    store.add([trains,
+               Rewording(pair_id=CAPITAL.id, question="Which city is Norland's capital?", made_from=CAPITAL.question,
+                         source="file"),  # the same words as the one that trains: never asked
+               Rewording(pair_id=FOUNDED.id, question="In which year did the Velmora Institute open?",
+                         made_from=FOUNDED.question, source="file")])
+    train, _, plan, checks = plan_run(project, 1)
+    assert {(p.question, p.answer) for p in train} == {(CAPITAL.question, CAPITAL.answer),
+                                                        (FOUNDED.question, FOUNDED.answer),
+                                                        (trains.question, CAPITAL.answer)}
+    asked = {r["question"] for r in checks if r["split"] in ("recall", "reworded")}
+    assert trains.question not in asked
+    assert "In which year did the Velmora Institute open?" in asked
+    assert "Tell me what the capital city of Norland is." in asked  # CAPITAL's check falls back to its rule rewording
+    assert plan.train_rewordings == 1 and "(and 1 of their questions reworded)" in plan.lines()[1]
+    store.update(trains.id, status="rejected")
+    train, _, plan, _ = plan_run(project, 1)
+    assert len(train) == 2 and plan.train_rewordings == 0
+
+
+def test_rewordings_that_train_come_from_a_file_or_the_generator(tmp_path, capsys):
+    """--import FILE --train and --generate --train store rewordings that train (every trained pair asked);
+    a generated one with the words of a check rewording is dropped; --train alone is refused."""
+    from tests.generators.fault_server import FaultServer
+    from tunewiz.cli import main
+
+    with FaultServer() as server:
+        project = create_project(tmp_path / "proj", {
+            "dataset.kind": "facts", "evaluation.questions": 1, "generator.provider": "custom",
+            "generator.base_url": server.base_url, "generator.model": "fake-model"})
+        PairStore(project.pairs_path).add([CAPITAL, FOUNDED, PHOTO])
+        store = RewordingStore(project.path(REWORDINGS_FILE))
+        store.add([Rewording(pair_id=FOUNDED.id, question="Could you tell me: when was the Velmora Institute founded?",
+                             made_from=FOUNDED.question, source="file")])  # what the server will answer
+        (tmp_path / "more.csv").write_text("question,reworded\nWhat is photosynthesis?,How do plants feed on light?\n")
+        assert main(["rewordings", "-p", str(project.root), "--import", str(tmp_path / "more.csv"), "--train"]) == 0
+        assert main(["rewordings", "-p", str(project.root), "--generate", "--train"]) == 0
+        out = capsys.readouterr().out
+        assert "Imported 1 rewordings that train" in out
+        assert "Rewording 2 questions" in out and "1 already used" in out  # PHOTO has one; FOUNDED's is a check's
+        assert "The next run trains on these beside their pairs" in out
+    stored = {(r.pair_id, r.use, r.source): r.question for r in RewordingStore(project.path(REWORDINGS_FILE))}
+    assert stored[(CAPITAL.id, "train", "generator")] == "Could you tell me: what is the capital of Norland?"
+    assert stored[(PHOTO.id, "train", "file")] == "How do plants feed on light?"
+    assert (FOUNDED.id, "train", "generator") not in stored
+    assert main(["rewordings", "-p", str(project.root)]) == 0
+    assert "use" in capsys.readouterr().out.splitlines()[0]
+    assert main(["rewordings", "-p", str(project.root), "--train"]) == 2

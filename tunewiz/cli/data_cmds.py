@@ -42,11 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duplicates", action="store_true", help="list groups of near-duplicate questions")
     p.set_defaults(handler=cmd_pairs)
 
-    p = sub.add_parser("rewordings", help="reworded questions that check recall of trained facts",
-                       description="Questions asking for a trained pair's fact in other words (never trained "
-                                   "on; the pair's answer is the reference). Without options: list them. A "
-                                   "run makes rule rewordings for checked pairs that have none; --make stores "
-                                   "them here so you can edit or reject them.")
+    p = sub.add_parser("rewordings", help="trained questions in other words: to check recall, or to train",
+                       description="Questions asking for a trained pair's fact in other words, with the pair's "
+                                   "answer. Most check recall (never trained on); with --train they train as "
+                                   "more questions for the pair's answer instead (never asked by the check): "
+                                   "facts taught in several wordings are recalled far better when asked in new "
+                                   "ones. Without options: list them. A run makes rule rewordings for checked "
+                                   "pairs that have none; --make stores them here so you can edit or reject them.")
     add_project_arg(p)
     p.add_argument("--make", action="store_true", help="add a rule rewording to every pair that has none")
     p.add_argument("--generate", action="store_true",
@@ -55,6 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "rewording other than a rule one; checked, then stored for review")
     p.add_argument("--all", dest="all_pairs", action="store_true",
                    help="with --generate: every trained pair, not only the ones a run asks")
+    p.add_argument("--train", action="store_true",
+                   help="with --generate (every trained pair) or --import: rewordings that train beside their "
+                        "pair (the next run's epochs pass over both), never asked by the check")
     p.add_argument("--import", dest="import_file", metavar="FILE",
                    help="CSV or JSONL with 'question' (the pair's question, or 'pair_id') and 'reworded'")
     p.add_argument("--reject", nargs="+", metavar="ID", help="reject these rewordings")
@@ -170,6 +175,10 @@ def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
 
     pairs = {p.id: p for p in PairStore(project.pairs_path)}
     store = RewordingStore(project.path(REWORDINGS_FILE))
+    use = "train" if args.train else "check"
+    if args.train and not (args.generate or args.import_file):
+        raise TunewizError("--train goes with --generate or --import (rule rewordings keep the question's "
+                           "words: trained on, they did not help; docs/train.md)")
     if args.make:
         added, unfit = make_rule_rewordings(store, trainable(pairs.values(), project.config.dataset.train_on))
         print(f"Added {added} rule rewordings" + (f"; no rule fits {unfit} questions" if unfit else "") + ".")
@@ -177,12 +186,12 @@ def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
         raise TunewizError("--all goes with --generate (it says which pairs to reword)")
     if args.generate:
         asked = trainable(pairs.values(), project.config.dataset.train_on)
-        if not args.all_pairs:
+        if not (args.all_pairs or args.train):
             asked = asked_pairs(asked, project.config.evaluation.questions, project.config.dataset.split_seed)
-        _generate_rewordings(project, store, asked, args)
+        _generate_rewordings(project, store, asked, use)
     if args.import_file:
-        added, problems = import_rewordings(store, Path(args.import_file), list(pairs.values()))
-        print(f"Imported {added} rewordings from {args.import_file}.")
+        added, problems = import_rewordings(store, Path(args.import_file), list(pairs.values()), use)
+        print(f"Imported {added} rewordings" + (" that train" if args.train else "") + f" from {args.import_file}.")
         for problem in problems:
             print(f"  {problem}")
     for ids, status in ((args.reject, "rejected"), (args.accept, "accepted")):
@@ -206,24 +215,25 @@ def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
     if changing:
         return 0
     live = {r.id for r in live_rewordings(store, pairs)}
-    rows = [[r.id, r.status if r.id in live else "retired", r.source, r.question[:50],
+    rows = [[r.id, r.status if r.id in live else "retired", r.use, r.source, r.question[:50],
              pairs[r.pair_id].question[:40] if r.pair_id in pairs else "(pair deleted)"] for r in store]
     if not rows:
         print("No stored rewordings: runs make rule rewordings on the fly (`--make` stores them to edit).")
         return 0
-    print(table(rows, ["id", "status", "source", "reworded", "pair's question"]))
+    print(table(rows, ["id", "status", "use", "source", "reworded", "pair's question"]))
     return 0
 
 
-def _generate_rewordings(project, store, pairs, args: argparse.Namespace) -> None:
+def _generate_rewordings(project, store, pairs, use: str) -> None:
     import sys
 
     from tunewiz.errors import TunewizError
     from tunewiz.generators.rewording import pairs_to_reword, reword_pairs
 
-    todo = pairs_to_reword(store, pairs)
+    todo = pairs_to_reword(store, pairs, use)
     if not todo:
-        print("Every question asked already has a rewording from a model, a file or a person.")
+        print("Every question asked already has a rewording from a model, a file or a person." if use == "check"
+              else "Every trained question already has a rewording that trains.")
         return
     print(f"Rewording {counted(len(todo), 'question')} with {project.config.generator.provider} "
           f"({project.config.generator.model or 'its default model'}) ...")
@@ -235,12 +245,15 @@ def _generate_rewordings(project, store, pairs, args: argparse.Namespace) -> Non
         elif done % 10 == 0 or done == total:
             print(f"  {done}/{total}", flush=True)
 
-    summary = reword_pairs(project, store, todo, progress)
+    summary = reword_pairs(project, store, todo, progress, use)
     print("\n".join(summary.lines()))
     if summary.all_failed:
         where = project.config.generator.base_url or "its default address"
         raise TunewizError(f"no request to the generator at {where} came back: check it with `tunewiz providers`")
-    if summary.added:
+    if summary.added and use == "train":
+        print("The next run trains on these beside their pairs (the pair's answer to each); review them with "
+              "`tunewiz rewordings` (`--reject ID` the ones that ask another fact).")
+    elif summary.added:
         print("The next run asks these instead of its rule rewordings; review them with `tunewiz "
               "rewordings` (`--reject ID` the ones that ask another fact).")
     g = project.config.generator

@@ -176,8 +176,8 @@ def plan_run(project: Project, gpus: int) -> tuple[list, list, TrainingPlan, lis
 
     Facts all train: a fact held out can never be recalled, so its loss only rises;
     reworded questions of trained facts validate instead."""
-    train, validation, plan = _split_and_plan(project, gpus)
-    return train, validation, plan, check_records(project, train, plan.kind)
+    train, validation, plan, reworded = _split_and_plan(project, gpus)
+    return train + reworded, validation, plan, check_records(project, train, reworded, plan.kind)
 
 
 def next_run_plan(project: Project, gpus: int | None = None) -> TrainingPlan:
@@ -187,8 +187,10 @@ def next_run_plan(project: Project, gpus: int | None = None) -> TrainingPlan:
     return _split_and_plan(project, gpus or project.config.hardware.gpus)[2]
 
 
-def _split_and_plan(project: Project, gpus: int) -> tuple[list, list, TrainingPlan]:
+def _split_and_plan(project: Project, gpus: int) -> tuple[list, list, TrainingPlan, list]:
+    """(train pairs, validation pairs, plan, the train pairs' train rewordings as samples)."""
     from tunewiz.dataset import project_kind, project_split
+    from tunewiz.evalsets import REWORDINGS_FILE, RewordingStore, training_samples
     from tunewiz.hardware import detect, model_shape
 
     cfg = project.config
@@ -207,9 +209,11 @@ def _split_and_plan(project: Project, gpus: int) -> tuple[list, list, TrainingPl
                            "hardware.device = auto (or cpu), or train where the GPU is")
     shape = model_shape(cfg.base_model.model, cfg.base_model.gguf_file, project.root)
     cores = cfg.hardware.threads or hw.cpu_cores
+    reworded = training_samples(RewordingStore(project.path(REWORDINGS_FILE)), train)
     plan = plan_training(project, kind, why, train, validation, device, cores,
-                         shape.params / 1e9 if shape else None, gpus if device == "cuda" else 1)
-    return train, validation, plan
+                         shape.params / 1e9 if shape else None, gpus if device == "cuda" else 1,
+                         reworded=len(reworded))
+    return train, validation, plan, reworded
 
 
 def hardware_report_for_next_run(project: Project):
@@ -223,19 +227,23 @@ def hardware_report_for_next_run(project: Project):
     return hardware_report(project, hyperparameters=planned)
 
 
-def check_records(project: Project, train: list, kind: str) -> list[dict[str, Any]]:
-    """The questions asked at every checkpoint: trained ones, their rewordings, everyday prompts."""
+def check_records(project: Project, train: list, reworded: list, kind: str) -> list[dict[str, Any]]:
+    """The questions asked at every checkpoint: trained ones, their rewordings, everyday prompts.
+    `reworded`: the train rewordings the run trains on (a question that trains is never asked reworded)."""
     from tunewiz.dataset import PairStore
     from tunewiz.evalsets import (GENERAL_PROMPTS, REWORDINGS_FILE, RewordingStore, asked_pairs,
-                                  live_rewordings, rule_rewording)
+                                  check_texts_to_skip, live_rewordings, rule_rewording)
+    from tunewiz.scoring import tokens
 
     evaluation = project.config.evaluation
     records: list[dict[str, Any]] = []
     sample = asked_pairs(train, evaluation.questions, project.config.dataset.split_seed)
     pairs = {p.id: p for p in PairStore(project.pairs_path)}
+    trained = check_texts_to_skip(train + reworded)
     stored: dict[str, list] = {}
-    for rewording in live_rewordings(RewordingStore(project.path(REWORDINGS_FILE)), pairs):
-        stored.setdefault(rewording.pair_id, []).append(rewording)
+    for rewording in live_rewordings(RewordingStore(project.path(REWORDINGS_FILE)), pairs, "check"):
+        if tuple(tokens(rewording.question)) not in trained:
+            stored.setdefault(rewording.pair_id, []).append(rewording)
     for pair in sample:
         records.append({"split": "recall", "id": pair.id, "question": pair.question, "answer": pair.answer,
                         "system": pair.system})
@@ -247,7 +255,7 @@ def check_records(project: Project, train: list, kind: str) -> list[dict[str, An
         mine = [r for r in mine if r.source != "rules"] or mine
         texts = [(r.question, r.source) for r in mine] or [(rule_rewording(pair.question), "rules")]
         for text, source in texts:
-            if text:
+            if text and tuple(tokens(text)) not in trained:
                 records.append({"split": "reworded", "pair_id": pair.id, "question": text, "answer": pair.answer,
                                 "system": pair.system, "source": source})
     if evaluation.general_prompts:
