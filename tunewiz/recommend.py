@@ -71,7 +71,8 @@ class TrainingPlan:
 
     def summary(self) -> str:
         """lines() in a few lines, for a pane that must leave room for the form below it."""
-        head = (f"{self.kind}: {self.train_pairs} pairs train, {self.steps} steps"
+        head = (f"{self.kind}: {self.train_pairs} pairs train"
+                + (f" (+{self.train_rewordings} reworded)" if self.train_rewordings else "") + f", {self.steps} steps"
                 + (f", about {_duration(self.expected_seconds)}" if self.expected_seconds else ""))
         chosen = ", ".join(f"{key} {self.hyperparameters[key]}" for key in self.chosen)
         return head + (f"; preset auto chose {chosen} (`tunewiz train --plan` says why)" if chosen else "")

@@ -157,6 +157,7 @@ def test_rewordings_that_train_are_trained_beside_their_pair_and_never_asked(tmp
     assert "In which year did the Velmora Institute open?" in asked
     assert "Tell me what the capital city of Norland is." in asked  # CAPITAL's check falls back to its rule rewording
     assert plan.train_rewordings == 1 and "(and 1 of their questions reworded)" in plan.lines()[1]
+    assert plan.summary().startswith("facts: 2 pairs train (+1 reworded), ")  # the wizard's Hyperparameters step
     store.update(trains.id, status="rejected")
     train, _, plan, _ = plan_run(project, 1)
     assert len(train) == 2 and plan.train_rewordings == 0
