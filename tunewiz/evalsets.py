@@ -233,13 +233,14 @@ def live_rewordings(rewordings: Iterable[Rewording], pairs: dict[str, Pair], use
             and pairs[r.pair_id].question == r.made_from and (use is None or r.use == use)]
 
 
-def training_samples(rewordings: Iterable[Rewording], train: list[Pair]) -> list[Pair]:
+def training_samples(rewordings: Iterable[Rewording], train: list[Pair], train_on: str) -> list[Pair]:
     """The `train` rewordings of the pairs in `train`, as samples: the rewording's question, the pair's
-    answer and system prompt (the id is the rewording's)."""
+    answer and system prompt (the id is the rewording's). Pending ones train as pending pairs do
+    (`dataset.train_on`)."""
     by_id = {p.id: p for p in train if not p.history}
+    live = [r for r in live_rewordings(rewordings, by_id, "train") if r.status == "accepted" or train_on != "accepted"]
     return [Pair(r.question, by_id[r.pair_id].answer, id=r.id, system=by_id[r.pair_id].system,
-                 source=f"rewording of pair {r.pair_id}", status="accepted")
-            for r in live_rewordings(rewordings, by_id, "train")]
+                 source=f"rewording of pair {r.pair_id}", status=r.status) for r in live]
 
 
 def check_texts_to_skip(trained: Iterable[Pair]) -> set[tuple[str, ...]]:

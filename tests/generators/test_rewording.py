@@ -158,6 +158,10 @@ def test_rewordings_that_train_are_trained_beside_their_pair_and_never_asked(tmp
     assert "Tell me what the capital city of Norland is." in asked  # CAPITAL's check falls back to its rule rewording
     assert plan.train_rewordings == 1 and "(and 1 of their questions reworded)" in plan.lines()[1]
     assert plan.summary().startswith("facts: 2 pairs train (+1 reworded), ")  # the wizard's Hyperparameters step
+    PairStore(project.pairs_path).set_status([CAPITAL.id, FOUNDED.id], "accepted")
+    project.set("dataset.train_on", "accepted")  # a pending rewording trains as a pending pair does
+    assert plan_run(project, 1)[2].train_rewordings == 0
+    project.set("dataset.train_on", "accepted+pending")
     store.update(trains.id, status="rejected")
     train, _, plan, _ = plan_run(project, 1)
     assert len(train) == 2 and plan.train_rewordings == 0

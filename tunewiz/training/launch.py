@@ -209,7 +209,7 @@ def _split_and_plan(project: Project, gpus: int) -> tuple[list, list, TrainingPl
                            "hardware.device = auto (or cpu), or train where the GPU is")
     shape = model_shape(cfg.base_model.model, cfg.base_model.gguf_file, project.root)
     cores = cfg.hardware.threads or hw.cpu_cores
-    reworded = training_samples(RewordingStore(project.path(REWORDINGS_FILE)), train)
+    reworded = training_samples(RewordingStore(project.path(REWORDINGS_FILE)), train, cfg.dataset.train_on)
     plan = plan_training(project, kind, why, train, validation, device, cores,
                          shape.params / 1e9 if shape else None, gpus if device == "cuda" else 1,
                          reworded=len(reworded))
