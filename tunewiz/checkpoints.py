@@ -289,22 +289,33 @@ def rank_checkpoints(run: Run, patience: int = DEFAULT_PATIENCE) -> CheckpointRe
         best.best = True
     return CheckpointReport(run=run, checkpoints=checkpoints, best=best, overfit=overfit, patience=patience,
                             incomplete=incomplete, note=note, kind=kind, reason=reason, base=base,
-                            caveat=_rewording_caveat(run) if kind == "facts" else "")
+                            caveat=_rewording_caveat(run, best) if kind == "facts" else "")
 
 
 RULES_CAVEAT = ("{rules} of {total} reworded questions were made by rules and keep the question's words; "
                 "new words are recalled less (a benchmark: 55-70 % where rules read 90-100 %). Truer: "
                 "`tunewiz rewordings --generate` or `--import FILE`, then train again.")
+TRAIN_REWORDED_ADVICE = ("To recall more in new words, train each question in other words too "
+                         "(`tunewiz rewordings --generate --train`, a capable generator; or `--import FILE --train`).")
 
 
-def _rewording_caveat(run: Run) -> str:
-    """Said when most reworded questions of a run came from rules (run.json's evaluation.reworded_sources)."""
+def _rewording_caveat(run: Run, best: CheckpointInfo | None) -> str:
+    """Said when most reworded questions of a run came from rules (run.json's evaluation.reworded_sources),
+    and, when the run trained no rewordings, how to recall more in new words (when rules read high, or the
+    best checkpoint recalled fewer reworded questions than trained ones)."""
     try:
-        sources = run.read_spec().evaluation.get("reworded_sources") or {}
+        spec = run.read_spec()
     except TunewizError:
         return ""
+    sources = spec.evaluation.get("reworded_sources") or {}
     total, rules = sum(sources.values()), sources.get("rules", 0)
-    return RULES_CAVEAT.format(rules=rules, total=total) if total and rules * 2 > total else ""
+    mostly_rules = bool(total) and rules * 2 > total
+    said = [RULES_CAVEAT.format(rules=rules, total=total)] if mostly_rules else []
+    trained_rewordings = (spec.plan or {}).get("train_rewordings", 0)
+    fewer = bool(best and best.reworded and best.trained and best.reworded.fraction < best.trained.fraction)
+    if not trained_rewordings and (mostly_rules or fewer):
+        said.append(TRAIN_REWORDED_ADVICE)
+    return " ".join(said)
 
 
 def _run_kind(run: Run) -> str:

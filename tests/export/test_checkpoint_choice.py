@@ -9,7 +9,7 @@ import json
 
 from export_helpers import make_run
 
-from tunewiz.checkpoints import rank_checkpoints
+from tunewiz.checkpoints import TRAIN_REWORDED_ADVICE, rank_checkpoints
 from tunewiz.cli import main
 
 
@@ -127,7 +127,7 @@ def test_cli_shows_recall_and_why(project, capsys):
 def test_rule_rewordings_come_with_a_caveat(project, capsys):
     """Rule rewordings keep the question's words and read high: `tunewiz checkpoints` says so, until most
     of a run's rewordings come from a model, a file or a person."""
-    run = with_checks(make_run(project), "facts", FACT_CHECKS)
+    run = with_checks(make_run(project), "facts", {0: (0, 0, 0), 10: (6, 4, 0), 20: (10, 9, 0), 30: (10, 8, 0)})
     config = json.loads(run.config_path.read_text())
     config["evaluation"] = {"questions": 10, "reworded_sources": {"rules": 8, "generator": 2}}
     run.config_path.write_text(json.dumps(config))
@@ -135,7 +135,11 @@ def test_rule_rewordings_come_with_a_caveat(project, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "Note: 8 of 10 reworded questions were made by rules" in out
     assert f"`tunewiz rewordings -p {project.root} --generate`" in out  # from outside the project
+    assert f"`tunewiz rewordings -p {project.root} --generate --train`" in out  # what recalls more in new words
     config["evaluation"]["reworded_sources"] = {"rules": 2, "generator": 5, "file": 3}
+    run.config_path.write_text(json.dumps(config))
+    assert rank_checkpoints(run).caveat == TRAIN_REWORDED_ADVICE  # the best: 9/10 reworded where 10/10 trained
+    config["plan"] = dict(config.get("plan") or {}, train_rewordings=10)  # the run trained rewordings
     run.config_path.write_text(json.dumps(config))
     assert rank_checkpoints(run).caveat == ""
 
