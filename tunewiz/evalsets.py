@@ -225,6 +225,18 @@ class RewordingStore:
         return item
 
 
+def edit_rewording(store: RewordingStore, rewording_id: str, text: str) -> Rewording:
+    """Replace a rewording's question (source "edited"), checked as the CLI and the wizard both need."""
+    try:
+        item = store.get(rewording_id)
+    except KeyError:
+        raise TunewizError(f"{store.path}: no rewording {rewording_id!r}") from None
+    text = " ".join(text.split())
+    if not is_good_rewording(text, item.made_from):
+        raise TunewizError(f"{text!r}: not a question or instruction, or the same as the pair's question")
+    return store.update(rewording_id, question=text)
+
+
 def live_rewordings(rewordings: Iterable[Rewording], pairs: dict[str, Pair], use: str | None = None) -> list[Rewording]:
     """Rewordings in use (of `use`, or either): not rejected, their pair not rejected and still asking what
     they were made from."""

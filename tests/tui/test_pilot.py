@@ -316,6 +316,40 @@ async def test_the_editor_saves_what_was_typed_just_before_ctrl_s(qa_project):
         assert PairStore(qa_project.pairs_path).get("p000").question.endswith("!!")
 
 
+async def test_review_w_opens_the_rewordings_to_reject_and_edit(qa_project):
+    """Issue 13: rewordings are judged in Review as pairs are (a wrong one that trains teaches a wrong answer)."""
+    from tunewiz.evalsets import REWORDINGS_FILE, Rewording, RewordingStore
+
+    store = RewordingStore(qa_project.path(REWORDINGS_FILE))
+    store.add([Rewording(pair_id="p002", question="Tell me who wrote Hamlet.", made_from="Who wrote Hamlet?",
+                         source="generator", id="r1"),
+               Rewording(pair_id="p003", question="A spider has how many legs?", made_from="How many legs does a "
+                         "spider have?", source="file", use="train", status="accepted", id="r2")])
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await review_app(pilot, app)
+        await pilot.press("w")
+        await wait_for(pilot, lambda: app.screen.query("#rewordings-table"))
+        summary = str(app.screen.query_one("#rewordings-summary").render())
+        assert "2 rewordings: 1 checking recall, 1 training beside their pair" in summary
+        assert "Answer:   William Shakespeare." in str(app.screen.query_one("#rewording-detail").render())
+        await pilot.press("r")                        # r1 rejected
+        await pilot.press("down", "e")
+        app.screen.query_one("#rewording-edit").value = "How many legs has a spider got?"
+        await pilot.press("enter")
+        await pilot.pause()
+        stored = {r.id: r for r in RewordingStore(qa_project.path(REWORDINGS_FILE))}
+        assert stored["r1"].status == "rejected"
+        assert (stored["r2"].question, stored["r2"].source, stored["r2"].use) == (
+            "How many legs has a spider got?", "edited", "train")
+        await pilot.press("e")
+        app.screen.query_one("#rewording-edit").value = "How many legs does a spider have?"  # the pair's own
+        await pilot.press("enter", "escape")          # refused (said); escape leaves the edit
+        assert RewordingStore(qa_project.path(REWORDINGS_FILE)).get("r2").question == "How many legs has a spider got?"
+        await pilot.press("escape")                   # back to Review
+        assert not app.screen.query("#rewordings-table")
+
+
 async def preview_of(pilot, app, pair_id: str) -> str:
     """Review's preview with the cursor on one pair."""
     pane = await review_app(pilot, app)

@@ -1,4 +1,5 @@
-"""Review: read, accept, reject, edit and delete pairs; search and filter; undo.
+"""Review: read, accept, reject, edit and delete pairs; search and filter; undo; `w` opens the
+rewordings (tunewiz.tui.widgets.rewordings).
 
 The pairs journal is loaded once in a worker; every change is one append through
 `PairStore` (update, set_status, delete) and can be undone by writing the earlier
@@ -62,6 +63,7 @@ class ReviewPane(StepPane):
         Binding("A", "bulk_status('accepted')", "Accept marked", show=False),
         Binding("R", "bulk_status('rejected')", "Reject marked", show=False),
         Binding("D", "bulk_delete", "Delete marked", show=False),
+        Binding("w", "rewordings", "Rewordings", show=False),
     ]
 
     def __init__(self, **kwargs) -> None:
@@ -236,6 +238,12 @@ class ReviewPane(StepPane):
         self.store.set_status([pair.id], status)
         self._wrote()
         self.refilter(keep=following or pair.id)
+
+    def action_rewordings(self) -> None:
+        """The pairs' questions in other words (checking recall, or training beside them): accept, reject, edit."""
+        from tunewiz.tui.widgets.rewordings import RewordingsScreen
+
+        self.app.push_screen(RewordingsScreen(self.project))
 
     @writes
     @shows_errors

@@ -170,8 +170,8 @@ def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
 
     from tunewiz.dataset import PairStore, trainable
     from tunewiz.errors import TunewizError
-    from tunewiz.evalsets import (REWORDINGS_FILE, RewordingStore, asked_pairs, import_rewordings,
-                                  is_good_rewording, live_rewordings, make_rule_rewordings)
+    from tunewiz.evalsets import (REWORDINGS_FILE, RewordingStore, asked_pairs, edit_rewording, import_rewordings,
+                                  live_rewordings, make_rule_rewordings)
 
     pairs = {p.id: p for p in PairStore(project.pairs_path)}
     store = RewordingStore(project.path(REWORDINGS_FILE))
@@ -204,18 +204,12 @@ def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
             print(f"{status.capitalize()} {len(ids)} rewordings.")
     if args.edit:
         rewording_id, text = args.edit
-        try:
-            item = store.get(rewording_id)
-        except KeyError:
-            raise TunewizError(f"{store.path}: no rewording {rewording_id!r}") from None
-        if not is_good_rewording(text, item.made_from):
-            raise TunewizError(f"{text!r}: not a question or instruction, or the same as the pair's question")
-        store.update(rewording_id, question=text)
+        edit_rewording(store, rewording_id, text)
         print(f"Edited rewording {rewording_id}.")
     if changing:
         return 0
     live = {r.id for r in live_rewordings(store, pairs)}
-    rows = [[r.id, r.status if r.id in live else "retired", r.use, r.source, r.question[:50],
+    rows = [[r.id, r.status if r.id in live or r.status == "rejected" else "retired", r.use, r.source, r.question[:50],
              pairs[r.pair_id].question[:40] if r.pair_id in pairs else "(pair deleted)"] for r in store]
     if not rows:
         print("No stored rewordings: runs make rule rewordings on the fly (`--make` stores them to edit).")
