@@ -95,6 +95,10 @@ def test_the_model_card_parses_and_holds_counts_not_samples(tmp_path, project):
     assert card.data.base_model == "smollm2-135m" and card.data.library_name == "transformers"
     assert {"tunewiz", "lora", "gguf"} <= set(card.data.tags)
     assert "2 training samples (1 question/answer pairs, 1 conversations); 1 reviewed and accepted" in card.text
+    assert "also trained in other words" not in card.text
+    spec.plan = dict(spec.plan or {}, train_rewordings=1)  # a run that trained a rewording beside its pair
+    rewordings = ModelCard(model_card("facts", manifest, spec, report, report.best, pairs, tmp_path / "no-base"))
+    assert "- 1 of their questions also trained in other words (never asked by the recall check)" in rewordings.text
     assert f"Step {report.best.step} of run `{run.id}`: " in card.text and "validation loss: 1.2000" in card.text
     assert "facts-q8_0.gguf" in card.text and "ollama create facts" in card.text
     assert "Zorbl" not in text and "7431" not in text  # counts, never the user's data

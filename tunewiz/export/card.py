@@ -39,6 +39,8 @@ def model_card(name: str, manifest: ExportManifest, spec: RunSpec, report: Check
     statuses = Counter(p.status for p in trained)
     lines += [f"- {len(trained)} training samples ({len(trained) - conversations} question/answer pairs, "
               f"{conversations} conversations); {statuses.get('accepted', 0)} reviewed and accepted",
+              *([f"- {reworded} of their questions also trained in other words (never asked by the recall check)"]
+                if (reworded := (spec.plan or {}).get("train_rewordings", 0)) else []),
               f"- {len(spec.validation_ids)} held out for validation",
               f"- what they teach: **{spec.kind}** ("
               + ("knowledge to recall, judged on reworded questions" if spec.kind == "facts"
