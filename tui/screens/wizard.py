@@ -72,10 +72,16 @@ class WizardScreen(Screen):
         steps.highlighted = STEPS.index(self.first_step)
         steps.focus()
         self.app.refresh_status()
-        self.call_after_refresh(self._shown, self.first_step)
-        # Into the first step at once: with the focus on the sidebar its keys (i imports...) did
-        # nothing until a step key was pressed, and what a newcomer typed was lost.
-        self.call_after_refresh(self.query_one(f"#panes > #{self.first_step}").focus_first)
+        self.call_after_refresh(self._into_first_step)
+
+    def _into_first_step(self) -> None:
+        """Into the first step at once: with the focus on the sidebar its keys (i imports...) did nothing
+        until a step key was pressed, and what a newcomer typed was lost. Unless a step key came first (a
+        quick typist, a slow machine): then that step keeps the focus its keys need."""
+        if self.current_step != self.first_step:
+            return
+        self._shown(self.first_step)
+        self.query_one(f"#panes > #{self.first_step}").focus_first()
 
     # -- the sidebar
 
