@@ -262,6 +262,8 @@ def _child(args, work: Path) -> None:
         result = run_engine(args, folder, False, pairs, padded=False, quantization="nf4",
                             eager=args.only == "engine-qlora-eager")
     else:
+        if args.only == "engine-unfused":
+            os.environ["TUNEWIZ_FUSE"] = "0"
         result = run_engine(args, folder, random_weights, pairs, padded=args.only == "engine-padded",
                             eager=args.only == "engine-eager")
     name, peak = gpu_peak()
@@ -290,7 +292,8 @@ def main() -> None:
     parser.add_argument("--systems", default="engine,baseline",
                         help="comma list of engine, baseline, engine-padded (the engine's loop with padding), "
                              "engine-eager (the engine without torch.compile), engine-qlora (a 4-bit NF4 base), "
-                             "engine-qlora-eager (the same, not compiled)")
+                             "engine-qlora-eager (the same, not compiled), engine-unfused (q/k/v and gate/up as "
+                             "separate projections)")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == "auto" or args.precision == "auto":

@@ -84,7 +84,8 @@ def main() -> None:
                         help="comma-separated ways to run 13 varied batches of 16 QA rows, three passes each: "
                              "layers (the engine's compiled layers), model (the whole loss compiled), "
                              "model-graphs (the same under CUDA graphs, mode reduce-overhead), layers-varlen (the "
-                             "compiled layers with PyTorch's flash varlen attention instead of sdpa's mask)")
+                             "compiled layers with PyTorch's flash varlen attention instead of sdpa's mask), layers-fused "
+                             "(the compiled layers with q/k/v and gate/up fused, tunewiz/training/fused.py)")
     parser.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE",
                         help="set torch._inductor.config.KEY (dotted keys too) before compiling, "
                              "e.g. combo_kernels=True")
@@ -378,7 +379,11 @@ def graphs_way(way: str, shape: dict, tokenizer, device: str, dtype, qa, pad_id:
         for module in model.modules():
             if hasattr(module, "config") and hasattr(module.config, "_attn_implementation"):
                 module.config._attn_implementation = VARLEN
-    if way in ("layers", "layers-varlen"):
+    if way == "layers-fused":
+        from tunewiz.training.fused import fuse_projections
+
+        print(f"{fuse_projections(model)} projection groups fused", flush=True)
+    if way in ("layers", "layers-varlen", "layers-fused"):
         compile_layers(model, device)
         loss_of = None
     else:

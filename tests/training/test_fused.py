@@ -1,0 +1,99 @@
+"""Fused q/k/v and gate/up projections give the loss and gradients PEFT's own LoRA layers give."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunewiz.training import data as D
+from tunewiz.training.fused import fuse_projections
+from tunewiz.training.loss import answer_loss
+
+
+def lora_model(tiny_model, dropout: float = 0.0):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    torch.manual_seed(1)  # the same LoRA A weights in every model built
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear",
+                                             task_type="CAUSAL_LM"))
+    with torch.no_grad():  # B starts at zero; random B makes the adapter's part of the output count
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    return model
+
+
+@pytest.fixture
+def batch(tiny_model):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    records = [{"question": "What is " + "very " * n + "odd?", "answer": "It is odd " * (n + 2)} for n in (1, 6, 3)]
+    examples = D.tokenize_records(records, tokenizer, "chatml", "You answer.", 512).examples
+    collated = D.collate_flat(examples, 1, tokenizer.pad_token_id or 0)
+    return collated, D.answer_tokens(collated)
+
+
+def loss_and_grads(model, batch):
+    collated, items = batch
+    model.zero_grad(set_to_none=True)
+    loss = answer_loss(model, dict(collated), items, by_index=True)
+    loss.backward()
+    return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_fused_projections_train_as_peft_does(tiny_model, batch):
+    import torch
+
+    plain, fused = lora_model(tiny_model), lora_model(tiny_model)
+    keys = set(fused.state_dict())
+    # 2 layers: q/k/v and gate/up in each
+    assert fuse_projections(fused) == 4
+    assert set(fused.state_dict()) == keys  # the adapter and checkpoints save as before
+    loss, grads = loss_and_grads(plain, batch)
+    fused_loss, fused_grads = loss_and_grads(fused, batch)
+    assert fused_loss == pytest.approx(loss, rel=1e-5)
+    assert fused_grads.keys() == grads.keys() and any("q_proj.lora_A" in n for n in grads)
+    for name, grad in grads.items():
+        torch.testing.assert_close(fused_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    attention = fused.get_base_model().model.layers[0].self_attn
+    # the base weights are views of one concatenated weight, not a second copy
+    assert attention.k_proj.base_layer.weight.data_ptr() > attention.q_proj.base_layer.weight.data_ptr()
+    assert attention.k_proj.base_layer.weight.untyped_storage().data_ptr() == \
+        attention.q_proj.base_layer.weight.untyped_storage().data_ptr()
+
+
+def test_fused_projections_follow_disabled_adapters(tiny_model, batch):
+    import torch
+
+    plain, fused = lora_model(tiny_model), lora_model(tiny_model)
+    fuse_projections(fused)
+    collated, _ = batch
+    with torch.no_grad():
+        with_lora = fused(input_ids=collated["input_ids"]).logits
+        with plain.disable_adapter(), fused.disable_adapter():
+            base, fused_base = plain(input_ids=collated["input_ids"]).logits, fused(input_ids=collated["input_ids"]).logits
+    torch.testing.assert_close(fused_base, base)
+    assert not torch.allclose(with_lora, base, atol=1e-3)
+
+
+def test_dropout_keeps_peft_layers(tiny_model):
+    # each projection draws its own dropout mask in PEFT; a shared one would train differently
+    assert fuse_projections(lora_model(tiny_model, dropout=0.1)) == 0
+
+
+def test_fused_projections_follow_a_merged_adapter(tiny_model, batch):
+    # the recall check merges the adapter into the weights on fp32 runs and unmerges it after
+    import torch
+
+    plain, fused = lora_model(tiny_model), lora_model(tiny_model)
+    fuse_projections(fused)
+    ids = batch[0]["input_ids"]
+    with torch.no_grad():
+        expected = plain(input_ids=ids).logits
+        fused.merge_adapter()
+        torch.testing.assert_close(fused(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)
+        fused.unmerge_adapter()
+        torch.testing.assert_close(fused(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)

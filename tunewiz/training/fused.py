@@ -1,0 +1,109 @@
+"""Fused projections: a decoder layer's q/k/v, and its MLP's gate/up, as one matmul each, LoRA included.
+
+A compiled LoRA layer on a GPU is bound by the host launching kernels when rows are short (QA
+pairs): each of the 7 adapted linears runs three matmuls forward (base, A, B) and more backward.
+The projections that read the same input can share them: one matmul over the concatenated base
+weights, one into all their A ranks and one out of their B's laid block-diagonally, so q/k/v and
+gate/up take 3 matmuls where they took 9 and 6.
+
+How, without rewriting any model's attention: the attention (or MLP) module is handed the fused
+output in place of its input, and its q/k/v (gate/up) projections return their slice of it. The
+modules only read their input's shape (all but the last dimension, which the fused output shares)
+and pass it to those projections, so their own forward, whatever the transformers version, runs
+as it is. The LoRA weights stay where PEFT keeps them (the adapter saves as before), and the base
+weights become views of the concatenated one (no second copy).
+"""
+
+from __future__ import annotations
+
+ATTENTION = ("q_proj", "k_proj", "v_proj")
+MLP = ("gate_proj", "up_proj")
+
+
+def fuse_projections(model) -> int:
+    """Fuse every q/k/v and gate/up group of the PEFT model that can be fused; returns how many were.
+
+    A group is fused when its projections are plain LoRA linears on unquantized nn.Linear weights of one
+    dtype and device, reading one input, with one active adapter, vanilla LoRA (no DoRA) and no dropout.
+    Others are left as they are."""
+    fused = 0
+    for module in list(model.modules()):
+        for names in (ATTENTION, MLP):
+            linears = [getattr(module, name, None) for name in names]
+            if all(linear is not None for linear in linears) and _fusable(linears):
+                _fuse(module, names, linears)
+                fused += 1
+    return fused
+
+
+def _fusable(linears) -> bool:
+    import torch
+    from peft.tuners.lora import Linear as LoraLinear
+
+    if not all(type(linear) is LoraLinear for linear in linears):
+        return False
+    adapters = [linear.active_adapters for linear in linears]
+    if any(len(a) != 1 or a != adapters[0] for a in adapters):
+        return False
+    name = adapters[0][0]
+    bases = [linear.base_layer for linear in linears]
+    return (all(type(base) is torch.nn.Linear for base in bases)
+            and len({(b.weight.dtype, b.weight.device, b.in_features) for b in bases}) == 1
+            and len({b.bias is None for b in bases}) == 1
+            and all(name in linear.lora_A and name not in linear.lora_variant
+                    and isinstance(linear.lora_dropout[name], torch.nn.Identity)
+                    and not linear.merged for linear in linears))
+
+
+def _slice_forward(self, fused_output, *args, **kwargs):
+    """A projection's forward once fused: its columns of the fused output it is handed."""
+    start, stop = self.fused_columns
+    return fused_output[..., start:stop]
+
+
+def _fused_forward(self, hidden_states, *args, **kwargs):
+    """The module's own forward, handed the fused output in place of its input. One function bound to
+    every fused module, its weights on the module, so the layers of a compiled model share one graph."""
+    return type(self).forward(self, _fused_output(hidden_states, self), *args, **kwargs)
+
+
+def _fuse(module, names: tuple[str, ...], linears) -> None:
+    import types
+
+    import torch
+
+    bases = [linear.base_layer for linear in linears]
+    weight = torch.cat([base.weight.detach() for base in bases])
+    bias = None if bases[0].bias is None else torch.cat([base.bias.detach() for base in bases])
+    start = 0
+    for linear, base in zip(linears, bases):
+        stop = start + base.out_features
+        base.weight.data = weight[start:stop]  # a view: the layer's weights are held once
+        if bias is not None:
+            base.bias.data = bias[start:stop]
+        linear.fused_columns = (start, stop)
+        linear.forward = types.MethodType(_slice_forward, linear)
+        start = stop
+    # not in the state_dict: checkpoints hold the LoRA weights alone, as before
+    module.register_buffer("fused_weight", weight, persistent=False)
+    module.register_buffer("fused_bias", bias, persistent=False)
+    module.fused_names = names
+    module.fused_adapter = linears[0].active_adapters[0]
+    module.forward = types.MethodType(_fused_forward, module)
+
+
+def _fused_output(x, module):
+    """What the fused projections of `module` would return, side by side on the last dimension."""
+    import torch
+    import torch.nn.functional as F
+
+    linears = [getattr(module, name) for name in module.fused_names]
+    if linears[0].merged:  # LoRA merged into each base weight (PEFT may have replaced it: no longer a view)
+        return torch.cat([linear.base_layer(x) for linear in linears], dim=-1)
+    result = F.linear(x, module.fused_weight, module.fused_bias)
+    if linears[0].disable_adapters:  # PEFT's disable_adapter(): the base model's answers
+        return result
+    adapter = module.fused_adapter
+    a = torch.cat([linear.lora_A[adapter].weight for linear in linears])
+    b = torch.block_diag(*(linear.lora_B[adapter].weight * linear.scaling[adapter] for linear in linears))
+    return result + F.linear(F.linear(x, a), b)
