@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -93,7 +94,10 @@ class EmbeddedServer:
         self.port = free_port()
         command = [sys.executable, "-c", _BOOTSTRAP, str(os.getpid()),
                    "--model", str(self.model_path), "--host", self.host, "--port", str(self.port),
-                   "--n_ctx", str(self.n_ctx)]
+                   "--n_ctx", str(self.n_ctx),
+                   # Each request's seed is drawn from the previous one, starting at this: a fixed start gave
+                   # every new server the same replies in the same order, so asking again got the same ones.
+                   "--seed", str(random.randrange(2**31))]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         try:

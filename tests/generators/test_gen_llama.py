@@ -83,3 +83,22 @@ def test_connection_test_and_a_broken_gguf(tmp_path, llama_server):
         EmbeddedServer(broken, startup_timeout_s=60).start()
     with pytest.raises(TunewizError, match="generator.embedded_gguf: .*missing.gguf does not exist"):
         EmbeddedServer(tmp_path / "missing.gguf").start()
+
+
+def test_asking_again_after_a_restart_samples_anew():
+    # llama-cpp-python draws each request's seed from the one before, starting at the server's seed: with
+    # its default seed every new server gave the same replies in the same order, so asking again (the
+    # rewordings still missing, another pass over a topic) got the replies already dropped.
+    import httpx
+
+    from tunewiz.models import smollm2_gguf_path
+
+    body = {"messages": [{"role": "user", "content": "Write one question about the sea."}],
+            "max_tokens": 24, "temperature": 1.0}
+    replies = []
+    for _ in range(2):
+        with EmbeddedServer(smollm2_gguf_path(), n_ctx=512) as server:
+            reply = httpx.post(f"{server.base_url}/chat/completions", json={"model": server.model, **body},
+                               timeout=120).json()
+            replies.append(reply["choices"][0]["message"]["content"])
+    assert replies[0] != replies[1]
