@@ -289,4 +289,8 @@ def parse_reworded(content: str | None) -> str:
     question = _field(data, _QUESTION_KEYS) if isinstance(data, dict) else data
     if not isinstance(question, str) or not question.strip():
         raise ReplyError("JSON without a question")
-    return " ".join(question.split())
+    # One question: what follows its question mark is not part of it. The embedded model ends some with
+    # the prompt's debris ("Who founded the University of Ostrel? } Example: {"), which made a copy of
+    # the original pass for a rewording.
+    head, mark, _ = question.partition("?")
+    return " ".join((head + mark).split())

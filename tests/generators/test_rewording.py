@@ -195,3 +195,14 @@ def test_rewordings_that_train_come_from_a_file_or_the_generator(tmp_path, capsy
     assert main(["rewordings", "-p", str(project.root)]) == 0
     assert "use" in capsys.readouterr().out.splitlines()[0]
     assert main(["rewordings", "-p", str(project.root), "--train"]) == 2
+
+
+def test_a_reply_is_one_question_and_debris_after_it_does_not_make_a_copy_new():
+    from tunewiz.generators.prompts import parse_reworded
+
+    # replies of the embedded model asked for the 40 benchmark facts
+    copy = parse_reworded('{"question": "Who founded the University of Ostrel? } Example: {"}')
+    assert copy == "Who founded the University of Ostrel?"
+    assert rewording_problem(copy, Pair(question="Who founded the University of Ostrel?",
+                                        answer="Mira Holt founded it.")) == "not_a_rewording"
+    assert parse_reworded('{"question": "Tell me  which city is the capital."}') == "Tell me which city is the capital."
