@@ -91,6 +91,8 @@ def rewording_problem(candidate: str, pair: Pair) -> str | None:
         return "copied_example"
     said = {w.lower() for w in _words(candidate)}
     names = names_in(pair.question)
+    if (names_in(prompts.REWORD_EXAMPLE[0]) - names) & said:  # the example's subject in another question
+        return "copied_example"
     if names - said or numbers(pair.question) - numbers(candidate):
         return "lost_names"
     if not names and not numbers(pair.question) and not content_words(pair.question) & content_words(candidate):

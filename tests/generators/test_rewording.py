@@ -206,3 +206,11 @@ def test_a_reply_is_one_question_and_debris_after_it_does_not_make_a_copy_new():
     assert rewording_problem(copy, Pair(question="Who founded the University of Ostrel?",
                                         answer="Mira Holt founded it.")) == "not_a_rewording"
     assert parse_reworded('{"question": "Tell me  which city is the capital."}') == "Tell me which city is the capital."
+
+
+def test_the_prompt_examples_subject_in_a_rewording_is_copied_example():
+    # the embedded model, asked about the 40 benchmark facts, mixed the example's institute into them
+    pair = Pair(question="Who designed the Pellmoor Lighthouse?", answer="Edwin Sall designed it.")
+    assert rewording_problem("In which year did the Velmora Institute design the Pellmoor Lighthouse?",
+                             pair) == "copied_example"
+    assert rewording_problem("Which architect drew up the Pellmoor Lighthouse?", pair) is None
