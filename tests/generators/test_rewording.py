@@ -8,7 +8,7 @@ import pytest
 from tunewiz.dataset import Pair, PairStore
 from tunewiz.evalsets import REWORDINGS_FILE, Rewording, RewordingStore
 from tunewiz.generators.prompts import REWORD_EXAMPLE
-from tunewiz.generators.rewording import DROP_REASONS, pairs_to_reword, reword_pairs, rewording_problem
+from tunewiz.generators.rewording import ASKS_PER_QUESTION, DROP_REASONS, pairs_to_reword, reword_pairs, rewording_problem
 from tunewiz.project import create_project
 
 CAPITAL = Pair(question="What is the capital of Norland?", answer="The capital of Norland is Brightwater.")
@@ -84,7 +84,10 @@ def test_the_real_llama_server_rewords_and_only_checked_replies_are_stored(tmp_p
     progress = []
     summary = reword_pairs(project, store, pairs, lambda done, total: progress.append((done, total)))
     assert progress[-1] == (3, 3) and summary.requests >= 3 and summary.tokens_out > 0
-    assert summary.added + sum(summary.dropped.values()) == 3 and set(summary.dropped) <= set(DROP_REASONS)
+    # a question whose replies all fail is asked ASKS_PER_QUESTION times; one that got a rewording, no more
+    dropped = sum(summary.dropped.values())
+    assert (3 - summary.added) * ASKS_PER_QUESTION <= dropped <= 3 * ASKS_PER_QUESTION - summary.added
+    assert set(summary.dropped) <= set(DROP_REASONS)
     stored = list(RewordingStore(project.path(REWORDINGS_FILE)))
     assert len(stored) == summary.added
     by_id = {p.id: p for p in pairs}
@@ -186,7 +189,9 @@ def test_rewordings_that_train_come_from_a_file_or_the_generator(tmp_path, capsy
         assert main(["rewordings", "-p", str(project.root), "--generate", "--train"]) == 0
         out = capsys.readouterr().out
         assert "Imported 1 rewordings that train" in out
-        assert "Rewording 2 questions" in out and "1 already used" in out  # PHOTO has one; FOUNDED's is a check's
+        # PHOTO has one; FOUNDED's reply is a check rewording's words, however often it is asked
+        assert "Rewording 2 questions" in out and f"{ASKS_PER_QUESTION} already used" in out
+        assert f"({1 + ASKS_PER_QUESTION} requests, 0 retries)" in out  # CAPITAL's first reply was kept
         assert "The next run trains on these beside their pairs" in out
     stored = {(r.pair_id, r.use, r.source): r.question for r in RewordingStore(project.path(REWORDINGS_FILE))}
     assert stored[(CAPITAL.id, "train", "generator")] == "Could you tell me: what is the capital of Norland?"
