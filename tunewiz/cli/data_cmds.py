@@ -252,5 +252,6 @@ def _generate_rewordings(project, store, pairs, use: str) -> None:
               "rewordings` (`--reject ID` the ones that ask another fact).")
     g = project.config.generator
     if g.provider == "embedded" and (not g.model or "smollm2" in g.model.lower()):
-        print("Note: the shipped SmolLM2-135M rewords poorly (on a 40-fact set it kept 6, and some of those ask "
-              "another fact): review them, or choose a stronger generator (`tunewiz providers`).")
+        print("Note: the shipped SmolLM2-135M rewords poorly (on a 40-fact set it kept 4 to 6, asked up to 4 times "
+              "each, and most of those ask another fact): review them, or choose a stronger generator "
+              "(`tunewiz providers`).")
