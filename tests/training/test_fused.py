@@ -97,3 +97,15 @@ def test_fused_projections_follow_a_merged_adapter(tiny_model, batch):
         torch.testing.assert_close(fused(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)
         fused.unmerge_adapter()
         torch.testing.assert_close(fused(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_projections_generate_as_peft_does(tiny_model, batch):
+    # the recall check decodes greedily through the KV cache with the training model
+    import torch
+
+    plain, fused = lora_model(tiny_model), lora_model(tiny_model)
+    fuse_projections(fused)
+    ids = batch[0]["input_ids"][:, :12]
+    with torch.no_grad():
+        expected = plain.generate(input_ids=ids, max_new_tokens=8, do_sample=False, pad_token_id=0)
+        assert torch.equal(fused.generate(input_ids=ids, max_new_tokens=8, do_sample=False, pad_token_id=0), expected)
