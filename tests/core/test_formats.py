@@ -408,3 +408,27 @@ def test_a_number_as_an_answer_keeps_the_digits_it_was_written_with(tmp_path):
                  '"weight": 1.0}]}\n')
     pairs = read_pairs(f).pairs
     assert [p.answer for p in pairs] == ["2.50", "1e-7", "14", "Hello."]
+
+
+def test_export_data_writes_rewordings_that_train_when_asked(tmp_path, capsys):
+    from tunewiz.cli import main
+    from tunewiz.evalsets import REWORDINGS_FILE, Rewording, RewordingStore
+    from tunewiz.project import create_project
+
+    project = create_project(tmp_path / "a")
+    capital = Pair("What is the capital of Norland?", "Quillport.", status="accepted")
+    dropped = Pair("What is B?", "B is two.", status="rejected")
+    PairStore(project.pairs_path).add([capital, dropped])
+    RewordingStore(project.path(REWORDINGS_FILE)).add([
+        Rewording(capital.id, "Which city is Norland's capital?", capital.question, source="file", use="train"),
+        Rewording(capital.id, "Name the capital of Norland.", capital.question, source="file"),  # the check's
+        Rewording(dropped.id, "Tell me B.", dropped.question, source="file", use="train")])  # its pair rejected
+    out = tmp_path / "out.jsonl"
+    assert main(["export-data", "-p", str(project.root), "--format", "jsonl", str(out)]) == 0
+    assert "Left out the rewordings that train beside these pairs (1; --train-rewordings" in capsys.readouterr().out
+    assert [r["question"] for r in map(json.loads, out.read_text().splitlines())] == [capital.question]
+    assert main(["export-data", "-p", str(project.root), "--format", "jsonl", "--train-rewordings", str(out)]) == 0
+    assert "Wrote 2 samples to" in capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["question"], r["answer"]) for r in rows] == [(capital.question, "Quillport."),
+                                                           ("Which city is Norland's capital?", "Quillport.")]

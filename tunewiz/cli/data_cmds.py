@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--status", default="accepted,pending",
                    help="comma-separated statuses to include (default: accepted,pending)")
+    p.add_argument("--train-rewordings", action="store_true",
+                   help="also write each rewording that trains (`tunewiz rewordings --train`) as a row of its own "
+                        "with its pair's answer, as a run trains on them")
     p.set_defaults(handler=cmd_export_data)
 
     p = sub.add_parser("pairs", help="list pairs, or change their status")
@@ -95,13 +98,22 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export_data(args: argparse.Namespace) -> int:
     from tunewiz.dataset import PairStore
+    from tunewiz.evalsets import REWORDINGS_FILE, RewordingStore, training_samples
     from tunewiz.formats import write_pairs
 
     project = open_project(args)
     wanted = {s.strip() for s in args.status.split(",")}
     pairs = [p for p in PairStore(project.pairs_path) if p.status in wanted]
-    count, left_out = write_pairs(pairs, args.output, args.format, project.config.template.system_prompt)
-    print(f"Wrote {count} samples to {args.output} ({args.format}).")
+    # A rewording that trains is in the file only when asked: imported back, it would be a pair of its own.
+    reworded = [s for s in training_samples(RewordingStore(project.path(REWORDINGS_FILE)), pairs, "accepted+pending")
+                if s.status in wanted]
+    rows = pairs + reworded if args.train_rewordings else pairs
+    count, left_out = write_pairs(rows, args.output, args.format, project.config.template.system_prompt)
+    print(f"Wrote {count} samples to {args.output} ({args.format})"
+          + (f", {len(reworded)} of them rewordings that train." if args.train_rewordings and reworded else "."))
+    if reworded and not args.train_rewordings:
+        print(f"Left out the rewordings that train beside these pairs ({len(reworded)}; --train-rewordings "
+              "writes them as rows of their own).")
     if left_out:
         print(f"Left out {left_out} conversations: {args.format} holds one question and answer per row "
               "(jsonl, sharegpt and openai keep every turn).", file=sys.stderr)
