@@ -386,10 +386,10 @@ class Trainer:
         # 4-bit layers too: QLoRA went from 1.37x to 1.04x bf16's time. Sharded layers stay eager: FSDP's
         # gather hooks inside compiled layers are not checked yet (issue: GPU figures on two H200s).
         # q/k/v and gate/up as one matmul each (tunewiz/training/fused.py): +12 % real tokens/s on QA rows and
-        # +5 % on full rows (8B shape, one H100). 16-bit only: an fp32 run's recall check merges the adapter.
+        # +5 % on full rows (8B shape, one H100); on 2 CPU cores within the noise (-3.5 % a step, SmolLM2-135M),
+        # kept there too so that CPU runs take the GPU's path. Not over 4-bit layers, nor sharded ones.
         self.fused = 0
-        if self.device == "cuda" and self.precision in ("bf16", "fp16") and not (self.quantized or self.sharded) \
-                and os.environ.get("TUNEWIZ_FUSE", "1") != "0":
+        if not (self.quantized or self.sharded) and os.environ.get("TUNEWIZ_FUSE", "1") != "0":
             from tunewiz.training.fused import fuse_projections
 
             self.fused = fuse_projections(self.model)
@@ -465,8 +465,10 @@ class Trainer:
         if dist.world > 1 and not self.sharded:
             from torch.nn.parallel import DistributedDataParallel
 
+            # No buffer needs syncing (rotary tables are the same on every rank), and the fused projections'
+            # concatenated weights are buffers: broadcast each step, they would send the model's weights again.
             self.forward_model = DistributedDataParallel(
-                self.model, device_ids=[dist.local_rank] if self.device == "cuda" else None)
+                self.model, device_ids=[dist.local_rank] if self.device == "cuda" else None, broadcast_buffers=False)
         trainable = sum(p.numel() for p in self.trainable_params)
         report.log(f"device {self.device} x{dist.world}, precision {self.precision}, attention {self.attention}, "
                    f"threads {self.threads}, {trainable:,} trainable LoRA weights, {self.max_steps} steps "
