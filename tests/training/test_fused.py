@@ -9,7 +9,7 @@ from tunewiz.training.fused import fuse_projections
 from tunewiz.training.loss import answer_loss
 
 
-def lora_model(tiny_model, dropout: float = 0.0):
+def lora_model(tiny_model, dropout: float = 0.0, dora: bool = False):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -17,7 +17,7 @@ def lora_model(tiny_model, dropout: float = 0.0):
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     torch.manual_seed(1)  # the same LoRA A weights in every model built
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear",
-                                             task_type="CAUSAL_LM"))
+                                             use_dora=dora, task_type="CAUSAL_LM"))
     with torch.no_grad():  # B starts at zero; random B makes the adapter's part of the output count
         for name, param in model.named_parameters():
             if "lora_B" in name:
@@ -79,9 +79,10 @@ def test_fused_projections_follow_disabled_adapters(tiny_model, batch):
     assert not torch.allclose(with_lora, base, atol=1e-3)
 
 
-def test_dropout_keeps_peft_layers(tiny_model):
+def test_dropout_and_dora_keep_peft_layers(tiny_model):
     # each projection draws its own dropout mask in PEFT; a shared one would train differently
     assert fuse_projections(lora_model(tiny_model, dropout=0.1)) == 0
+    assert fuse_projections(lora_model(tiny_model, dora=True)) == 0  # DoRA scales each projection's weight
 
 
 def test_fused_projections_follow_a_merged_adapter(tiny_model, batch):

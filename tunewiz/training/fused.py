@@ -50,9 +50,10 @@ def _fusable(linears) -> bool:
     return (all(type(base) is torch.nn.Linear for base in bases)
             and len({(b.weight.dtype, b.weight.device, b.in_features) for b in bases}) == 1
             and len({b.bias is None for b in bases}) == 1
-            and all(name in linear.lora_A and name not in linear.lora_variant
-                    and isinstance(linear.lora_dropout[name], torch.nn.Identity)
-                    and not linear.merged for linear in linears))
+            and all(name in linear.lora_A and not linear.merged
+                    and name not in getattr(linear, "lora_variant", {})  # DoRA and other variants (peft >= 0.15)
+                    and not getattr(linear, "use_dora", {}).get(name, False)  # DoRA before
+                    and isinstance(linear.lora_dropout[name], torch.nn.Identity) for linear in linears))
 
 
 def _slice_forward(self, fused_output, *args, **kwargs):
