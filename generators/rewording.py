@@ -38,8 +38,9 @@ DROP_REASONS = ("not_a_rewording", "copied_example", "other_question", "lost_nam
 """already_used: the same words as one of the pair's rewordings of the other use (a question that trains
 is never the one the check asks)."""
 ASKS_PER_QUESTION = 4
-"""Replies asked for one question until one passes the checks: a capable model's first one does; the
-embedded SmolLM2-135M kept 4-5 of 40 benchmark questions a pass, and 20 in six passes."""
+"""Replies asked for one question until one passes the checks: a capable model's first one does. The
+embedded SmolLM2-135M kept 4-5 of the 40 benchmark questions in one pass, and 4 asked up to 4 times each
+at the default temperature (docs/train.md)."""
 _WORD = re.compile(r"[\w'’-]+")
 _POSSESSIVE = re.compile(r"['’]s?$")
 
@@ -67,8 +68,8 @@ class RewordingSummary:
                f"{counted(self.added, 'rewording')} added "
                f"({self.requests} requests, {self.retries} retries)."]
         if self.dropped:
-            out.append(f"Dropped replies (up to {ASKS_PER_QUESTION} asked a question): " + ", ".join(f"{n} {reason.replace('_', ' ')}"
-                                               for reason, n in self.dropped.most_common()))
+            out.append(f"Dropped replies (a question is asked up to {ASKS_PER_QUESTION} times): "
+                       + ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in self.dropped.most_common()))
         out += [f"  request failed ({n}): {reason}" for reason, n in self.failures.most_common(3)]
         return out + self.notices
 
@@ -125,8 +126,9 @@ async def areword_pairs(project, store: RewordingStore, pairs: list[Pair],
                         on_progress: Callable[[int, int], None] | None = None,
                         use: str = "check") -> RewordingSummary:
     """One generated rewording of `use` for each of `pairs`, checked and stored as it comes (see the
-    module docstring), asking again up to ASKS_PER_QUESTION times while the replies fail the checks; `on_progress(done, total)` after each. Raises TunewizError for what no retry fixes
-    (a bad key, an unknown model)."""
+    module docstring), asking again up to ASKS_PER_QUESTION times while the replies fail the checks;
+    `on_progress(done, total)` after each. Raises TunewizError for what no retry fixes (a bad key, an
+    unknown model)."""
     by_id = {p.id: p for p in pairs}
     other_use = {(r.pair_id, tuple(tokens(r.question))) for r in live_rewordings(store, by_id)
                  if r.use != use}
