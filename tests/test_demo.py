@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -30,7 +31,16 @@ def test_short_demo_runs_every_step_offline(tmp_path):
     project = Project.load(target)
     store = PairStore(project.pairs_path)
     assert store.counts()["accepted"] == 60  # the handbook's facts
-    assert len(store) >= 61  # plus what the local model generated (pending)
+    # plus what the local model generated, which varies from run to run (the server's seed is random): what
+    # the demo says of it matches what it stored
+    generated = [p for p in store if p.status != "accepted"]
+    if any(p.status == "pending" for p in generated):
+        assert "The generated pairs stay 'pending' for you to review" in out
+    elif generated:
+        assert "None of the generated pairs passed the checks (they are kept as rejected" in out
+    else:
+        assert "The local model returned no usable pair this time" in out
+    assert re.search(r"Finished: \d+ pairs? added in", out)  # the generation step's summary
     assert project.config.checkpoint.pick == "best"
     export = target / "exports" / "velmora-handbook"
     assert (export / "velmora-handbook-q8_0.gguf").stat().st_size > 50_000_000

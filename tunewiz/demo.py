@@ -140,11 +140,15 @@ def _generate(project: Project, count: int | None, say: Callable[[str], None]) -
         bar.close()
     for line in summary.lines():
         say(line)
+    # Said plainly whatever the small model wrote (its replies vary from run to run): the demo does not need them.
     if summary.pairs_added:
         say("The generated pairs stay 'pending' for you to review; this project trains on accepted pairs only.")
-    else:  # said plainly: the small model's pairs all failed the checks, and the demo does not need them
+    elif summary.pairs_rejected:
         say("None of the generated pairs passed the checks (they are kept as rejected, for Review); the demo "
             "trains on the handbook's accepted facts either way.")
+    else:
+        say("The local model returned no usable pair this time (the counts above say why); the demo trains on "
+            "the handbook's accepted facts either way.")
 
 
 def _train(project: Project, say: Callable[[str], None]):
