@@ -256,9 +256,11 @@ def _child(args, work: Path) -> None:
     pairs = synthetic_pairs(args.samples, 0, args.full_rows)
     if args.only == "baseline":
         result = _baseline(args, folder, random_weights, pairs)
-    elif args.only in ("engine-qlora", "engine-qlora-eager"):
+    elif args.only in ("engine-qlora", "engine-qlora-eager", "engine-qlora-unfused"):
         if random_weights:
             write_random_weights(folder)
+        if args.only == "engine-qlora-unfused":
+            os.environ["TUNEWIZ_FUSE"] = "0"
         result = run_engine(args, folder, False, pairs, padded=False, quantization="nf4",
                             eager=args.only == "engine-qlora-eager")
     else:
@@ -292,8 +294,8 @@ def main() -> None:
     parser.add_argument("--systems", default="engine,baseline",
                         help="comma list of engine, baseline, engine-padded (the engine's loop with padding), "
                              "engine-eager (the engine without torch.compile), engine-qlora (a 4-bit NF4 base), "
-                             "engine-qlora-eager (the same, not compiled), engine-unfused (q/k/v and gate/up as "
-                             "separate projections)")
+                             "engine-qlora-eager (the same, not compiled), engine-unfused and engine-qlora-unfused "
+                             "(q/k/v and gate/up as separate projections)")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == "auto" or args.precision == "auto":

@@ -110,3 +110,53 @@ def test_fused_projections_generate_as_peft_does(tiny_model, batch):
     with torch.no_grad():
         expected = plain.generate(input_ids=ids, max_new_tokens=8, do_sample=False, pad_token_id=0)
         assert torch.equal(fused.generate(input_ids=ids, max_new_tokens=8, do_sample=False, pad_token_id=0), expected)
+
+
+def test_fused_4bit_projections_train_as_peft_does(tmp_path, smollm2_tokenizer, tiny_model_builder):
+    """QLoRA: the packed 4-bit weights concatenated (the originals become views), their nested block scales
+    unnested; the fused matmul dequantizes the values each projection would (bitsandbytes' CPU backend)."""
+    pytest.importorskip("bitsandbytes", reason="the [test] extra installs it")
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    folder = tiny_model_builder(tmp_path / "tiny64", smollm2_tokenizer, hidden=64)  # 4-bit blocks of 64
+
+    def qlora_model():
+        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                          bnb_4bit_compute_dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_pretrained(folder, quantization_config=quantization, device_map={"": "cpu"},
+                                                     dtype=torch.float32)
+        torch.manual_seed(1)
+        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear",
+                                                 task_type="CAUSAL_LM"))
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0, 0.5)
+        return model
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    records = [{"question": "What is " + "very " * n + "odd?", "answer": "It is odd " * (n + 2)} for n in (1, 6, 3)]
+    collated = D.collate_flat(D.tokenize_records(records, tokenizer, "chatml", "You answer.", 512).examples, 1,
+                              tokenizer.pad_token_id or 0)
+    batch = (collated, D.answer_tokens(collated))
+    plain, fused = qlora_model(), qlora_model()
+    keys = set(fused.state_dict())
+    assert fuse_projections(fused) == 4
+    assert set(fused.state_dict()) == keys
+    attention = fused.get_base_model().model.layers[0].self_attn
+    assert attention.fused_quant_state is not None
+    assert attention.k_proj.base_layer.weight.untyped_storage().data_ptr() == \
+        attention.q_proj.base_layer.weight.untyped_storage().data_ptr()
+    loss, grads = loss_and_grads(plain, batch)
+    fused_loss, fused_grads = loss_and_grads(fused, batch)
+    assert fused_loss == pytest.approx(loss, rel=1e-4)
+    assert fused_grads.keys() == grads.keys() and any("gate_proj.lora_A" in n for n in grads)
+    for name, grad in grads.items():
+        torch.testing.assert_close(fused_grads[name], grad, rtol=2e-2, atol=1e-4, msg=name)
+    with torch.no_grad(), plain.disable_adapter(), fused.disable_adapter():
+        torch.testing.assert_close(fused(input_ids=collated["input_ids"]).logits,
+                                   plain(input_ids=collated["input_ids"]).logits)

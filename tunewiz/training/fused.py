@@ -12,6 +12,13 @@ modules only read their input's shape (all but the last dimension, which the fus
 and pass it to those projections, so their own forward, whatever the transformers version, runs
 as it is. The LoRA weights stay where PEFT keeps them (the adapter saves as before), and the base
 weights become views of the concatenated one (no second copy).
+
+A 4-bit NF4 base (QLoRA, bitsandbytes) fuses the same way, and matters more there: each 4-bit linear
+also dequantizes its weight, forward and backward. Its weights are quantized in blocks of 64 that
+never straddle two weights, so the concatenated packed weights are one valid 4-bit weight; its block
+scales are kept unnested in fp32 (what bitsandbytes' kernels compute from the nested ones), so the
+fused matmul dequantizes the very values each projection would (about 4 % more memory for the
+fused weights' scales, 0.5 bit a weight; the packed weights themselves are held once).
 """
 
 from __future__ import annotations
@@ -38,22 +45,45 @@ def fuse_projections(model) -> int:
 
 def _fusable(linears) -> bool:
     import torch
-    from peft.tuners.lora import Linear as LoraLinear
 
-    if not all(type(linear) is LoraLinear for linear in linears):
-        return False
     adapters = [linear.active_adapters for linear in linears]
     if any(len(a) != 1 or a != adapters[0] for a in adapters):
         return False
     name = adapters[0][0]
     bases = [linear.base_layer for linear in linears]
-    return (all(type(base) is torch.nn.Linear for base in bases)
+    return ((_plain(linears) or _nf4(linears))
             and len({(b.weight.dtype, b.weight.device, b.in_features) for b in bases}) == 1
             and len({b.bias is None for b in bases}) == 1
             and all(name in linear.lora_A and not linear.merged
                     and name not in getattr(linear, "lora_variant", {})  # DoRA and other variants (peft >= 0.15)
                     and not getattr(linear, "use_dora", {}).get(name, False)  # DoRA before
                     and isinstance(linear.lora_dropout[name], torch.nn.Identity) for linear in linears))
+
+
+def _plain(linears) -> bool:
+    """PEFT's LoRA linears on plain nn.Linear weights."""
+    import torch
+    from peft.tuners.lora import Linear as LoraLinear
+
+    return all(type(linear) is LoraLinear and type(linear.base_layer) is torch.nn.Linear for linear in linears)
+
+
+def _nf4(linears) -> bool:
+    """PEFT's LoRA linears on bitsandbytes 4-bit weights quantized alike, each a whole number of blocks."""
+    try:
+        import bitsandbytes as bnb
+        from peft.tuners.lora.bnb import Linear4bit as LoraLinear4bit
+    except ImportError:
+        return False
+    if not all(type(linear) is LoraLinear4bit and type(linear.base_layer) is bnb.nn.Linear4bit for linear in linears):
+        return False
+    states = [linear.base_layer.weight.quant_state for linear in linears]
+    if any(state is None or getattr(state, "packing_format_for_cpu", False) for state in states):
+        return False
+    alike = {(s.blocksize, s.quant_type, s.dtype, linear.base_layer.compute_dtype)
+             for s, linear in zip(states, linears)}
+    return (len(alike) == 1 and linears[0].base_layer.compute_dtype is not None
+            and all(s.shape[0] * s.shape[1] % s.blocksize == 0 for s in states))
 
 
 def _slice_forward(self, fused_output, *args, **kwargs):
@@ -74,23 +104,38 @@ def _fuse(module, names: tuple[str, ...], linears) -> None:
     import torch
 
     bases = [linear.base_layer for linear in linears]
-    weight = torch.cat([base.weight.detach() for base in bases])
+    weight = torch.cat([base.weight.detach() for base in bases])  # 4-bit: the packed bytes, one column
     bias = None if bases[0].bias is None else torch.cat([base.bias.detach() for base in bases])
-    start = 0
+    module.fused_quant_state = _nf4_state(bases) if _nf4(linears) else None
+    start = row = 0
     for linear, base in zip(linears, bases):
-        stop = start + base.out_features
-        base.weight.data = weight[start:stop]  # a view: the layer's weights are held once
+        stop, rows = start + base.out_features, base.weight.shape[0]
+        base.weight.data = weight[row:row + rows]  # a view: the layer's weights are held once
         if bias is not None:
             base.bias.data = bias[start:stop]
         linear.fused_columns = (start, stop)
         linear.forward = types.MethodType(_slice_forward, linear)
-        start = stop
+        start, row = stop, row + rows
     # not in the state_dict: checkpoints hold the LoRA weights alone, as before
     module.register_buffer("fused_weight", weight, persistent=False)
     module.register_buffer("fused_bias", bias, persistent=False)
     module.fused_names = names
     module.fused_adapter = linears[0].active_adapters[0]
     module.forward = types.MethodType(_fused_forward, module)
+
+
+def _nf4_state(bases):
+    """The quantization state of the concatenated 4-bit weights: their block scales side by side, unnested."""
+    import torch
+    from bitsandbytes.functional import QuantState, dequantize_blockwise
+
+    states = [base.weight.quant_state for base in bases]
+    absmax = torch.cat([dequantize_blockwise(s.absmax, s.state2) + s.offset if s.nested else s.absmax
+                        for s in states])
+    shape = torch.Size([sum(s.shape[0] for s in states), states[0].shape[1]])
+    first = states[0]
+    return QuantState(absmax=absmax.float(), shape=shape, code=first.code, blocksize=first.blocksize,
+                      quant_type=first.quant_type, dtype=first.dtype)
 
 
 def _fused_output(x, module):
@@ -101,10 +146,22 @@ def _fused_output(x, module):
     linears = [getattr(module, name) for name in module.fused_names]
     if linears[0].merged:  # LoRA merged into each base weight (PEFT may have replaced it: no longer a view)
         return torch.cat([linear.base_layer(x) for linear in linears], dim=-1)
-    result = F.linear(x, module.fused_weight, module.fused_bias)
+    if module.fused_quant_state is None:
+        result = F.linear(x, module.fused_weight, module.fused_bias)
+    else:
+        result = _nf4_linear(x, module, linears[0].base_layer.compute_dtype)
     if linears[0].disable_adapters:  # PEFT's disable_adapter(): the base model's answers
         return result
     adapter = module.fused_adapter
     a = torch.cat([linear.lora_A[adapter].weight for linear in linears])
     b = torch.block_diag(*(linear.lora_B[adapter].weight * linear.scaling[adapter] for linear in linears))
     return result + F.linear(F.linear(x, a), b)
+
+
+def _nf4_linear(x, module, compute_dtype):
+    """bitsandbytes' 4-bit matmul over the fused weights, as its Linear4bit runs one."""
+    import bitsandbytes as bnb
+
+    bias = None if module.fused_bias is None else module.fused_bias.to(compute_dtype)
+    return bnb.matmul_4bit(x.to(compute_dtype), module.fused_weight, bias=bias,
+                           quant_state=module.fused_quant_state).to(x.dtype)
