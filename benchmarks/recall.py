@@ -42,7 +42,8 @@ PREVIOUS = {"hyperparameters.preset": "custom", "dataset.kind": "skill", "datase
             "hyperparameters.grad_accum": 1, "hyperparameters.eval_steps": 10, "hyperparameters.save_steps": 10}
 
 
-def run_config(name: str, settings: dict, folder: Path, gguf: bool, train_rewordings: Path | None = None) -> dict:
+def run_config(name: str, settings: dict, folder: Path, gguf: bool, train_rewordings: Path | None = None,
+               every_checkpoint: bool = False) -> dict:
     from tunewiz.checkpoints import picked_checkpoint, read_run_config
     from tunewiz.dataset import PairStore
     from tunewiz.evalsets import REWORDINGS_FILE, RewordingStore, import_rewordings
@@ -75,6 +76,15 @@ def run_config(name: str, settings: dict, folder: Path, gguf: bool, train_reword
               "why": report.reason, "kind": report.kind}
     questions, rewordings, references = _benchmark_questions()
     result["hf"] = _score(_batched_answerer(cfg, checkpoint.path), questions, rewordings, references)
+    if every_checkpoint:  # is the pick or the training the limit? the benchmark's questions at every checkpoint
+        by_step = {m["step"]: m for m in checks}
+        result["checkpoints"] = []
+        for saved in run.complete_checkpoints():
+            step = int(saved.name.rsplit("-", 1)[1])
+            scored = _score(_batched_answerer(cfg, saved), questions, rewordings, references)
+            seen = by_step.get(step, {}).get("reworded", {})
+            result["checkpoints"].append({"step": step, "trained": scored["trained"],
+                                          "reworded": scored["reworded"], "run_reworded": seen.get("recalled")})
     if gguf:
         from tunewiz.chat import GGUFAnswerer
         from tunewiz.export import export_model
@@ -139,6 +149,9 @@ def main() -> int:
                         metavar="FILE", help="in every configuration, train also on these rewordings (as "
                         "`tunewiz rewordings --import FILE --train`; default: the shipped hand-written set, one "
                         "per fact, standing in for a strong generator's and never the ones the benchmark asks)")
+    parser.add_argument("--every-checkpoint", action="store_true",
+                        help="also ask the benchmark's questions at every saved checkpoint, beside the run's own "
+                             "reworded figure (is the pick or the training the limit?)")
     parser.add_argument("--try", dest="tries", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                         help="an experiment beside the named configs: recommended with these settings "
                              "(values as TOML would read them), e.g. sixteen:hyperparameters.epochs=16")
@@ -157,7 +170,7 @@ def main() -> int:
     results = []
     for name in names:
         result = run_config(name, configs[name], folder, gguf=not args.no_gguf and name == "recommended",
-                            train_rewordings=args.train_rewordings)
+                            train_rewordings=args.train_rewordings, every_checkpoint=args.every_checkpoint)
         results.append(result)
         print(json.dumps(result), flush=True)
     print(f"\n{'config':12} {'steps':>5} {'to step 1':>9} {'training':>9} {'checks':>7}  "
@@ -169,6 +182,11 @@ def main() -> int:
               f"{r['checks_s']:>6.0f}s  {r['hf']['trained']:>4}/{total} {r['hf']['reworded']:>4}/{total}  "
               + (f"{g['trained']:>8}/{total} {g['reworded']:>9}/{total}" if g else f"{'-':>12} {'-':>13}")
               + f"  {r['why']}")  # the reason names the step
+    for r in results:
+        for c in r.get("checkpoints", []):
+            print(f"  {r['config']:10} step {c['step']:>4}: trained {c['trained']:>2}/{r['hf']['total']}, "
+                  f"hand-reworded {c['reworded']:>2}/{r['hf']['total']}, the run's own reworded check "
+                  f"{c['run_reworded']}")
     return 0
 
 

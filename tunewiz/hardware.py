@@ -23,8 +23,10 @@ from tunewiz.errors import TunewizError
 GIB = 1024**3
 
 
-NF4_BYTES = 0.516
-"""Bytes per weight of a bitsandbytes NF4 layer with double quantization (4.127 bits)."""
+NF4_BYTES = 0.557
+"""Bytes per weight of a bitsandbytes NF4 layer with double quantization (4.127 bits), plus the fp32 block
+scales the engine keeps for its fused q/k/v and gate/up (0.5 bit a weight, on about 65 % of a Llama-shaped
+model's linear weights: tunewiz/training/fused.py): 4.45 bits."""
 
 CPU_PASS_TOKENS = 512
 """Most tokens of one forward pass on a CPU: a micro-batch runs as rows of at most this many
@@ -182,7 +184,8 @@ def estimate_memory(shape: ModelShape, *, precision: str, batch_size: int, seq_l
     temporaries of the loss (20 bytes). These counts are then scaled by TOKEN_SCALE.
 
     With quantization = nf4 (QLoRA) the linear layers' weights take NF4_BYTES a weight (4 bits,
-    and the double-quantized block scales); the embeddings stay at the compute width.
+    the double-quantized block scales, and the fused projections' fp32 scales); the embeddings stay at
+    the compute width.
 
     With the model sharded over `shards` processes (FSDP) each keeps 1/shards of the base and LoRA
     weights and optimizer state, plus two decoder layers gathered whole (the one running and the
