@@ -25,15 +25,19 @@ def lora_model(tiny_model, dropout: float = 0.0, dora: bool = False):
     return model
 
 
-@pytest.fixture
-def batch(tiny_model):
+def make_batch(model_folder):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokenizer = AutoTokenizer.from_pretrained(model_folder)
     records = [{"question": "What is " + "very " * n + "odd?", "answer": "It is odd " * (n + 2)} for n in (1, 6, 3)]
     examples = D.tokenize_records(records, tokenizer, "chatml", "You answer.", 512).examples
     collated = D.collate_flat(examples, 1, tokenizer.pad_token_id or 0)
     return collated, D.answer_tokens(collated)
+
+
+@pytest.fixture
+def batch(tiny_model):
+    return make_batch(tiny_model)
 
 
 def loss_and_grads(model, batch):
@@ -44,25 +48,31 @@ def loss_and_grads(model, batch):
     return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def test_fused_projections_train_as_peft_does(tiny_model, batch):
+def assert_fused_trains_as_plain(plain, fused, batch, rel: float, rtol: float, atol: float):
+    """Fusing keeps the state_dict's keys, holds the base weights once, and gives the plain model's loss and
+    gradients."""
     import torch
 
-    plain, fused = lora_model(tiny_model), lora_model(tiny_model)
     keys = set(fused.state_dict())
     # 2 layers: q/k/v and gate/up in each
     assert fuse_projections(fused) == 4
     assert set(fused.state_dict()) == keys  # the adapter and checkpoints save as before
-    loss, grads = loss_and_grads(plain, batch)
-    fused_loss, fused_grads = loss_and_grads(fused, batch)
-    assert fused_loss == pytest.approx(loss, rel=1e-5)
-    assert fused_grads.keys() == grads.keys() and any("q_proj.lora_A" in n for n in grads)
-    for name, grad in grads.items():
-        torch.testing.assert_close(fused_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
     attention = fused.get_base_model().model.layers[0].self_attn
     # the base weights are views of one concatenated weight, not a second copy
     assert attention.k_proj.base_layer.weight.data_ptr() > attention.q_proj.base_layer.weight.data_ptr()
     assert attention.k_proj.base_layer.weight.untyped_storage().data_ptr() == \
         attention.q_proj.base_layer.weight.untyped_storage().data_ptr()
+    loss, grads = loss_and_grads(plain, batch)
+    fused_loss, fused_grads = loss_and_grads(fused, batch)
+    assert fused_loss == pytest.approx(loss, rel=rel)
+    assert fused_grads.keys() == grads.keys() and any("gate_proj.lora_A" in n for n in grads)
+    for name, grad in grads.items():
+        torch.testing.assert_close(fused_grads[name], grad, rtol=rtol, atol=atol, msg=name)
+
+
+def test_fused_projections_train_as_peft_does(tiny_model, batch):
+    assert_fused_trains_as_plain(lora_model(tiny_model), lora_model(tiny_model), batch, rel=1e-5, rtol=1e-4,
+                                 atol=1e-6)
 
 
 def test_fused_projections_follow_disabled_adapters(tiny_model, batch):
@@ -136,27 +146,11 @@ def test_fused_4bit_projections_train_as_peft_does(tmp_path, smollm2_tokenizer, 
                     param.normal_(0, 0.5)
         return model
 
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    records = [{"question": "What is " + "very " * n + "odd?", "answer": "It is odd " * (n + 2)} for n in (1, 6, 3)]
-    collated = D.collate_flat(D.tokenize_records(records, tokenizer, "chatml", "You answer.", 512).examples, 1,
-                              tokenizer.pad_token_id or 0)
-    batch = (collated, D.answer_tokens(collated))
+    batch = make_batch(folder)
+    collated, _ = batch
     plain, fused = qlora_model(), qlora_model()
-    keys = set(fused.state_dict())
-    assert fuse_projections(fused) == 4
-    assert set(fused.state_dict()) == keys
-    attention = fused.get_base_model().model.layers[0].self_attn
-    assert attention.fused_quant_state is not None
-    assert attention.k_proj.base_layer.weight.untyped_storage().data_ptr() == \
-        attention.q_proj.base_layer.weight.untyped_storage().data_ptr()
-    loss, grads = loss_and_grads(plain, batch)
-    fused_loss, fused_grads = loss_and_grads(fused, batch)
-    assert fused_loss == pytest.approx(loss, rel=1e-4)
-    assert fused_grads.keys() == grads.keys() and any("gate_proj.lora_A" in n for n in grads)
-    for name, grad in grads.items():
-        torch.testing.assert_close(fused_grads[name], grad, rtol=2e-2, atol=1e-4, msg=name)
+    assert_fused_trains_as_plain(plain, fused, batch, rel=1e-4, rtol=2e-2, atol=1e-4)
+    assert fused.get_base_model().model.layers[0].self_attn.fused_quant_state is not None
     with torch.no_grad(), plain.disable_adapter(), fused.disable_adapter():
         torch.testing.assert_close(fused(input_ids=collated["input_ids"]).logits,
                                    plain(input_ids=collated["input_ids"]).logits)
