@@ -9,14 +9,14 @@ from tunewiz.training.fused import fuse_projections
 from tunewiz.training.loss import answer_loss
 
 
-def lora_model(tiny_model, dropout: float = 0.0, dora: bool = False):
+def lora_model(tiny_model, dropout: float = 0.0, dora: bool = False, targets="all-linear"):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     torch.manual_seed(1)  # the same LoRA A weights in every model built
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear",
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules=targets,
                                              use_dora=dora, task_type="CAUSAL_LM"))
     with torch.no_grad():  # B starts at zero; random B makes the adapter's part of the output count
         for name, param in model.named_parameters():
@@ -93,6 +93,12 @@ def test_dropout_and_dora_keep_peft_layers(tiny_model):
     # each projection draws its own dropout mask in PEFT; a shared one would train differently
     assert fuse_projections(lora_model(tiny_model, dropout=0.1)) == 0
     assert fuse_projections(lora_model(tiny_model, dora=True)) == 0  # DoRA scales each projection's weight
+
+
+def test_groups_with_a_projection_left_without_lora_stay_as_they_are(tiny_model):
+    # hyperparameters.target_modules naming some projections: a group with a plain nn.Linear is not fused
+    assert fuse_projections(lora_model(tiny_model, targets=["q_proj", "v_proj"])) == 0
+    assert fuse_projections(lora_model(tiny_model, targets=["q_proj", "k_proj", "v_proj", "o_proj"])) == 2
 
 
 def test_fused_projections_follow_a_merged_adapter(tiny_model, batch):

@@ -30,8 +30,8 @@ MLP = ("gate_proj", "up_proj")
 def fuse_projections(model) -> int:
     """Fuse every q/k/v and gate/up group of the PEFT model that can be fused; returns how many were.
 
-    A group is fused when its projections are plain LoRA linears on unquantized nn.Linear weights of one
-    dtype and device, reading one input, with one active adapter, vanilla LoRA (no DoRA) and no dropout.
+    A group is fused when its projections are plain LoRA linears on nn.Linear weights (or bitsandbytes 4-bit
+    weights quantized alike) of one dtype and device, reading one input, with one active adapter, vanilla LoRA (no DoRA) and no dropout.
     Others are left as they are."""
     fused = 0
     for module in list(model.modules()):
@@ -46,13 +46,14 @@ def fuse_projections(model) -> int:
 def _fusable(linears) -> bool:
     import torch
 
+    if not (_plain(linears) or _nf4(linears)):  # a projection without LoRA (target_modules names others) too
+        return False
     adapters = [linear.active_adapters for linear in linears]
     if any(len(a) != 1 or a != adapters[0] for a in adapters):
         return False
     name = adapters[0][0]
     bases = [linear.base_layer for linear in linears]
-    return ((_plain(linears) or _nf4(linears))
-            and len({(b.weight.dtype, b.weight.device, b.in_features) for b in bases}) == 1
+    return (len({(b.weight.dtype, b.weight.device, b.in_features) for b in bases}) == 1
             and len({b.bias is None for b in bases}) == 1
             and all(name in linear.lora_A and not linear.merged
                     and name not in getattr(linear, "lora_variant", {})  # DoRA and other variants (peft >= 0.15)
@@ -162,6 +163,8 @@ def _nf4_linear(x, module, compute_dtype):
     """bitsandbytes' 4-bit matmul over the fused weights, as its Linear4bit runs one."""
     import bitsandbytes as bnb
 
+    state = module.fused_quant_state
+    if state.absmax.device != module.fused_weight.device:  # the module moved (.to): its scales are no buffer
+        state.to(module.fused_weight.device)
     bias = None if module.fused_bias is None else module.fused_bias.to(compute_dtype)
-    return bnb.matmul_4bit(x.to(compute_dtype), module.fused_weight, bias=bias,
-                           quant_state=module.fused_quant_state).to(x.dtype)
+    return bnb.matmul_4bit(x.to(compute_dtype), module.fused_weight, bias=bias, quant_state=state).to(x.dtype)
