@@ -272,6 +272,16 @@ class Project:
     def name(self) -> str:
         return self.config.project.name or self.root.resolve().name
 
+    def owns(self, path: str | os.PathLike[str]) -> bool:
+        """Whether `path` is one of the files tunewiz keeps for this project (the project file, the pairs
+        file, anything under data/, runs/ or exports/): a command that writes a file the user names must
+        not write over these."""
+        target = Path(path).expanduser().resolve()
+        if target in (self.file.resolve(), self.pairs_path.resolve()):
+            return True
+        return any(target.is_relative_to(folder.resolve())
+                   for folder in (self.root / "data", self.runs_dir, self.exports_dir))
+
     # -- loading and saving
 
     @classmethod

@@ -427,8 +427,35 @@ def test_export_data_writes_rewordings_that_train_when_asked(tmp_path, capsys):
     assert main(["export-data", "-p", str(project.root), "--format", "jsonl", str(out)]) == 0
     assert "Left out the rewordings that train beside these pairs (1; --train-rewordings" in capsys.readouterr().out
     assert [r["question"] for r in map(json.loads, out.read_text().splitlines())] == [capital.question]
-    assert main(["export-data", "-p", str(project.root), "--format", "jsonl", "--train-rewordings", str(out)]) == 0
+    assert main(["export-data", "-p", str(project.root), "--format", "jsonl", "--train-rewordings", "--force",
+                 str(out)]) == 0
     assert "Wrote 2 samples to" in capsys.readouterr().out
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["question"], r["answer"]) for r in rows] == [(capital.question, "Quillport."),
                                                            ("Which city is Norland's capital?", "Quillport.")]
+
+
+def test_export_data_never_writes_over_the_project_or_an_existing_file(tmp_path, capsys):
+    from tunewiz.cli import main
+    from tunewiz.project import create_project
+
+    project = create_project(tmp_path / "a")
+    PairStore(project.pairs_path).add([Pair("What is A?", "A is one.")])
+    kept = {path: path.read_bytes() for path in (project.pairs_path, project.file)}
+    for target in (project.pairs_path, project.file, project.root / "runs" / "x.csv"):
+        assert main(["export-data", "-p", str(project.root), "--format", "csv", str(target)]) == 2
+        assert "a file tunewiz keeps for this project" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in kept} == kept
+    assert not (project.root / "runs" / "x.csv").exists()
+    mine = tmp_path / "mine.csv"
+    mine.write_text("my own notes\n")
+    assert main(["export-data", "-p", str(project.root), "--format", "csv", str(mine)]) == 2
+    assert "mine.csv exists; --force replaces it" in capsys.readouterr().err
+    assert mine.read_text() == "my own notes\n"
+    assert main(["export-data", "-p", str(project.root), "--format", "csv", "--force", str(mine)]) == 0
+    assert "What is A?" in mine.read_text()
+    assert main(["export-data", "-p", str(project.root), "--format", "csv", str(tmp_path / "no" / "x.csv")]) == 2
+    assert "no folder" in capsys.readouterr().err and not (tmp_path / "no").exists()
+    assert main(["export-data", "-p", str(project.root), "--format", "csv", "--status", "acepted",
+                 str(tmp_path / "y.csv")]) == 2
+    assert "--status: no pair status 'acepted'" in capsys.readouterr().err

@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from tunewiz.cli.common import add_project_arg, open_project, table
+from tunewiz.dataset import STATUSES
+from tunewiz.errors import TunewizError
 from tunewiz.formats import EXPORT_FORMATS
 from tunewiz.words import counted
 
@@ -32,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--status", default="accepted,pending",
                    help="comma-separated statuses to include (default: accepted,pending)")
+    p.add_argument("--force", action="store_true", help="replace the output file when it exists")
     p.add_argument("--train-rewordings", action="store_true",
                    help="also write each rewording that trains (`tunewiz rewordings --train`) as a row of its own "
                         "with its pair's answer, as a run trains on them")
@@ -39,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("pairs", help="list pairs, or change their status")
     add_project_arg(p)
-    p.add_argument("--status", help="only pairs with this status")
+    p.add_argument("--status", choices=STATUSES, help="only pairs with this status")
     p.add_argument("--accept", nargs="*", metavar="ID", help="accept these pairs (no ids: all pending)")
     p.add_argument("--reject", nargs="+", metavar="ID", help="reject these pairs")
     p.add_argument("--duplicates", action="store_true", help="list groups of near-duplicate questions")
@@ -103,6 +106,10 @@ def cmd_export_data(args: argparse.Namespace) -> int:
 
     project = open_project(args)
     wanted = {s.strip() for s in args.status.split(",")}
+    _check_export_target(project, args.output, args.force)
+    unknown = sorted(wanted - set(STATUSES))
+    if unknown:
+        raise TunewizError(f"--status: no pair status '{', '.join(unknown)}' (choose from {', '.join(STATUSES)})")
     pairs = [p for p in PairStore(project.pairs_path) if p.status in wanted]
     # A rewording that trains is in the file only when asked: imported back, it would be a pair of its own.
     reworded = [s for s in training_samples(RewordingStore(project.path(REWORDINGS_FILE)), pairs, "accepted+pending")
@@ -118,6 +125,23 @@ def cmd_export_data(args: argparse.Namespace) -> int:
         print(f"Left out {left_out} conversations: {args.format} holds one question and answer per row "
               "(jsonl, sharegpt and openai keep every turn).", file=sys.stderr)
     return 0
+
+
+def _check_export_target(project, output: str, force: bool) -> None:
+    """Refuse to write over the project's own files, an existing file (without --force), or into a folder
+    that does not exist (a typo would otherwise make one)."""
+    from pathlib import Path
+
+    target = Path(output).expanduser()
+    if project.owns(target):
+        raise TunewizError(f"{output}: a file tunewiz keeps for this project; name another (not the project "
+                           "file, nor one under its data/, runs/ or exports/ folders)")
+    if target.is_dir():
+        raise TunewizError(f"{output}: a folder; name the file to write")
+    if target.exists() and not force:
+        raise TunewizError(f"{output} exists; --force replaces it")
+    if not target.parent.is_dir():
+        raise TunewizError(f"{output}: no folder {target.parent}")
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
@@ -155,8 +179,6 @@ def cmd_pairs(args: argparse.Namespace) -> int:
 
 
 def _known(store, ids):
-    from tunewiz.errors import TunewizError
-
     missing = [i for i in ids if i not in store]
     if missing:
         raise TunewizError(f"no pair with id {', '.join(missing)}")
