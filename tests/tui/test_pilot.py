@@ -104,9 +104,7 @@ async def test_a_locked_project_opens_read_only_and_refuses_changes(qa_project):
             await pilot.press("a", "d")  # accept, delete: both refused
             assert len(pane.store) == 5
             await pilot.press("5")
-            field = app.screen.query_one("#hyperparameters-lora_r")
-            field.value = "8"
-            await pilot.pause()
+            await enter_value(pilot, app.screen.query_one("#hyperparameters-lora_r"), "8")
             assert "not saved: read-only" in str(app.screen.query_one("#hyperparameters-lora_r-error").render())
             assert app.project.config.hyperparameters.lora_r == 16  # what the wizard holds is unchanged too
             await pilot.press("6", "t")  # start a run: refused
@@ -197,9 +195,11 @@ async def test_generator_settings_are_checked_and_saved_as_typed(qa_project):
         error = app.screen.query_one("#generator-num_pairs-error")
         assert error.display and "between" in str(error.render())
         assert Project.load("proj").config.generator.num_pairs == 50
-        await pilot.press("backspace", "backspace", *"120")
+        await pilot.press("backspace", "backspace", *"12")
         await pilot.pause()
-        assert not error.display
+        assert not error.display and Project.load("proj").config.generator.num_pairs == 50  # typing: not yet
+        await pilot.press("0", "enter")
+        await pilot.pause()
     assert Project.load("proj").config.generator.num_pairs == 120
 
 
@@ -534,6 +534,36 @@ async def test_hardware_estimates_the_run_the_plan_would_start(qa_project):
         assert "Estimate for the next run (batch 4, LoRA rank 16, max_seq_len" in str(report.render())
 
 
+async def test_a_half_typed_value_is_never_saved(qa_project):
+    # Saving every keystroke wrote "https://bob:hunter2" (the URL's password on its way) and lora_r 200 on the
+    # way to an out-of-range 2000.
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query("#generator-base_url"))
+        app.screen.query_one("#generator-base_url").focus()
+        await pilot.press(*"https://bob:hunter2@example.com/v1", "enter")
+        await pilot.pause()
+        assert "password" in str(app.screen.query_one("#generator-base_url-error").render())
+        await pilot.press("tab")  # leaving it: still refused
+        await pilot.press("escape", "5")
+        await wait_for(pilot, lambda: app.screen.query("#hyperparameters-lora_r"))
+        field = app.screen.query_one("#hyperparameters-lora_r")
+        field.focus()
+        await pilot.press("ctrl+a", *"2000", "tab")
+        await pilot.pause()
+        assert "between 1 and 1024" in str(app.screen.query_one("#hyperparameters-lora_r-error").render())
+        field.focus()
+        await pilot.press("backspace", "backspace", "backspace", "backspace", *"32")
+        await pilot.press("1")  # a step key typed into the field is text, not a step
+        await pilot.pause()
+        await pilot.press("backspace")
+        await pilot.pause()
+        assert Project.load("proj").config.hyperparameters.lora_r == 16  # typed, neither entered nor left
+    text = Path("proj/tunewiz.toml").read_text()
+    assert "hunter2" not in text and "bob" not in text
+    assert Project.load("proj").config.hyperparameters.lora_r == 32  # the wizard closed: the valid value kept
+
+
 async def test_hyperparameters_shows_what_the_next_run_trains_with(qa_project):
     # Under preset auto the form holds the schema's values; the run trains with the plan's.
     app = TunewizApp("proj")
@@ -541,9 +571,18 @@ async def test_hyperparameters_shows_what_the_next_run_trains_with(qa_project):
         plan = await shown_in_step(pilot, app, "5", "#hp-plan", "pairs train")
         assert "preset auto chose learning_rate 0.001" in str(plan.render()) and "steps" in str(plan.render())
         assert app.screen.query_one("#hyperparameters-preset").region.bottom <= SIZE[1]  # in view at 80x24
-        app.screen.query_one("#hyperparameters-learning_rate").value = "0.0005"  # the user's now
+        await enter_value(pilot, app.screen.query_one("#hyperparameters-learning_rate"), "0.0005")  # the user's now
         await wait_for(pilot, lambda: "learning_rate" not in str(plan.render()))
     assert Project.load("proj").config.hyperparameters.learning_rate == 0.0005
+
+
+async def enter_value(pilot, field, text: str) -> None:
+    """Type `text` into a settings field (as a paste) and press Enter: the form saves a value when entered."""
+    field.focus()
+    await pilot.pause()
+    field.value = text
+    await pilot.press("enter")
+    await pilot.pause()
 
 
 def _set(key: str, value) -> None:
@@ -559,11 +598,9 @@ async def test_hyperparameters_form_validates_and_marks_custom(qa_project):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("5")
         field = app.screen.query_one("#hyperparameters-lora_r")
-        field.value = "0"
-        await pilot.pause()
+        await enter_value(pilot, field, "0")
         assert "between 1 and 1024" in str(app.screen.query_one("#hyperparameters-lora_r-error").render())
-        field.value = "8"
-        await pilot.pause()
+        await enter_value(pilot, field, "8")
         assert app.screen.query_one("#hyperparameters-preset").value == "custom"
     saved = Project.load("proj").config.hyperparameters
     assert saved.lora_r == 8 and saved.preset == "custom"
@@ -573,8 +610,7 @@ async def test_under_auto_an_edited_value_is_kept_and_the_preset_stays_auto(qa_p
     app = TunewizApp("proj")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("5")
-        app.screen.query_one("#hyperparameters-lora_r").value = "8"
-        await pilot.pause()
+        await enter_value(pilot, app.screen.query_one("#hyperparameters-lora_r"), "8")
         assert app.screen.query_one("#hyperparameters-preset").value == "auto"
     saved = Project.load("proj").config.hyperparameters
     assert saved.lora_r == 8 and saved.preset == "auto"
@@ -592,6 +628,7 @@ async def test_under_auto_retyping_the_default_keeps_it_as_the_users(qa_project)
         await pilot.pause()
         field.value = "0.000"  # out of range while typing: nothing saved
         field.value = "0.0002"
+        await pilot.press("tab")  # leaving the field saves it
         await wait_for(pilot, lambda: "learning_rate" not in str(plan.render()))
         assert app.screen.query_one("#hyperparameters-set_by_user").value == "learning_rate"
     saved = Project.load("proj").config.hyperparameters
@@ -608,6 +645,7 @@ async def test_under_a_named_preset_retyping_its_value_keeps_the_preset(qa_proje
         await pilot.pause()
         field.value = "0.000"  # typing it again: out of range on the way
         field.value = "0.0002"  # then what it already is
+        await pilot.press("enter")
         await pilot.pause()
         assert app.screen.query_one("#hyperparameters-preset").value == "balanced"
     assert Project.load("proj").config.hyperparameters.preset == "balanced"

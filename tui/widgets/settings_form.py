@@ -1,8 +1,12 @@
 """A form generated from one section of the schema: one input per key, with its help.
 
 Every change is parsed and checked with `project.parse_value` (the same rules as
-`tunewiz config`), and a valid value is saved to the TOML at once. An invalid one
-shows its message under the field and is not saved.
+`tunewiz config`) as it is typed, and an invalid value shows its message under the field.
+A typed value is saved to the TOML when it is complete: on Enter, or when the field loses
+the focus (or the form closes), and only when it is valid; until then the file keeps the
+value it had. Saving on every keystroke wrote half-typed values, such as the first part of a
+URL with a password in it, or 200 on the way to an out-of-range 2000. A choice (a select, a
+switch) is saved at once.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ class SettingsForm(Vertical):
         self.section = section
         self.specs = [f for f in field_specs(section) if keys is None or f.name in keys]
         self.types = typing.get_type_hints(SECTIONS[section])
+        self.typed: set[str] = set()
+        """Inputs the user typed in since their value was last saved (an input posts Changed when it is
+        mounted too: only one with focus is the user typing)."""
         self.add_class("settings-form")
 
     def compose(self) -> ComposeResult:
@@ -74,7 +81,7 @@ class SettingsForm(Vertical):
 
     def reload(self, keys: list[str] | None = None) -> None:
         """Show the project's current values (after a preset changed many at once) without saving."""
-        with self.prevent(Input.Changed, Select.Changed, Switch.Changed):
+        with self.prevent(Input.Changed, Input.Blurred, Select.Changed, Switch.Changed):
             for spec in self.specs:
                 if keys is not None and spec.name not in keys:
                     continue
@@ -109,9 +116,38 @@ class SettingsForm(Vertical):
 
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
+        """Check as it is typed; save nothing yet (see the module's docstring)."""
         event.stop()
-        # An input posts Changed when it is mounted too: only one with focus is the user typing.
-        self._save(event.input.id, event.value, typed=event.input.has_focus)
+        key = self._key_of(event.input.id)
+        if key is None:
+            return
+        if event.input.has_focus:
+            self.typed.add(event.input.id)
+        error = self.query_one(f"#{event.input.id}-error", Static)
+        try:
+            parse_value(self.section, key, event.value)
+        except ValueError as exc:
+            error.update(str(exc))
+            error.display = True
+            return
+        error.display = False
+
+    @on(Input.Submitted)
+    def _input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._save(event.input.id, event.value, typed=event.input.id in self.typed)
+
+    @on(Input.Blurred)
+    def _input_blurred(self, event: Input.Blurred) -> None:
+        event.stop()
+        if event.input.id in self.typed:
+            self._save(event.input.id, event.value)
+
+    def on_unmount(self) -> None:
+        """A value typed but neither entered nor left (the step switched, the wizard quit) is still saved."""
+        for widget in self.query(Input):
+            if widget.id in self.typed:
+                self._save(widget.id, widget.value, announce=False)
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
@@ -124,21 +160,24 @@ class SettingsForm(Vertical):
         event.stop()
         self._save(event.switch.id, "true" if event.value else "false", typed=event.switch.has_focus)
 
-    def _save(self, widget_id: str | None, text: str, typed: bool = True) -> None:
+    def _save(self, widget_id: str | None, text: str, typed: bool = True, announce: bool = True) -> None:
+        """Check and write one value; `typed`: the user entered it (a value the project holds already is
+        then the user's too: Retyped); `announce`: tell the screen (not while the form closes)."""
         key = self._key_of(widget_id)
         if key is None:
             return
         error = self.query_one(f"#{widget_id}-error", Static)
         try:
             value = parse_value(self.section, key, text)
-        except ValueError as exc:
+        except ValueError as exc:  # the file keeps its value; the message stays under the field
             error.update(str(exc))
             error.display = True
             return
+        self.typed.discard(widget_id)
         error.display = False
         before = self.project.get(f"{self.section}.{key}")
         if before == value:
-            if typed:
+            if typed and announce:
                 self.post_message(self.Retyped(self.section, key))
             return
         self.project.set(f"{self.section}.{key}", value)
@@ -146,8 +185,10 @@ class SettingsForm(Vertical):
             self.project.save()
         except TunewizError as exc:  # a full or read-only disk, a project open read-only: the file is unchanged
             self.project.set(f"{self.section}.{key}", before)  # and so is what the wizard holds
-            error.update(f"not saved: {exc}")
-            error.display = True
-            self.app.notify(str(exc), severity="error", timeout=10)
+            if announce:
+                error.update(f"not saved: {exc}")
+                error.display = True
+                self.app.notify(str(exc), severity="error", timeout=10)
             return
-        self.post_message(self.Saved(self.section, key, value))
+        if announce:
+            self.post_message(self.Saved(self.section, key, value))
