@@ -181,6 +181,17 @@ class PairStore:
                     # A line cut short by a crash mid-write: skip it, keep the rest.
                     self.torn_lines.append(number)
 
+    def unreadable_notice(self) -> str:
+        """What the user should hear of lines that were skipped when reading ('' when none was)."""
+        if self._stale:
+            self.load()
+        lines = self.torn_lines
+        if not lines:
+            return ""
+        shown = ", ".join(str(n) for n in lines[:5]) + (", ..." if len(lines) > 5 else "")
+        return (f"{self.path}: skipped {len(lines)} unreadable line{'s' if len(lines) != 1 else ''} "
+                f"(line{'s' if len(lines) != 1 else ''} {shown}); fix or remove them, every other pair is read")
+
     def __len__(self) -> int:
         return self._live if self._stale else len(self._loaded)
 

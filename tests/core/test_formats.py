@@ -459,3 +459,18 @@ def test_export_data_never_writes_over_the_project_or_an_existing_file(tmp_path,
     assert main(["export-data", "-p", str(project.root), "--format", "csv", "--status", "acepted",
                  str(tmp_path / "y.csv")]) == 2
     assert "--status: no pair status 'acepted'" in capsys.readouterr().err
+
+
+def test_pairs_export_data_and_import_say_which_lines_of_the_journal_they_could_not_read(tmp_path, capsys):
+    from tunewiz.cli import main
+    from tunewiz.project import create_project
+
+    project = create_project(tmp_path / "a")
+    PairStore(project.pairs_path).add([Pair("What is A?", "A is one."), Pair("What is B?", "B is two.")])
+    lines = project.pairs_path.read_text().splitlines()
+    project.pairs_path.write_text(lines[0].replace('"answer"', '"answer" BROKEN') + "\n" + lines[1] + "\n")
+    assert main(["pairs", "-p", str(project.root)]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 1 unreadable line (line 1)" in captured.err and "1 pairs" in captured.out
+    assert main(["export-data", "-p", str(project.root), "--format", "csv", str(tmp_path / "out.csv")]) == 0
+    assert "skipped 1 unreadable line (line 1)" in capsys.readouterr().err

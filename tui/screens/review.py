@@ -118,8 +118,7 @@ class ReviewPane(StepPane):
         self.undo_stack.clear()
         self.table.marked.clear()
         if store.torn_lines:
-            self.notify(f"{store.path}: skipped {len(store.torn_lines)} unreadable lines "
-                        f"(first: line {store.torn_lines[0]})", severity="warning")
+            self.notify(store.unreadable_notice(), severity="warning")
         self.refilter()
         self.find_duplicates([(p.id, prompt_text(p)) for p in store])
 

@@ -80,6 +80,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     project = open_project(args, write=True, holder="tunewiz import")
     store = PairStore(project.pairs_path)
+    _say_unreadable(store)
     bad = 0
     try:
         for name in args.files:
@@ -110,7 +111,9 @@ def cmd_export_data(args: argparse.Namespace) -> int:
     unknown = sorted(wanted - set(STATUSES))
     if unknown:
         raise TunewizError(f"--status: no pair status '{', '.join(unknown)}' (choose from {', '.join(STATUSES)})")
-    pairs = [p for p in PairStore(project.pairs_path) if p.status in wanted]
+    store = PairStore(project.pairs_path)
+    _say_unreadable(store)
+    pairs = [p for p in store if p.status in wanted]
     # A rewording that trains is in the file only when asked: imported back, it would be a pair of its own.
     reworded = [s for s in training_samples(RewordingStore(project.path(REWORDINGS_FILE)), pairs, "accepted+pending")
                 if s.status in wanted]
@@ -151,6 +154,7 @@ def cmd_pairs(args: argparse.Namespace) -> int:
     write = args.accept is not None or args.reject is not None
     project = open_project(args, write=write, holder="tunewiz pairs")
     store = PairStore(project.pairs_path)
+    _say_unreadable(store)
     if args.accept is not None:
         ids = args.accept or [p.id for p in store if p.status == "pending"]
         print(f"Accepted {counted(store.set_status(_known(store, ids), 'accepted'), 'pair')}.")
@@ -176,6 +180,12 @@ def cmd_pairs(args: argparse.Namespace) -> int:
     counts = store.counts()
     print(f"{len(store)} pairs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 0
+
+
+def _say_unreadable(store) -> None:
+    notice = store.unreadable_notice()
+    if notice:
+        print(f"warning: {notice}", file=sys.stderr)
 
 
 def _known(store, ids):
