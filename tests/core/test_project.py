@@ -164,3 +164,17 @@ def test_tunewiz_inside_a_project_folder_opens_that_project(project, tmp_path, m
     monkeypatch.chdir(tmp_path)
     assert main([]) == 0
     assert opened == [str(project.root.resolve()), None]
+
+
+def test_the_wizard_takes_its_project_with_p_as_every_command_does(project, monkeypatch, capsys):
+    import tunewiz.tui.app as tui_app
+    from tunewiz.cli import main
+
+    opened = []
+    monkeypatch.setattr(tui_app, "run_app", lambda folder: opened.append(folder) or 0)
+    folder = str(project.root)
+    assert main(["open", "-p", folder]) == 0 and main(["-p", folder]) == 0 and main(["--project", folder]) == 0
+    assert main(["open", folder]) == 0
+    assert opened == [folder] * 4
+    assert main(["open", folder, "-p", folder + "-other"]) == 2
+    assert "two project folders named" in capsys.readouterr().err

@@ -60,6 +60,8 @@ def _unrecognized(args: argparse.Namespace, words: list[str], extra: list[str]) 
 
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] in (["-p"], ["--project"]) and len(words) == 2:
+        words = ["open", *words]  # `tunewiz -p DIR`: the wizard on that project, as `tunewiz open -p DIR`
     parser = build_parser(WIZARD_MODULES if words[:1] in ([], ["open"]) else COMMAND_MODULES)
     args, extra = parser.parse_known_args(words)
     if extra:

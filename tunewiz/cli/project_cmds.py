@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("open", help="open the wizard (the default with no command)")
     p.add_argument("dir", nargs="?", default=None, help="a project folder to open")
+    # -p as every other command takes it (not `project`: the wizard's output is no command's to re-word)
+    p.add_argument("-p", "--project", dest="project_dir", metavar="DIR", help="the project folder to open")
     p.set_defaults(handler=cmd_open)
 
 
@@ -154,5 +156,7 @@ def cmd_open(args: argparse.Namespace) -> int:
     from tunewiz.project import find_project_root
 
     # Inside a project folder (or below it) `tunewiz` opens that project; elsewhere the welcome screen.
-    folder = args.dir or find_project_root(Path.cwd())
+    if args.dir and args.project_dir and Path(args.dir) != Path(args.project_dir):
+        raise TunewizError(f"two project folders named ({args.dir} and -p {args.project_dir}): name one")
+    folder = args.dir or args.project_dir or find_project_root(Path.cwd())
     return run_app(str(folder) if folder else None)
