@@ -63,8 +63,8 @@ class ExportPane(StepPane):
             yield RichLog(id="export-log", max_lines=200, markup=False, wrap=True, min_width=1)
             yield Label("Run it (copy these)", classes="box-title", id="export-run-title")
             yield Static("", id="export-commands", markup=False)
-            yield Label("Push to the Hugging Face Hub (ctrl+u; private; token: HF_TOKEN or `hf auth login`)",
-                        classes="box-title")
+            yield Label("Push to the Hugging Face Hub (the repository, then Enter; private; token: HF_TOKEN or "
+                        "`hf auth login`)", classes="box-title")
             yield Input(placeholder="repository: user/name", id="push-repo")
             yield Label("Smoke test", classes="box-title")
             yield Static("", id="export-smoke", markup=False)
@@ -124,7 +124,7 @@ class ExportPane(StepPane):
         repo = self.query_one("#push-repo", Input).value.strip()
         if not repo:
             self.query_one("#push-repo", Input).focus()
-            self.notify("Type the repository (user/name), then ctrl+u.", severity="warning")
+            self.notify("Type the repository (user/name), then Enter.", severity="warning")
             return
         self.query_one("#export-log", RichLog).write(f"Pushing the newest export to {repo} ...")
         self.push(repo)
