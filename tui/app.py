@@ -15,6 +15,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from tunewiz.errors import TunewizError
+from tunewiz.words import naming_project
 from tunewiz.tui.glyphs import ASCII, GLYPHS
 
 
@@ -94,6 +95,21 @@ class TunewizApp(App):
             self.notify(f"Opened read-only: the project is {project.read_only}. Changes are refused until you "
                         "reopen it after that one closes.", severity="warning", timeout=15)
         return True
+
+    def for_shell(self, text: str) -> str:
+        """`text` with the commands it names carrying -p and the project's folder, when the wizard was not
+        started inside that folder (a command copied into this shell would find no project there)."""
+        if self.project is None:
+            return text
+        root = self.project.root
+        try:
+            inside = Path.cwd().resolve().is_relative_to(root.resolve())
+        except OSError:
+            inside = False
+        return text if inside else naming_project(text, str(root))
+
+    def notify(self, message, *args, **kwargs) -> None:
+        super().notify(self.for_shell(message) if isinstance(message, str) else message, *args, **kwargs)
 
     def on_unmount(self) -> None:
         from tunewiz.tui.background import stop_jobs

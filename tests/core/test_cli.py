@@ -222,3 +222,16 @@ def test_pairs_lists_the_check_that_rejected_a_generated_pair(project):
     store = PairStore(project.pairs_path)
     store.update(rescued, answer="The light was first lit in 1811.")
     assert PairStore(project.pairs_path).get(rescued).reason == ""  # the check judged the old answer
+
+
+def test_the_commands_that_take_a_project_are_the_ones_named_with_p():
+    # tunewiz.words.PROJECT_COMMANDS is what the CLI's and the wizard's advice add -p DIR to
+    from tunewiz.words import PROJECT_COMMANDS, naming_project
+
+    parser = build_parser(COMMAND_MODULES)
+    commands = parser._subparsers._group_actions[0].choices
+    taking = {name for name, sub in commands.items()
+              if any(a.dest == "project" for a in sub._actions if "--project" in a.option_strings)}
+    assert taking == PROJECT_COMMANDS
+    assert naming_project("run `tunewiz train --plan`, then `tunewiz new x`", "my proj") == \
+        "run `tunewiz train -p 'my proj' --plan`, then `tunewiz new x`"

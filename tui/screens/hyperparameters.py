@@ -39,7 +39,7 @@ class HyperparametersPane(StepPane):
             text = f"Not planned yet: {exc}"
         except Exception as exc:  # a bug: said on the step (never taking the UI down), with its type
             text = f"Planning failed with an internal error ({type(exc).__name__}: {exc})"
-        self.app.call_from_thread(self.query_one("#hp-plan", Static).update, text)
+        self.app.call_from_thread(self.query_one("#hp-plan", Static).update, self.app.for_shell(text))
 
     @on(SettingsForm.Saved)
     def _saved(self, event: SettingsForm.Saved) -> None:

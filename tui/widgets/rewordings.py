@@ -67,11 +67,11 @@ class RewordingsScreen(ModalScreen[None]):
             shown = item.status if item.id in live or item.status == "rejected" else "retired"
             table.add_row(shown, item.use, item.source, item.question, key=item.id)
         uses = {use: sum(1 for r in items if r.id in live and r.use == use) for use in ("check", "train")}
-        self.query_one("#rewordings-summary", Static).update(
+        self.query_one("#rewordings-summary", Static).update(self.app.for_shell(
             f"{counted(len(items), 'rewording')}: {uses['check']} checking recall, {uses['train']} training "
             "beside their pair; retired: their pair changed or was rejected." if items else
             "No stored rewordings: runs make rule rewordings on the fly. `tunewiz rewordings --generate` "
-            "(or --train) asks the generator for some.")
+            "asks the generator for some (`tunewiz rewordings --generate --train`: ones that train)."))
         if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep))
         self.show_detail()

@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
-import shlex
 from pathlib import Path
 from typing import TextIO
 
 from tunewiz.project import PROJECT_FILE, Project, find_project_root
-
-
-PROJECT_COMMANDS: set[str] = set()
-"""The commands that take -p/--project, as they are registered (`for_shell` adds -p to these only)."""
+from tunewiz.words import PROJECT_COMMANDS, naming_project
 
 
 def add_project_arg(parser: argparse.ArgumentParser) -> None:
-    PROJECT_COMMANDS.add(parser.prog.split()[-1])
+    command = parser.prog.split()[-1]
+    if command not in PROJECT_COMMANDS:  # the wizard names commands from that list too
+        raise AssertionError(f"add '{command}' to tunewiz.words.PROJECT_COMMANDS")
     parser.add_argument("-p", "--project", default=".", metavar="DIR",
                         help="the project folder (default: the current folder, or the nearest one above it "
                              "that holds tunewiz.toml)")
@@ -54,7 +51,7 @@ def project_folder(given: str) -> Path:
 
 
 def project_option(args: argparse.Namespace) -> str:
-    """" -p DIR" when the command was given a project folder the current folder is not inside, else "":
+    """The project folder the command was given when the current folder is not inside it, else "":
     messages name commands as typed inside the project, where it is found on its own."""
     folder = getattr(args, "project", None)
     if not isinstance(folder, str) or folder == ".":
@@ -64,23 +61,13 @@ def project_option(args: argparse.Namespace) -> str:
             return ""
     except OSError:
         return ""
-    return f" -p {shlex.quote(folder)}"
+    return folder
 
 
 def for_shell(text: str, args: argparse.Namespace) -> str:
     """`text` with the commands it names (`tunewiz CMD ...` in backticks) carrying the -p DIR the user
     gave, when run from outside that project's folder."""
-    option = project_option(args)
-    if not option:
-        return text
-
-    def named(match: re.Match) -> str:
-        command, rest = match.group(1), match.group(2)
-        if command not in PROJECT_COMMANDS or " -p " in rest or " --project " in rest:
-            return match.group(0)
-        return f"`tunewiz {command}{option}{rest}`"
-
-    return re.sub(r"`tunewiz ([a-z-]+)([^`]*)`", named, text)
+    return naming_project(text, project_option(args))
 
 
 class NamingProject(io.TextIOBase):
