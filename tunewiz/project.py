@@ -137,9 +137,16 @@ def check_value(section: str, key: str, value: Any) -> Any:
             raise ConfigError(f"{where} holds {secret}; secrets never go into the project file: put the key in "
                               "an environment variable (`export MY_API_KEY=...`) and name it in "
                               "generator.api_key_env (sent as the bearer token)")
+        if spec.metadata.get("url") and value and not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
+            raise ConfigError(f"{where} must be an http:// or https:// URL (e.g. http://localhost:11434/v1) or "
+                              f"empty, got {value!r}")
     else:  # list[str]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+        if where == "hyperparameters.target_modules":
+            if not value or not all(re.fullmatch(r"[A-Za-z_][\w.\-]*", name) for name in value):
+                raise ConfigError(f"{where} must name at least one module: 'all-linear', or names such as "
+                                  f"q_proj, v_proj; got {value!r}")
         if where == "hyperparameters.set_by_user":
             names = [f.name for f in dataclasses.fields(SECTIONS[section]) if f.name not in ("preset", key)]
             for name in value:

@@ -219,3 +219,19 @@ def test_a_closed_pipe_ends_quietly(project):
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.count("\n") == 2
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+@pytest.mark.parametrize("key, text, expected", [
+    ("generator.base_url", "not a url", "must be an http:// or https:// URL"),
+    ("generator.base_url", "ftp://x", "must be an http:// or https:// URL"),
+    ("hyperparameters.target_modules", "", "must name at least one module"),
+    ("hyperparameters.target_modules", "q_proj, v proj", "must name at least one module"),
+])
+def test_values_that_could_only_fail_later_are_refused_when_set(project, capsys, key, text, expected):
+    from tunewiz.cli import main
+
+    before = project.file.read_bytes()
+    assert main(["config", "-p", str(project.root), key, text]) == 2
+    assert expected in capsys.readouterr().err
+    assert project.file.read_bytes() == before
+    assert main(["config", "-p", str(project.root), "generator.base_url", "http://127.0.0.1:8080/v1"]) == 0
