@@ -31,7 +31,7 @@ from tunewiz.dataset import Pair, new_pair_id, now_iso, split_position
 from tunewiz.errors import TunewizError
 from tunewiz.formats import physical_lines
 from tunewiz.journal import append_lines, torn_tail_notice
-from tunewiz.questions import looks_like_question
+from tunewiz.questions import INSTRUCTION_VERBS, looks_like_question
 from tunewiz.scoring import tokens
 
 REWORDINGS_FILE = "data/rewordings.jsonl"
@@ -74,6 +74,8 @@ _SYNONYMS = {"founded": "established", "established": "founded", "invented": "cr
              "began": "started", "begin": "start", "built": "constructed", "main": "principal",
              "capital": "capital city", "famous": "best known", "colour": "color", "color": "colour"}
 _PARTICIPLE = re.compile(r"(?:ed|en|wn|lt|ght|ung|ade|one)$")
+_CLAUSES = re.compile(r"[,;:\u2014\u2013]|\s-\s|\b(?:and|or|but)\b")
+"""Marks of a second clause: "What is X, and why?" cannot end in "... why is." """
 
 
 def rule_rewording(question: str) -> str | None:
@@ -95,7 +97,8 @@ def rule_rewording(question: str) -> str | None:
         if len(rest) >= 2 and _PARTICIPLE.search(rest[-1].lower()):
             subject, verb = rest[:-1], rest[-1]
             candidate = f"Do you know {wh} {' '.join(subject)} {second} {_synonym(verb)}?"
-        elif wh in ("what", "who") and not any(_PARTICIPLE.search(w.lower()) for w in rest[1:]):
+        elif (wh in ("what", "who") and not any(_PARTICIPLE.search(w.lower()) for w in rest[1:])
+              and not _CLAUSES.search(" ".join(rest))):  # the verb moves to the end of one clause only
             candidate = f"Tell me {wh} {_swap_synonyms(' '.join(rest))} {second}."
         else:
             candidate = f"I would like to know: {_lower_first(_swap_synonyms(body))}?"
@@ -107,8 +110,10 @@ def rule_rewording(question: str) -> str | None:
         candidate = f"Do you know {_lower_first(_swap_synonyms(body))}?"
     elif second in _BE + _DO or wh in _BE + _DO + ("can", "has", "have"):
         candidate = f"Tell me: {_lower_first(_swap_synonyms(body))}?"
-    elif looks_like_question(text):  # an instruction ("Name ...", "Explain ...")
+    elif looks_like_question(text) and body.lower().startswith(INSTRUCTION_VERBS):  # "Name ...", "Explain ..."
         candidate = f"Please {_lower_first(_swap_synonyms(body))}."
+    elif text.endswith("?") and looks_like_question(text):  # "Café au lait: what is in it?"
+        candidate = f"I would like to know: {_lower_first(_swap_synonyms(body))}?"
     if candidate is None:
         return None
     return candidate if is_good_rewording(candidate, question) else None
@@ -124,6 +129,9 @@ def _swap_synonyms(text: str) -> str:
     for index, word in enumerate(words):
         core = word.strip(",.;:?!")
         if core.lower() in _SYNONYMS and core.islower():
+            swapped = _SYNONYMS[core.lower()].split()
+            if swapped[0] == core and words[index + 1:index + len(swapped)] == swapped[1:]:
+                continue  # "capital city" is no new wording of "capital city"
             words[index] = word.replace(core, _SYNONYMS[core.lower()])
             break
     return " ".join(words)

@@ -54,6 +54,16 @@ def test_rule_rewordings_keep_the_meaning_in_other_words():
     assert not is_good_rewording("Blue", FACTS[0][0])  # not a question
 
 
+
+def test_rule_rewordings_stay_grammatical_on_questions_the_rules_do_not_fit():
+    # found in a newcomer trial: "Tell me what the capital city of France, and why is.", "Please good line one."
+    assert rule_rewording("What is the capital city of France, and why?") == \
+        "I would like to know: what is the capital city of France, and why?"
+    assert rule_rewording("Good line one?") == "I would like to know: good line one?"
+    assert rule_rewording("Name the capital of Norland.") == "Please name the capital city of Norland."
+    assert rule_rewording("What is the capital of France?") == "Tell me what the capital city of France is."
+
+
 def test_kind_is_facts_for_short_statements_and_skill_for_long_or_formatted_answers():
     assert detect_kind([Pair(q, a) for q, a in FACTS])[0] == "facts"
     code = "Here is how:\n```python\nprint('hi')\n```"
