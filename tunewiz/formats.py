@@ -184,8 +184,19 @@ def _text(value: Any, where: str) -> str:
             if kind not in TEXT_PART_TYPES or not isinstance(text, str):
                 raise ValueError(f"{where}[{number}]: expected a text part, got {_kind_of(part)}")
             texts.append(text)
-        return "".join(texts)
+        return _join_parts(texts)
     raise ValueError(f"{where}: expected text, got {_kind_of(value)}")
+
+
+def _join_parts(texts: list[str]) -> str:
+    """Text parts of one message, one after the other on lines of their own, as vLLM hands them to the model
+    ("Part A", "Part B?" is no "Part APart B?"); a part that ends or starts with white space (a sentence
+    split in two: "What is ", "Velmora?") joins as it is."""
+    joined = ""
+    for text in texts:
+        glue = "" if not joined or joined[-1].isspace() or not text or text[0].isspace() else "\n"
+        joined += glue + text
+    return joined
 
 
 def _kind_of(value: Any) -> str:

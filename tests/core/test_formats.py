@@ -234,17 +234,19 @@ def test_content_parts_are_joined_as_text_never_stored_as_a_structure(tmp_path):
         {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is this?"},
                                                    {"type": "image_url", "image_url": {"url": "x.png"}}]},
                       {"role": "assistant", "content": "A cat."}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "Part A"}, {"type": "text", "text": "Part B?"}]},
+                      {"role": "assistant", "content": "Both."}]},
         {"question": {"text": "an object"}, "answer": "no"},
         {"question": "Is it true?", "answer": True},
         {"question": "What year?", "answer": 1969},
     ])
     result = read_pairs(f)
     assert [(p.question, p.answer) for p in result.pairs] == [("What is Velmora?", "An institute."),
-                                                             ("What year?", "1969")]
+                                                             ("Part A\nPart B?", "Both."), ("What year?", "1969")]
     problems = [(p.where, p.kind, p.reason) for p in result.problems]
     assert problems[0][:2] == ("line 2", "image parts") and "'messages'[0].content[1] is an image_url part" in problems[0][2]
-    assert problems[1] == ("line 3", "bad rows", "'question': expected text, got an object with text")
-    assert problems[2] == ("line 4", "bad rows", "'answer': expected text, got true/false")
+    assert problems[1] == ("line 4", "bad rows", "'question': expected text, got an object with text")
+    assert problems[2] == ("line 5", "bad rows", "'answer': expected text, got true/false")
     assert not any("{" in p.question or "[" in p.answer for p in result.pairs)
 
 
