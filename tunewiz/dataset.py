@@ -190,7 +190,8 @@ class PairStore:
             return ""
         shown = ", ".join(str(n) for n in lines[:5]) + (", ..." if len(lines) > 5 else "")
         return (f"{self.path}: skipped {len(lines)} unreadable line{'s' if len(lines) != 1 else ''} "
-                f"(line{'s' if len(lines) != 1 else ''} {shown}); fix or remove them, every other pair is read")
+                f"(line{'s' if len(lines) != 1 else ''} {shown}); fix or remove {'them' if len(lines) != 1 else 'it'}, "
+                "every other pair is read")
 
     def __len__(self) -> int:
         return self._live if self._stale else len(self._loaded)
@@ -390,13 +391,14 @@ def project_kind(project, pairs: list[Pair]) -> tuple[str, str]:
     return kind, f"auto: {why}"
 
 
-def project_split(project) -> tuple[list[Pair], list[Pair]]:
-    """The train/validation pairs of a project, as its [dataset] section says.
+def project_split(project, store: PairStore | None = None) -> tuple[list[Pair], list[Pair]]:
+    """The train/validation pairs of a project, as its [dataset] section says (`store`: the project's
+    pairs, already read).
 
     Facts all train: a fact held out can never be recalled, so its loss only rises;
     reworded questions of trained facts validate instead (`tunewiz.evalsets`)."""
     ds = project.config.dataset
-    pairs = trainable(PairStore(project.pairs_path), ds.train_on)
+    pairs = trainable(store if store is not None else PairStore(project.pairs_path), ds.train_on)
     if project_kind(project, pairs)[0] == "facts":
         return sorted(pairs, key=lambda p: p.id), []
     return split_pairs(pairs, ds.split_seed, ds.validation_fraction)

@@ -52,6 +52,8 @@ class TrainingPlan:
     steps: int = 0
     expected_seconds: float | None = None
     """Training time from the expected throughput (no start-up, no checks); None when the size is unknown."""
+    notices: list[str] = field(default_factory=list)
+    """What the user should know of the data read (lines of the pairs journal that could not be read)."""
 
     def lines(self) -> list[str]:
         out = [f"data: {self.kind} ({self.kind_reason})",
@@ -59,6 +61,7 @@ class TrainingPlan:
                + (f" (and {self.train_rewordings} of their questions reworded)" if self.train_rewordings else "")
                + f", {self.validation_pairs} validation; {self.steps} steps"
                + (f", about {_duration(self.expected_seconds)} of training" if self.expected_seconds else "")]
+        out += [f"note: {notice}" for notice in self.notices]
         for key, why in self.chosen.items():
             out.append(f"  {key} = {self.hyperparameters[key]!r}  ({why})")
         kept = [k for k in self.hyperparameters.get("set_by_user", []) if k in self.hyperparameters]
@@ -75,7 +78,8 @@ class TrainingPlan:
                 + (f" (+{self.train_rewordings} reworded)" if self.train_rewordings else "") + f", {self.steps} steps"
                 + (f", about {_duration(self.expected_seconds)}" if self.expected_seconds else ""))
         chosen = ", ".join(f"{key} {self.hyperparameters[key]}" for key in self.chosen)
-        return head + (f"; preset auto chose {chosen} (`tunewiz train --plan` says why)" if chosen else "")
+        return (head + (f"; preset auto chose {chosen} (`tunewiz train --plan` says why)" if chosen else "")
+                + "".join(f"; note: {notice}" for notice in self.notices))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -285,6 +285,19 @@ def test_a_gpu_the_machine_does_not_have_is_refused_before_anything_starts(make_
     assert not project.runs_dir.exists()
 
 
+def test_the_plan_says_which_lines_of_the_pairs_journal_it_could_not_read(make_project, tmp_path):
+    # a pair the user made that does not train, unsaid, is a pair lost
+    from tunewiz.training.launch import next_run_plan
+
+    project = make_project(tmp_path / "p", "smollm2-135m", [("What is 2+2?", "4."), ("What is 3+3?", "6.")])
+    lines = project.pairs_path.read_text().splitlines()
+    project.pairs_path.write_text(lines[0] + "\n" + lines[1].replace('"answer"', '"answer" TORN') + "\n")
+    plan = next_run_plan(project)
+    assert plan.train_pairs == 1
+    assert any("skipped 1 unreadable line (line 2); fix or remove it" in line for line in plan.lines())
+    assert "note: " in plan.summary()
+
+
 def test_one_run_per_project_unless_parallel(tiny_project):
     from tunewiz.errors import TunewizError
 

@@ -189,12 +189,13 @@ def next_run_plan(project: Project, gpus: int | None = None) -> TrainingPlan:
 
 def _split_and_plan(project: Project, gpus: int) -> tuple[list, list, TrainingPlan, list]:
     """(train pairs, validation pairs, plan, the train pairs' train rewordings as samples)."""
-    from tunewiz.dataset import project_kind, project_split
+    from tunewiz.dataset import PairStore, project_kind, project_split
     from tunewiz.evalsets import REWORDINGS_FILE, RewordingStore, training_samples
     from tunewiz.hardware import detect, model_shape
 
     cfg = project.config
-    train, validation = project_split(project)
+    store = PairStore(project.pairs_path)
+    train, validation = project_split(project, store)
     if not train:
         raise TunewizError(f"{project.pairs_path}: no pairs to train on (import or generate some; "
                            "rejected pairs never train)")
@@ -213,6 +214,9 @@ def _split_and_plan(project: Project, gpus: int) -> tuple[list, list, TrainingPl
     plan = plan_training(project, kind, why, train, validation, device, cores,
                          shape.params / 1e9 if shape else None, gpus if device == "cuda" else 1,
                          reworded=len(reworded))
+    unreadable = store.unreadable_notice()
+    if unreadable:  # a pair the user made and cannot see train is one they would want to know of
+        plan.notices.append(unreadable)
     return train, validation, plan, reworded
 
 
