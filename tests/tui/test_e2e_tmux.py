@@ -140,7 +140,9 @@ def journey(term: Terminal, tmp_path: Path) -> None:
     term.keys("Enter", "Down", "Enter")   # auto -> quick-test
     term.wait_for("Applied the quick-test preset")
     assert Project.load(tmp_path / "proj").config.hyperparameters.max_steps == 20
-    term.keys("Escape", "6", "t")         # Train: start a detached run
+    term.keys("Escape", "6", "t")         # Train: what the run would train, asked first
+    term.wait_for("Start a run?")
+    term.keys("y")                        # start a detached run
     term.wait_for(": finished", timeout=900)
     run = next((tmp_path / "proj" / "runs").iterdir())
     assert any(json.loads(line).get("type") == "recall" for line in (run / "metrics.jsonl").read_text().splitlines())

@@ -653,6 +653,21 @@ async def test_under_a_named_preset_retyping_its_value_keeps_the_preset(qa_proje
 
 # ---------------------------------------------------------------- train, checkpoints, export
 
+async def test_t_says_what_the_run_would_train_and_asks_before_starting(qa_project):
+    from tunewiz.tui.widgets.dialogs import ConfirmDialog
+
+    app = TunewizApp("proj")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6", "t")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        question = app.screen.question
+        assert question.startswith("Start a run?") and "pairs train" in question and "steps" in question
+        await pilot.press("n")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmDialog)
+    assert not Path("proj/runs").exists() or not any(Path("proj/runs").iterdir())
+
+
 async def test_the_train_header_follows_the_runs_state(qa_project, make_run):
     import os
 

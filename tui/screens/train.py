@@ -173,8 +173,32 @@ class TrainPane(StepPane):
         if current is not None and current.state() in ACTIVE_STATES:
             self.notify(f"Run {current.id} is still {current.state()}; stop it first (s).", severity="warning")
             return
-        self.notify("Starting a run: reading the pairs, checking memory, starting the process...")
-        self._start_run()
+        self._plan_then_ask()
+
+    @work(thread=True, exclusive=True, group="start-run", exit_on_error=False)
+    def _plan_then_ask(self) -> None:
+        """What the run would train (next_run_plan reads every pair: never on the event loop), then ask:
+        a run takes minutes to hours of the machine, and `t` is one key."""
+        from tunewiz.errors import TunewizError
+        from tunewiz.training.launch import next_run_plan
+
+        try:
+            plan = next_run_plan(self.project)
+        except TunewizError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self._ask_to_start, plan.summary())
+
+    def _ask_to_start(self, summary: str) -> None:
+        from tunewiz.tui.widgets.dialogs import ConfirmDialog
+
+        def answered(start: bool | None) -> None:
+            if start:
+                self.notify("Starting a run: reading the pairs, checking memory, starting the process...")
+                self._start_run()
+
+        self.app.push_screen(ConfirmDialog(f"Start a run?\n\n{self.app.for_shell(summary)}\n\n"
+                                           "It goes on if you quit; s stops it."), answered)
 
     @work(thread=True, exclusive=True, group="start-run", exit_on_error=False)
     def _start_run(self) -> None:
