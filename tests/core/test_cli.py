@@ -90,6 +90,10 @@ def test_config_get_set_and_bad_values(project):
     assert "hyperparameters.learning_rate must be a number, got 'fast'" in done.stderr
     done = tunewiz("config", "-p", root, "hardware.device", "tpu")
     assert "hardware.device must be one of auto, cpu, cuda, mps" in done.stderr
+    section = tunewiz("config", "-p", root, "hyperparameters")  # a whole section, as the file writes it
+    assert section.returncode == 0 and section.stdout.startswith("[hyperparameters]") and "lora_r = 8" in section.stdout
+    done = tunewiz("config", "-p", root, "hyperparameters", "8")
+    assert done.returncode == 2 and "hyperparameters is a section: set one of its keys" in done.stderr
 
 
 def test_bad_project_file_is_an_error_not_a_traceback(tmp_path):

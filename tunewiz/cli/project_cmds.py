@@ -122,11 +122,17 @@ def cmd_config(args: argparse.Namespace) -> int:
     section, _, key = args.key.partition(".")
     if args.value is None:
         project = open_project(args)
+        if not key:  # a whole section, as the file writes it
+            print(redact_urls(tomli_w.dumps({section: project.config.to_dict()[section]})), end="")
+            return 0
         try:
             print(redact_urls(str(project.get(args.key))))
         except AttributeError:
             raise TunewizError(f"unknown key '{args.key}'") from None
         return 0
+    if not key:
+        raise TunewizError(f"{section} is a section: set one of its keys, as in "
+                           f"`tunewiz config {section}.KEY VALUE` (`tunewiz config {section}` lists them)")
     project = open_project(args, write=True)
     try:
         try:
