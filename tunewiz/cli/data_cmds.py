@@ -253,8 +253,9 @@ def _rewordings(args: argparse.Namespace, project, changing: bool) -> int:
     if changing:
         return 0
     live = {r.id for r in live_rewordings(store, pairs)}
-    rows = [[r.id, r.status if r.id in live or r.status == "rejected" else "retired", r.use, r.source, r.question[:50],
-             pairs[r.pair_id].question[:40] if r.pair_id in pairs else "(pair deleted)"] for r in store]
+    rows = [[r.id, r.status if r.id in live or r.status == "rejected" else "retired", r.use, r.source,
+             _clip(r.question, 50), _clip(pairs[r.pair_id].question, 40) if r.pair_id in pairs else "(pair deleted)"]
+            for r in store]
     if not rows:
         print("No stored rewordings: runs make rule rewordings on the fly (`--make` stores them to edit).")
         return 0
