@@ -33,7 +33,11 @@ def project_values(*, name: str = "", base_model: str = "", kind: str = "", topi
         if value.strip():
             values[key] = value.strip()
     if documents:
-        values["generator.documents"] = [str(Path(d.strip()).expanduser().resolve()) for d in documents if d.strip()]
+        paths = [Path(d.strip()).expanduser() for d in documents if d.strip()]
+        missing = [str(path) for path in paths if not path.exists()]
+        if missing:  # found now, not when generation starts
+            raise TunewizError(f"documents: no such file or folder: {', '.join(missing)}")
+        values["generator.documents"] = [str(path.resolve()) for path in paths]
     return values
 
 

@@ -76,6 +76,14 @@ def test_new_with_a_bad_import_leaves_nothing_behind(tmp_path):
     assert not (tmp_path / "p").exists()
 
 
+def test_new_names_documents_that_are_not_there_and_says_generate_comes_next(tmp_path):
+    done = tunewiz("new", str(tmp_path / "p"), "--documents", str(tmp_path / "nowhere.pdf"), "-y")
+    assert done.returncode == 2 and "documents: no such file or folder" in done.stderr
+    assert not (tmp_path / "p").exists()
+    done = tunewiz("new", "t", "--topic", "volcanoes", "-y", cwd=tmp_path)
+    assert done.returncode == 0 and "Next: tunewiz generate -p t (an LLM writes the pairs)" in done.stdout
+
+
 def test_config_get_set_and_bad_values(project):
     root = str(project.root)
     assert tunewiz("config", "-p", root, "hyperparameters.lora_r", "8").returncode == 0

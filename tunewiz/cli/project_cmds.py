@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -90,7 +91,11 @@ def cmd_new(args: argparse.Namespace) -> int:
         for problem in made.imported.problems:
             print(f"  {args.import_file}: {problem.where}: {problem.reason}")
     print(f"Created {made.project.file}")
-    print(f"Next: tunewiz status {root}   ·   tunewiz open {root}")
+    folder = shlex.quote(str(root))
+    if (values.get("generator.topic") or values.get("generator.documents")) and not made.imported:
+        print(f"Next: tunewiz generate -p {folder} (an LLM writes the pairs)   ·   tunewiz open {folder}")
+    else:
+        print(f"Next: tunewiz status {folder}   ·   tunewiz open {folder}")
     return 0
 
 
