@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from tunewiz.journal import append_lines, torn_tail_notice
+from tunewiz.errors import TunewizError
+from tunewiz.journal import append_lines, torn_tail_notice, torn_tail_size
 from tunewiz.project import atomic_write_text
 
 STATUSES = ("pending", "accepted", "rejected")
@@ -222,6 +223,15 @@ class PairStore:
 
     def _append_records(self, records: Iterable[dict[str, Any]]) -> int:
         """Append records, all or nothing; returns how many lines were stored."""
+        if self._stale:
+            self.load()
+        tail = 1 if self.torn_lines and torn_tail_size(self.path) else 0  # a write cut short: set aside below
+        if len(self.torn_lines) > tail and not self._lines - len(self.torn_lines):
+            # Not one line of it is a pair: another file (dataset.pairs_file naming the user's notes, say),
+            # which must not get pairs appended to it.
+            raise TunewizError(f"{self.path}: no line of it is a pair, so it is no pairs file; pairs are not "
+                               "added to it (dataset.pairs_file names another file? the default is "
+                               "data/pairs.jsonl)")
         written, side = append_lines(self.path, (json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         if side is not None:
             self.notices.append(torn_tail_notice(self.path, side))

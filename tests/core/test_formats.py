@@ -476,3 +476,18 @@ def test_pairs_export_data_and_import_say_which_lines_of_the_journal_they_could_
     assert "skipped 1 unreadable line (line 1)" in captured.err and "1 pairs" in captured.out
     assert main(["export-data", "-p", str(project.root), "--format", "csv", str(tmp_path / "out.csv")]) == 0
     assert "skipped 1 unreadable line (line 1)" in capsys.readouterr().err
+
+
+def test_pairs_are_never_appended_to_a_file_that_holds_none(tmp_path, capsys):
+    # dataset.pairs_file naming the user's notes: import appended JSON lines to them
+    from tunewiz.cli import main
+    from tunewiz.project import create_project
+
+    project = create_project(tmp_path / "a")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\nabout volcanoes\n")
+    assert main(["config", "-p", str(project.root), "dataset.pairs_file", str(notes)]) == 0
+    (tmp_path / "qa.csv").write_text("question,answer\nWhat is A?,A is one.\n")
+    assert main(["import", "-p", str(project.root), str(tmp_path / "qa.csv")]) != 0
+    assert "no line of it is a pair" in capsys.readouterr().err
+    assert notes.read_text() == "my notes\nabout volcanoes\n"

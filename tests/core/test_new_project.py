@@ -14,6 +14,7 @@ from tunewiz.tui.screens.welcome import create_new_project
 def test_a_new_project_gets_its_settings_and_first_pairs(tmp_path):
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("question,answer\nWhat is 2+2?,4\nWho wrote it?,Ada\n", encoding="utf-8")
+    (tmp_path / "a.txt").write_text("A document.", encoding="utf-8")
     values = project_values(name=" facts ", kind="facts", documents=[str(tmp_path / "a.txt")])
     made = new_project(tmp_path / "proj", values, pairs)
     assert made.project.config.project.name == "facts" and made.project.config.dataset.kind == "facts"
