@@ -20,7 +20,9 @@ from tunewiz.project import atomic_write_text
 
 STATS_FILE = ".pairs-stats.json"
 CHECK_BYTES = 64
-VERSION = 1
+VERSION = 2
+UNREADABLE_KEPT = 20
+"""Line numbers of unreadable lines kept in the cache (their count is kept whole)."""
 
 
 @dataclass
@@ -31,12 +33,16 @@ class PairSummary:
     validation: int
     kind: str
     kind_why: str
+    unreadable: int = 0
+    """Complete lines of the journal that are no pair record (the store skips them too)."""
+    unreadable_lines: tuple[int, ...] = ()
+    """The first UNREADABLE_KEPT of them, by line number."""
 
 
 def pair_summary(project) -> PairSummary:
     """Counts by status, the train/validation split and the kind, as the project's settings say."""
     ds = project.config.dataset
-    facts = _refresh(project.pairs_path, ds.split_seed)
+    facts, unreadable = _refresh(project.pairs_path, ds.split_seed)
     counts = {status: 0 for status in STATUSES}
     for status, *_ in facts.values():
         counts[status] = counts.get(status, 0) + 1
@@ -54,52 +60,62 @@ def pair_summary(project) -> PairSummary:
         train = len(trainable) - validation
         if ds.validation_fraction > 0 and not validation and train >= 2:
             train, validation = train - 1, 1  # as split_pairs: validation is never empty
-    return PairSummary(len(facts), counts, train, validation, kind, why)
+    return PairSummary(len(facts), counts, train, validation, kind, why, unreadable["count"],
+                       tuple(unreadable["lines"]))
 
 
-def _refresh(journal: Path, seed: int) -> dict[str, list]:
-    """id -> [status, answer words, formatted, split position] of every live pair."""
+def _refresh(journal: Path, seed: int) -> tuple[dict[str, list], dict]:
+    """(id -> [status, answer words, formatted, split position] of every live pair,
+    {"count": unreadable complete lines, "lines": the first of their numbers, "read": lines read})."""
     cache_path = journal.parent / STATS_FILE
     cache = _read_cache(cache_path, seed)
     try:
         handle = journal.open("rb")
     except FileNotFoundError:
-        return {}
+        return {}, {"count": 0, "lines": [], "read": 0}
     with handle:
         size = handle.seek(0, 2)
         offset = cache["offset"] if cache else 0
         if offset > size or (offset and _check(handle, offset) != cache["check"]):
             cache, offset = None, 0  # rewritten, not appended to
         facts = cache["facts"] if cache else {}
+        unreadable = cache["unreadable"] if cache else {"count": 0, "lines": [], "read": 0}
         if offset == size:
-            return facts
+            return facts, unreadable
         handle.seek(offset)
         for line in handle:  # line by line: a 200k-pair tail is never held whole
             if not line.endswith(b"\n"):
                 break  # a torn last line is left for the next call
             offset += len(line)
-            _apply(facts, line, seed)
+            unreadable["read"] += 1
+            if line.strip() and not _apply(facts, line, seed):
+                unreadable["count"] += 1
+                if len(unreadable["lines"]) < UNREADABLE_KEPT:
+                    unreadable["lines"].append(unreadable["read"])
         check = _check(handle, offset)
     try:
         atomic_write_text(cache_path, json.dumps({"version": VERSION, "seed": seed, "offset": offset,
-                                                  "check": check, "facts": facts}, separators=(",", ":")))
+                                                  "check": check, "facts": facts, "unreadable": unreadable},
+                                                 separators=(",", ":")))
     except OSError:
         pass  # a read-only or full disk: the counts are right, only the next call is slower
-    return facts
+    return facts, unreadable
 
 
-def _apply(facts: dict[str, list], line: bytes, seed: int) -> None:
+def _apply(facts: dict[str, list], line: bytes, seed: int) -> bool:
+    """Count one journal line in; False when it is no pair record (the store skips it too)."""
     try:
         record = json.loads(line)
         pair_id = record["id"]
         if record.get("deleted"):
             facts.pop(pair_id, None)
-            return
+            return True
         answer = record.get("answer", "")
         facts[pair_id] = [record.get("status", "pending"), len(answer.split()), formatted_answer(answer),
                           split_position(pair_id, seed)]
+        return True
     except (ValueError, KeyError, TypeError, AttributeError):
-        pass  # a torn line in the middle: the store skips it too
+        return False
 
 
 def _check(handle, offset: int) -> str:

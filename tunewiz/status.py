@@ -37,8 +37,13 @@ def project_status(project: Project) -> list[StepState]:
     unusable = "" if trainable or not total else (
         ", none to train on: all rejected" if counts["rejected"] == total else
         ", none to train on: dataset.train_on = accepted and none is")
+    unreadable = "" if not pairs.unreadable else (
+        f"; {counted(pairs.unreadable, 'unreadable line')} in {cfg.dataset.pairs_file} (line "
+        + ", ".join(map(str, pairs.unreadable_lines[:5])) + (", ..." if pairs.unreadable > 5 else "")
+        + f"): fix or remove {'it' if pairs.unreadable == 1 else 'them'}")
     steps.append(StepState("data", "Data", "done" if trainable else "todo",
-                           f"{counted(total, 'pair')}{unusable} ({source}; generator: {cfg.generator.provider})"))
+                           f"{counted(total, 'pair')}{unusable} ({source}; generator: {cfg.generator.provider})"
+                           + unreadable))
     reviewed = counts["accepted"] + counts["rejected"]
     steps.append(StepState("review", "Review", "done" if total and not counts["pending"] else ("ready" if total else "todo"),
                            f"{counts['accepted']} accepted, {counts['pending']} pending, {counts['rejected']} rejected"

@@ -57,3 +57,19 @@ def test_a_damaged_cache_is_ignored(project):
     pair_summary(project)
     (project.pairs_path.parent / STATS_FILE).write_text("{not json")
     assert summary(project) == expected(project)
+
+
+def test_unreadable_lines_are_counted_as_the_store_skips_them_and_status_says_so(project):
+    from tunewiz.status import project_status
+
+    store = PairStore(project.pairs_path)
+    store.add([Pair(question=f"Q{i}?", answer=f"A{i}.") for i in range(3)])
+    assert pair_summary(project).unreadable == 0  # cached now: the next call reads only the new tail
+    with project.pairs_path.open("a") as handle:
+        handle.write("not a pair\n\n")  # an unreadable line, and a blank one (skipped, as the store does)
+    PairStore(project.pairs_path).add([Pair(question="New?", answer="Yes.")])
+    s = pair_summary(project)
+    assert (s.total, s.unreadable, s.unreadable_lines) == (4, 1, (4,))
+    assert PairStore(project.pairs_path).torn_lines == [4]
+    data = next(step for step in project_status(project) if step.key == "data")
+    assert "1 unreadable line in data/pairs.jsonl (line 4): fix or remove it" in data.summary
