@@ -56,9 +56,12 @@ class CheckpointsPane(StepPane):
         self.query_one("#ckpt-table").focus()
 
     def on_mount(self) -> None:
+        self._add_columns(self.query_one("#ckpt-table", DataTable))
+
+    @staticmethod
+    def _add_columns(table: DataTable) -> None:
         # Short headers so that every column fits the pane at 80 columns (the legend says the rest).
-        self.query_one("#ckpt-table", DataTable).add_columns("step", "train", "val", "trained", "reword", "daily",
-                                                              "", "pick")
+        table.add_columns("step", "train", "val", "trained", "reword", "daily", "", "pick")
 
     def on_step_shown(self) -> None:
         self.load()
@@ -77,7 +80,8 @@ class CheckpointsPane(StepPane):
         self.report = report
         pick = self.project.config.checkpoint.pick
         table = self.query_one("#ckpt-table", DataTable)
-        table.clear()
+        table.clear(columns=True)  # columns too: their widths follow what they show now, not what they showed
+        self._add_columns(table)
         fmt = lambda v: f"{v:.4f}" if v is not None else "-"  # noqa: E731
         for row in self.rows:
             flags = (GLYPHS["best"] if row.best else "") + ("!" if row.overfit else "")
