@@ -223,8 +223,7 @@ class PairStore:
 
     def _append_records(self, records: Iterable[dict[str, Any]]) -> int:
         """Append records, all or nothing; returns how many lines were stored."""
-        if self._stale:
-            self.load()
+        # torn_lines and _lines stay right after a streamed append (every line it wrote is readable): no reload
         tail = 1 if self.torn_lines and torn_tail_size(self.path) else 0  # a write cut short: set aside below
         if len(self.torn_lines) > tail and not self._lines - len(self.torn_lines):
             # Not one line of it is a pair: another file (dataset.pairs_file naming the user's notes, say),
