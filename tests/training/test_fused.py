@@ -110,9 +110,21 @@ def test_fused_projections_follow_a_merged_adapter(tiny_model, batch):
     ids = batch[0]["input_ids"]
     with torch.no_grad():
         expected = plain(input_ids=ids).logits
+        attention = fused.get_base_model().model.layers[0].self_attn
+        before = attention.fused_weight.clone()
         fused.merge_adapter()
+        # merged in place: the fused weight holds the merged weights, one matmul for the group as in training
+        assert not torch.equal(attention.fused_weight, before)
+        torch.testing.assert_close(attention.fused_weight, torch.cat(
+            [getattr(attention, name).base_layer.weight for name in ("q_proj", "k_proj", "v_proj")]))
         torch.testing.assert_close(fused(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)
         fused.unmerge_adapter()
+        torch.testing.assert_close(fused(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)
+        # a safe merge puts new weights in place of the views: each projection then runs on its own
+        for module in fused.modules():
+            if hasattr(module, "lora_A") and hasattr(module, "merge"):
+                module.merge(safe_merge=True)
+        assert attention.q_proj.base_layer.weight.data_ptr() != attention.fused_weight.data_ptr()
         torch.testing.assert_close(fused(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)
 
 

@@ -389,6 +389,13 @@ class Trainer:
         # +5 % on full rows (8B shape, one H100); on 2 CPU cores within the noise (-3.5 % a step, SmolLM2-135M),
         # kept there too so that CPU runs take the GPU's path. 4-bit layers too (fewer dequantizing matmuls).
         # Not over sharded layers: FSDP shards each projection's weight on its own.
+        cpu_layout = os.environ.get("TUNEWIZ_LAYOUT") != "rows"  # measurement switch: benchmarks/recall_checks.py
+        if self.device == "cpu" and not self.quantized and not self.sharded and cpu_layout:
+            # the checks decode a batch of a few dozen rows, where MKL multiplies by a column-major weight at
+            # twice the speed (tunewiz/training/layout.py); before fusing, which keeps the layout.
+            from tunewiz.training.layout import column_major_weights
+
+            column_major_weights(self.model)
         self.fused = 0
         if not self.sharded and os.environ.get("TUNEWIZ_FUSE", "1") != "0":
             from tunewiz.training.fused import fuse_projections

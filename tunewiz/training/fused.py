@@ -23,6 +23,8 @@ fused weights' scales, 0.5 bit a weight; the packed weights themselves are held 
 
 from __future__ import annotations
 
+from tunewiz.training.layout import is_column_major
+
 ATTENTION = ("q_proj", "k_proj", "v_proj")
 MLP = ("gate_proj", "up_proj")
 
@@ -105,7 +107,11 @@ def _fuse(module, names: tuple[str, ...], linears) -> None:
     import torch
 
     bases = [linear.base_layer for linear in linears]
-    weight = torch.cat([base.weight.detach() for base in bases])  # 4-bit: the packed bytes, one column
+    weights = [base.weight.detach() for base in bases]
+    if all(is_column_major(w) for w in weights):  # kept so (tunewiz/training/layout.py): the rows stay views
+        weight = torch.cat([w.t() for w in weights], dim=1).t()
+    else:
+        weight = torch.cat(weights)  # 4-bit: the packed bytes, one column
     bias = None if bases[0].bias is None else torch.cat([base.bias.detach() for base in bases])
     module.fused_quant_state = _nf4_state(bases) if _nf4(linears) else None
     start = row = 0
@@ -145,7 +151,10 @@ def _fused_output(x, module):
     import torch.nn.functional as F
 
     linears = [getattr(module, name) for name in module.fused_names]
-    if linears[0].merged:  # LoRA merged into each base weight (PEFT may have replaced it: no longer a view)
+    if linears[0].merged:  # LoRA merged into each base weight: in place, so into the fused weight, unless
+        # PEFT replaced a weight (a safe merge): then no longer a view of it, and each projection runs alone
+        if module.fused_quant_state is None and all(_views_fused(linear.base_layer.weight, module) for linear in linears):
+            return F.linear(x, module.fused_weight, module.fused_bias)
         return torch.cat([linear.base_layer(x) for linear in linears], dim=-1)
     if module.fused_quant_state is None:
         result = F.linear(x, module.fused_weight, module.fused_bias)
@@ -157,6 +166,10 @@ def _fused_output(x, module):
     a = torch.cat([linear.lora_A[adapter].weight for linear in linears])
     b = torch.block_diag(*(linear.lora_B[adapter].weight * linear.scaling[adapter] for linear in linears))
     return result + F.linear(F.linear(x, a), b)
+
+
+def _views_fused(weight, module) -> bool:
+    return weight.untyped_storage().data_ptr() == module.fused_weight.untyped_storage().data_ptr()
 
 
 def _nf4_linear(x, module, compute_dtype):
