@@ -26,7 +26,8 @@ def test_short_demo_runs_every_step_offline(tmp_path):
     assert "Base vs fine-tuned" in out and "fine-tuned:" in out
     assert "base model: " in out and "reworded questions recalled" in out
     assert "data: facts (set in the project" in out  # the plan, printed when training starts
-    assert "Best: step " in out and "reworded questions (most of any checkpoint)" in out
+    # the most of any checkpoint, or one within the check's noise of it that trained longer
+    assert "Best: step " in out and re.search(r"reworded questions \((within \d+ of the )?most of any checkpoint", out)
 
     project = Project.load(target)
     store = PairStore(project.pairs_path)
