@@ -58,10 +58,16 @@ class CheckpointsPane(StepPane):
     def on_mount(self) -> None:
         self._add_columns(self.query_one("#ckpt-table", DataTable))
 
-    @staticmethod
-    def _add_columns(table: DataTable) -> None:
-        # Short headers so that every column fits the pane at 80 columns (the legend says the rest).
-        table.add_columns("step", "train", "val", "trained", "reword", "daily", "", "pick")
+    COLUMNS = (("step", 5), ("train", 7), ("val", 7), ("trained", 7), ("reword", 7), ("daily", 5), ("", 2),
+               ("pick", 4))
+    """Short headers and fixed widths, so that every column fits the pane at 80 columns (the legend says the
+    rest) and the table lays out the same whatever it showed before (widths that followed the content were
+    rebuilt with the rows, and a busy machine once drew the header before they were)."""
+
+    @classmethod
+    def _add_columns(cls, table: DataTable) -> None:
+        for label, width in cls.COLUMNS:
+            table.add_column(label, width=width)
 
     def on_step_shown(self) -> None:
         self.load()
@@ -80,8 +86,7 @@ class CheckpointsPane(StepPane):
         self.report = report
         pick = self.project.config.checkpoint.pick
         table = self.query_one("#ckpt-table", DataTable)
-        table.clear(columns=True)  # columns too: their widths follow what they show now, not what they showed
-        self._add_columns(table)
+        table.clear()
         fmt = lambda v: f"{v:.4f}" if v is not None else "-"  # noqa: E731
         for row in self.rows:
             flags = (GLYPHS["best"] if row.best else "") + ("!" if row.overfit else "")
