@@ -120,11 +120,11 @@ def test_fused_projections_follow_a_merged_adapter(tiny_model, batch):
         torch.testing.assert_close(fused(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)
         fused.unmerge_adapter()
         torch.testing.assert_close(fused(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)
-        # a safe merge puts new weights in place of the views: each projection then runs on its own
+        # a safe merge: PEFT 0.21 puts new weights in place of the views (each projection then runs on its
+        # own, or the fused weight would still be the unmerged one), PEFT 0.22 writes into them
         for module in fused.modules():
             if hasattr(module, "lora_A") and hasattr(module, "merge"):
                 module.merge(safe_merge=True)
-        assert attention.q_proj.base_layer.weight.data_ptr() != attention.fused_weight.data_ptr()
         torch.testing.assert_close(fused(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)
 
 
