@@ -8,8 +8,8 @@ The pick follows the kind of data (run.json `kind`):
   validation loss says nothing there), counting as a tie what is within the check's noise
   (one question in 16 asked); ties go to the least drift on everyday prompts, then to the
   latest step (questions in new words are recalled more with more training: docs/train.md).
-  Overfitting is reworded recall
-  falling while trained recall holds, or answers to everyday prompts breaking.
+  Overfitting is reworded recall falling while trained recall holds, or answers to everyday
+  prompts breaking.
 - skill: the lowest validation loss among checkpoints that did not drift. Overfitting is
   validation loss rising at K evaluations in a row while train loss fell over the same
   stretch; it "began" at the first evaluation that rose.
