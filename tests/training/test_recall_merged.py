@@ -40,32 +40,38 @@ def test_merged_answers_match_and_the_weights_come_back(tiny_model):
 
 
 def test_each_row_stops_at_its_own_limit_and_keeps_its_greedy_answer(tiny_model):
-    from tunewiz.training.recall import GENERAL_TOKENS, Question, row_limits
-
-    done = row_limits(4, [3, 5])
-    assert done(torch.zeros(2, 4 + 3, dtype=torch.long), None).tolist() == [True, False]
-    assert done(torch.zeros(2, 4 + 5, dtype=torch.long), None).tolist() == [True, True]
+    """Rows leave the batch as they end; each row's tokens are still what transformers' generate() picks
+    for that prompt alone, up to the row's own limit or its stop token."""
+    from tunewiz.templates import render_prompt
+    from tunewiz.training.greedy import greedy_decode
+    from tunewiz.training.recall import GENERAL_TOKENS, Question
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    with torch.no_grad():  # weights far from their small initial values: answers that vary with the prompt
+        for weight in model.parameters():
+            weight.normal_(0, 0.3)
     questions = [Question("What is the code?", "It is 7.", "a"),
                  Question("Tell me the whole story of the harbour town?", " ".join(["word"] * 30), "b"),
-                 Question(GENERAL_PROMPTS[0], "", "")]
+                 Question(GENERAL_PROMPTS[0], "", ""), Question("Hi?", "Hello there.", "c")]
     checker = RecallChecker([], tokenizer, "chatml", "", 48, [])
     limits = checker.answer_limits(questions)
     assert limits[0] < 12 and limits[1] > 30 and limits[2] == GENERAL_TOKENS
-    outputs = []
-    real_generate = model.generate
-    model.generate = lambda **kw: outputs.append(real_generate(**kw)) or outputs[-1]
-    answers = checker.answers(model, questions, "cpu")
-    # The same rows, every one decoded to the longest limit: each row's first tokens are the same (a row's
-    # greedy tokens never depend on how long it or the others go on), and only the longest row ran on.
-    checker.answer_limits = lambda qs: [max(limits)] * len(qs)
-    longer = checker.answers(model, questions, "cpu")
-    width = outputs[0].shape[1] - max(limits)
-    for row, limit in enumerate(limits):
-        assert outputs[0][row, width:width + limit].tolist() == outputs[1][row, width:width + limit].tolist()
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else checker.stop_ids[0]
-    assert outputs[0][2, width + GENERAL_TOKENS:].tolist() == [pad] * (max(limits) - GENERAL_TOKENS)
-    assert answers[1] == longer[1]  # the longest row: the same answer
+    prompts = [tokenizer(render_prompt("chatml", q.text, "", tokenizer))["input_ids"] for q in questions]
+    alone = []
+    for ids, limit in zip(prompts, limits):
+        out = model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                             do_sample=False, max_new_tokens=limit, eos_token_id=checker.stop_ids,
+                             pad_token_id=checker.stop_ids[0])
+        tokens = out[0, len(ids):].tolist()
+        alone.append(tokens[:next((i for i, t in enumerate(tokens) if t in checker.stop_ids), len(tokens))])
+    # One more stop token: one that only the second row picks (past its first two tokens), so that row
+    # ends early while the others go on.
+    stop = next(t for t in alone[1][2:] if not any(t in other for other in alone[:1] + alone[2:]))
+    together = greedy_decode(model, prompts, limits, checker.stop_ids + [stop], checker.stop_ids[0], "cpu")
+    assert together[0] == alone[0] and together[2] == alone[2] and together[3] == alone[3]
+    assert together[1] == alone[1][:alone[1].index(stop)]
+    assert [len(t) for t in together] == [len(t) for t in alone][:1] + [alone[1].index(stop)] + [len(t) for t in alone][2:]
+    assert len(alone[1]) == limits[1] and len(alone[2]) == GENERAL_TOKENS  # the random model never stops itself
+    assert checker.answers(model, questions, "cpu")[3] == tokenizer.decode(alone[3], skip_special_tokens=True).strip()
