@@ -31,12 +31,13 @@ def greedy_decode(model: Any, prompts: list[list[int]], limits: list[int], stop_
     ended = [limit <= 0 for limit in limits]
     stops = set(stop_ids)
     keep_last = {"logits_to_keep": 1} if _takes(model, "logits_to_keep") else {}
+    by_position = _takes(model, "position_ids")  # not models that place tokens by the mask alone (ALiBi)
     cache_argument = "cache" if _takes(model, "cache") else "past_key_values"  # renamed in transformers 5.2x
     cache = None
     while not _all_done(ended, rows, lockstep, device):
         with torch.no_grad():
-            output = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                           **{cache_argument: cache}, **keep_last)
+            output = model(input_ids=input_ids, attention_mask=mask, use_cache=True, **{cache_argument: cache},
+                           **({"position_ids": positions} if by_position else {}), **keep_last)
         cache = output[cache_argument]
         chosen = output.logits[:, -1].argmax(-1)
         for token, row in zip(chosen.tolist(), rows):
