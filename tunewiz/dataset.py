@@ -149,6 +149,9 @@ class PairStore:
         self.torn_lines: list[int] = []
         self.notices: list[str] = []
         """What a write had to do to keep data safe (a torn tail set aside), for the user to read."""
+        self._places: dict[str, int] = {}
+        """Each id's place in the order pairs were first written, kept when the pair is deleted: undo puts a
+        deleted pair back where it was, not at the end."""
         self.load()
 
     # -- reading
@@ -162,10 +165,12 @@ class PairStore:
     def load(self) -> None:
         self._stale = False
         self._loaded = {}
+        self._places = {}
         self._lines = 0
         self.torn_lines = []
         if not self.path.exists():
             return
+        restored = False
         with self.path.open("r", encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
@@ -177,10 +182,18 @@ class PairStore:
                         self._loaded.pop(record["id"], None)
                     else:
                         pair = Pair.from_record(record)
+                        restored |= pair.id in self._places and pair.id not in self._loaded
+                        self._places.setdefault(pair.id, len(self._places))
                         self._loaded[pair.id] = pair
                 except (ValueError, KeyError, TypeError, AttributeError):
                     # A line cut short by a crash mid-write: skip it, keep the rest.
                     self.torn_lines.append(number)
+        if restored:
+            self._put_in_place()
+
+    def _put_in_place(self) -> None:
+        """Order the pairs by their places (after a deleted pair came back)."""
+        self._loaded = dict(sorted(self._loaded.items(), key=lambda item: self._places[item[0]]))
 
     def unreadable_notice(self) -> str:
         """What the user should hear of lines that were skipped when reading ('' when none was)."""
@@ -257,9 +270,19 @@ class PairStore:
         for pair in pairs:
             check_pair(pair)
         self._append_records(p.to_record() for p in pairs)
-        for pair in pairs:
-            self._pairs[pair.id] = pair
+        self._keep(pairs)
         return pairs
+
+    def _keep(self, pairs: list[Pair]) -> None:
+        """Hold written pairs in memory, a deleted one that comes back (undo) in its old place."""
+        live = self._pairs
+        restored = False
+        for pair in pairs:
+            restored |= pair.id in self._places and pair.id not in live
+            self._places.setdefault(pair.id, len(self._places))
+            live[pair.id] = pair
+        if restored:
+            self._put_in_place()
 
     def update(self, pair_id: str, **changes: Any) -> Pair:
         """Change fields of one pair (question, answer, system, status, scores, source)."""
@@ -283,7 +306,7 @@ class PairStore:
     def put(self, pair: Pair) -> None:
         """Write a whole pair back as it is (used by undo to restore an earlier state)."""
         self._append_records([pair.to_record()])
-        self._pairs[pair.id] = pair
+        self._keep([pair])
 
     def delete(self, pair_id: str) -> Pair:
         pair = self._pairs.pop(pair_id)

@@ -52,6 +52,20 @@ def test_undo_by_putting_back_an_earlier_copy(tmp_path):
     assert PairStore(tmp_path / "pairs.jsonl").get(pair.id).answer == "A"
 
 
+def test_undo_of_a_delete_puts_the_pair_back_in_its_place(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    store = PairStore(path)
+    pairs = store.add([Pair(f"Q{i}", f"A{i}") for i in range(4)])
+    store.delete(pairs[1].id)
+    store.delete_many([pairs[2].id, pairs[0].id])
+    store.add([Pair("Q4", "A4")])
+    store.add([Pair.from_record(pairs[2].to_record())])  # undo, as the Review step does it
+    store.put(Pair.from_record(pairs[1].to_record()))
+    assert [p.question for p in store] == ["Q1", "Q2", "Q3", "Q4"]
+    assert [p.question for p in PairStore(path)] == ["Q1", "Q2", "Q3", "Q4"]  # read back: the same order
+    assert list(PairStore(path).dataframe()["question"]) == ["Q1", "Q2", "Q3", "Q4"]
+
+
 def test_dataframe_has_one_row_per_pair(tmp_path):
     store = PairStore(tmp_path / "pairs.jsonl")
     store.add([Pair("Q1", "A1"), Pair("Q2", "A2", status="accepted")])

@@ -296,6 +296,8 @@ async def test_review_accept_reject_undo_delete(qa_project):
         assert pane.table.current.id == "p003"
         await pilot.press("u")
         assert statuses(qa_project)["p002"] == "pending"
+        assert [pair.id for pair in pane.table.rows][:4] == ["p000", "p001", "p002", "p003"]  # back in its place
+        assert pane.table.current.id == "p002"
 
 
 async def test_review_edit_in_the_multiline_editor(qa_project):
