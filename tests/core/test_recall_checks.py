@@ -125,6 +125,7 @@ def test_the_plan_resolves_defaults_from_the_kind_and_keeps_what_the_user_set(tm
     plan = plan_training(project, "facts", "test", _pairs(40), [], "cpu", 2, 0.135)
     hp = plan.hyperparameters
     assert (hp["learning_rate"], hp["lora_dropout"], hp["lr_scheduler"], hp["epochs"]) == (1e-3, 0.0, "constant", 8.0)
+    assert hp["question_dropout"] == 0.0  # not chosen: trained recall fell, reworded within the noise (docs/train.md)
     assert hp["lora_r"] == 8 and "lora_r" not in plan.chosen  # the user's value
     assert hp["lora_alpha"] == 32 and "lora_alpha" not in plan.chosen  # alpha / rank is theirs too
     assert plan.steps == 80 and hp["save_steps"] == hp["eval_steps"] == 16  # about five checkpoints
@@ -140,6 +141,7 @@ def test_the_plan_resolves_defaults_from_the_kind_and_keeps_what_the_user_set(tm
     assert (few.hyperparameters["lora_r"], few.hyperparameters["lora_alpha"]) == (16, 32)  # rank 64 over-trains few
     skill = plan_training(project, "skill", "test", _pairs(40), _pairs(4), "cpu", 2, 0.135)
     assert skill.hyperparameters["learning_rate"] == 2e-4 and skill.hyperparameters["lora_dropout"] == 0.05
+    assert skill.hyperparameters["question_dropout"] == 0.0  # a task or style: its instructions keep their words
 
     project.set("hyperparameters.preset", "custom")
     fixed = plan_training(project, "facts", "test", _pairs(40), [], "cpu", 2, 0.135)

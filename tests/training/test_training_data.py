@@ -52,6 +52,41 @@ def test_micro_batches_cover_every_sample_and_replay():
     assert seen == set(range(10))
 
 
+def test_question_dropout_leaves_out_lowercase_words_only():
+    import random
+
+    question = "How tall is Mount Carrow, Tarvenna's highest peak in 2021?"
+    variants = {D.drop_question_words(question, 0.5, random.Random(seed)) for seed in range(30)}
+    assert len(variants) > 5 and question in variants | {question}
+    for variant in variants:
+        for kept in ("How", "Mount", "Carrow,", "Tarvenna's", "2021?"):  # names, numbers, the question word
+            assert kept in variant.split(), variant
+        assert variant.endswith("?") and "  " not in variant
+    assert "Which festival?" in {D.drop_question_words("Which festival is it?", 0.9, random.Random(s))
+                                 for s in range(30)}  # a word left out keeps its "?"
+    assert D.drop_question_words("what is it?", 1.0, random.Random(0)) == "what is it?"  # never empty
+    assert D.drop_question_words(question, 0.0, random.Random(0)) == question
+
+
+def test_question_dropout_changes_each_pass_keeps_the_answer_and_replays(smollm2_tokenizer):
+    records = [{"question": "word " * 300, "answer": "x"},  # dropped by the tokenizing: longer than the rows
+               {"question": "When was the Tarvenna Maritime Academy founded by its first rector?",
+                "answer": "The Tarvenna Maritime Academy was founded in 1871."}]
+    tokenized = D.tokenize_records(records, smollm2_tokenizer, "chatml", "", 128)
+    assert tokenized.dropped == 1 and tokenized.records == records[1:]
+    dropout = D.QuestionDropout(0.4, 42, smollm2_tokenizer, "chatml", "", 128)
+    passes = [dropout.example(tokenized, 0, epoch) for epoch in range(8)]
+    prompts = {smollm2_tokenizer.decode([t for t, label in zip(e.input_ids, e.labels) if label == -100])
+               for e in passes}
+    assert len(prompts) > 3  # a different question most passes
+    answer = [label for label in tokenized.examples[0].labels if label != -100]
+    for example in passes:
+        assert [label for label in example.labels if label != -100] == answer  # the answer trains whole
+        assert len(example.input_ids) <= len(tokenized.examples[0].input_ids)
+        assert "Tarvenna Maritime Academy" in smollm2_tokenizer.decode(example.input_ids)  # its own record
+    assert dropout.example(tokenized, 0, 3).input_ids == passes[3].input_ids  # a resumed run trains the same
+
+
 def test_truncation_and_dropping_are_counted(smollm2_tokenizer):
     records = [{"question": "short", "answer": "word " * 200}, {"question": "word " * 300, "answer": "x"},
                {"question": "fine", "answer": "ok"}]

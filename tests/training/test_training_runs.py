@@ -392,3 +392,12 @@ def test_a_conversation_trains_whole(tiny_project):
     conversation = next(r for r in records if r.get("id") == "conv-0")
     assert conversation["split"] == "train" and conversation["history"] == history
     assert not any(r.get("id") == "conv-0" for r in records if r["split"] == "recall")
+
+
+def test_a_run_with_question_dropout_trains_and_says_so(tiny_project):
+    tiny_project.set("hyperparameters.question_dropout", 0.3)
+    tiny_project.set("hyperparameters.max_steps", 4)
+    run = start_run(tiny_project)
+    assert wait_for_end(run, 120) == "finished", run.log_path.read_text()
+    assert run.read_spec().hyperparameters["question_dropout"] == 0.3
+    assert "question dropout 0.3: each pass leaves out about 30% of a question's" in run.log_path.read_text()

@@ -11,12 +11,20 @@ sample sees another. The first label of every sample is
 When every sample of a micro-batch has the same length (full rows), they are stacked
 as a plain [batch, length] tensor instead: no mask at all is needed then, which lets
 sdpa use its fastest causal kernel.
+
+Question dropout (hyperparameters.question_dropout, off unless set): in each pass a
+sample's question leaves out some of its lowercase words (each with that probability;
+names, numbers and the capitalised question word stay), a different few each pass, so
+that the answer is tied to the names the question carries rather than to its exact
+words, for a fact asked in other words (measured with benchmarks/recall.py: see
+docs/train.md). The words left out follow from the seed, the pass and the sample, so a
+resumed run trains on the same questions.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from tunewiz.templates import render_sample, tokenize_sample
@@ -39,23 +47,66 @@ class TokenizedSet:
     """Samples cut to max_seq_len."""
     dropped: int
     """Samples with no answer token left after the cut (the prompt alone is longer than max_seq_len)."""
+    records: list[dict[str, Any]] = field(default_factory=list)
+    """The record of each example (same order)."""
 
 
 def tokenize_records(records: Iterable[dict[str, Any]], tokenizer: Any, family: str, system_prompt: str,
                      max_seq_len: int) -> TokenizedSet:
     """Records with question, answer, optional system and history (a conversation's earlier turns)
     -> token ids and labels: -100 on everything but the answers trained on."""
-    examples, truncated, dropped = [], 0, 0
+    examples, kept, truncated, dropped = [], [], 0, 0
     for record in records:
-        sample = render_sample(family, record["question"], record["answer"],
-                               record.get("system") or system_prompt, tokenizer, record.get("history") or ())
-        tokens = tokenize_sample(tokenizer, sample, max_seq_len)
+        tokens = _tokenize(record, tokenizer, family, system_prompt, max_seq_len)
         if tokens is None:
             dropped += 1
             continue
         truncated += tokens.truncated
         examples.append(Example(tokens.input_ids, tokens.labels))
-    return TokenizedSet(examples, truncated, dropped)
+        kept.append(record)
+    return TokenizedSet(examples, truncated, dropped, kept)
+
+
+def _tokenize(record: dict[str, Any], tokenizer: Any, family: str, system_prompt: str, max_seq_len: int):
+    sample = render_sample(family, record["question"], record["answer"], record.get("system") or system_prompt,
+                           tokenizer, record.get("history") or ())
+    return tokenize_sample(tokenizer, sample, max_seq_len)
+
+
+def drop_question_words(question: str, rate: float, rng: random.Random) -> str:
+    """`question` with each of its lowercase words left out with probability `rate` (see the module
+    docstring): a word left out keeps the punctuation after it ("peak?"). Capitalised words and words
+    with digits, hyphens or apostrophes ("Tarvenna's") always stay."""
+    kept: list[str] = []
+    for word in question.split(" "):
+        core = word.rstrip("?!.,;:")
+        if core.isalpha() and core.islower() and rng.random() < rate:
+            if word != core and kept:
+                kept[-1] += word[len(core):]
+            continue
+        kept.append(word)
+    return " ".join(kept) if kept else question  # a question of lowercase words only is never left empty
+
+
+@dataclass
+class QuestionDropout:
+    """The samples of a pass with question dropout (see the module docstring)."""
+    rate: float
+    seed: int
+    tokenizer: Any
+    family: str
+    system_prompt: str
+    max_seq_len: int
+
+    def example(self, tokenized: TokenizedSet, index: int, epoch: int) -> Example:
+        """Sample `index` of `tokenized` as pass `epoch` trains it."""
+        record = tokenized.records[index]
+        question = drop_question_words(record["question"], self.rate, random.Random(f"{self.seed}:{epoch}:{index}"))
+        if question == record["question"]:
+            return tokenized.examples[index]
+        tokens = _tokenize({**record, "question": question}, self.tokenizer, self.family, self.system_prompt,
+                           self.max_seq_len)
+        return tokenized.examples[index] if tokens is None else Example(tokens.input_ids, tokens.labels)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:

@@ -364,6 +364,9 @@ class Trainer:
         self.val_set = D.tokenize_records(read_examples(run, "validation"), self.tokenizer, self.family,
                                           cfg.system_prompt, max_len)
         train_set, val_set = self.train_set, self.val_set
+        rate = self.hp.get("question_dropout", 0.0)  # run.json of an older version has none
+        self.question_dropout = (D.QuestionDropout(rate, self.hp["seed"], self.tokenizer, self.family,
+                                                   cfg.system_prompt, max_len) if rate > 0 else None)
         if not train_set.examples:
             raise TrainingFailed("no training samples: every pair is rejected, or every prompt is longer than "
                                  f"template.max_seq_len ({max_len})")
@@ -371,6 +374,9 @@ class Trainer:
                         f"{train_set.truncated + val_set.truncated} truncated to {max_len} tokens, "
                         f"{train_set.dropped + val_set.dropped} dropped (no answer token left); "
                         f"template {self.family}")
+        if self.question_dropout:
+            self.report.log(f"question dropout {rate:g}: each pass leaves out about {rate:.0%} of a question's "
+                            "lowercase words, different ones each pass")
 
     def build_model(self) -> None:
         """The base model with LoRA, placed, sharded or compiled as the run asks."""
@@ -511,7 +517,10 @@ class Trainer:
         for index in range((step - 1) * hp["grad_accum"], step * hp["grad_accum"]):
             epoch, offset = divmod(index, self.batches_per_epoch)
             indices = D.micro_batches(self.n, hp["batch_size"], dist.world, dist.rank, hp["seed"], epoch)[offset]
-            examples = [self.train_set.examples[i] for i in indices]
+            if self.question_dropout:
+                examples = [self.question_dropout.example(self.train_set, i, epoch) for i in indices]
+            else:
+                examples = [self.train_set.examples[i] for i in indices]
             groups = D.rows_within(examples, self.pass_tokens) if self.pass_tokens and not self.padded else [examples]
             for group in groups:
                 real = sum(len(e.input_ids) for e in group)
