@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -168,11 +169,15 @@ def main() -> int:
         names.append(name)
     folder = Path(args.keep or tempfile.mkdtemp(prefix="tunewiz-recall-"))
     results = []
-    for name in names:
-        result = run_config(name, configs[name], folder, gguf=not args.no_gguf and name == "recommended",
-                            train_rewordings=args.train_rewordings, every_checkpoint=args.every_checkpoint)
-        results.append(result)
-        print(json.dumps(result), flush=True)
+    try:
+        for name in names:
+            result = run_config(name, configs[name], folder, gguf=not args.no_gguf and name == "recommended",
+                                train_rewordings=args.train_rewordings, every_checkpoint=args.every_checkpoint)
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    finally:
+        if not args.keep:  # a configuration's project is 1-2 GB (checkpoints, the export): not left in /tmp
+            shutil.rmtree(folder, ignore_errors=True)
     print(f"\n{'config':12} {'steps':>5} {'to step 1':>9} {'training':>9} {'checks':>7}  "
           f"{'trained':>8} {'reworded':>8}  {'GGUF trained':>12} {'GGUF reworded':>13}  pick")
     for r in results:
