@@ -182,14 +182,19 @@ class PairStore:
                         self._loaded.pop(record["id"], None)
                     else:
                         pair = Pair.from_record(record)
-                        restored |= pair.id in self._places and pair.id not in self._loaded
-                        self._places.setdefault(pair.id, len(self._places))
+                        restored |= self._place(pair.id, self._loaded)
                         self._loaded[pair.id] = pair
                 except (ValueError, KeyError, TypeError, AttributeError):
                     # A line cut short by a crash mid-write: skip it, keep the rest.
                     self.torn_lines.append(number)
         if restored:
             self._put_in_place()
+
+    def _place(self, pair_id: str, live: dict[str, Pair]) -> bool:
+        """Give `pair_id` its place if it has none; whether it is a deleted pair coming back."""
+        back = pair_id in self._places and pair_id not in live
+        self._places.setdefault(pair_id, len(self._places))
+        return back
 
     def _put_in_place(self) -> None:
         """Order the pairs by their places (after a deleted pair came back)."""
@@ -278,8 +283,7 @@ class PairStore:
         live = self._pairs
         restored = False
         for pair in pairs:
-            restored |= pair.id in self._places and pair.id not in live
-            self._places.setdefault(pair.id, len(self._places))
+            restored |= self._place(pair.id, live)
             live[pair.id] = pair
         if restored:
             self._put_in_place()

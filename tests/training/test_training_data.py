@@ -57,7 +57,7 @@ def test_question_dropout_leaves_out_lowercase_words_only():
 
     question = "How tall is Mount Carrow, Tarvenna's highest peak in 2021?"
     variants = {D.drop_question_words(question, 0.5, random.Random(seed)) for seed in range(30)}
-    assert len(variants) > 5 and question in variants | {question}
+    assert len(variants) > 5  # different words left out with different seeds
     for variant in variants:
         for kept in ("How", "Mount", "Carrow,", "Tarvenna's", "2021?"):  # names, numbers, the question word
             assert kept in variant.split(), variant
